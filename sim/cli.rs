@@ -1,0 +1,119 @@
+//! The command line: `sim run`, `sim validate`. Parses flags with clap, calls
+//! the library, prints results. This module and `report` are the only ones
+//! that do I/O.
+
+use crate::error::Error;
+use crate::metrics::summary::Summary;
+use crate::report;
+use crate::scenario::Scenario;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A deterministic fault-injection simulator for reliability policies.
+#[derive(Debug, Parser)]
+#[command(name = "sim", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one scenario with one seed: print a summary and write a report.
+    Run(RunArgs),
+    /// Check a scenario file without running it.
+    Validate {
+        /// The scenario file.
+        file: PathBuf,
+    },
+}
+
+/// How the summary is printed on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A readable table.
+    Table,
+    /// The summary as JSON (the same as summary.json).
+    Json,
+}
+
+/// Flags of `sim run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file (JSON).
+    pub file: PathBuf,
+    /// The seed: the same scenario and seed always give the same results.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the report [default: reports/<scenario>/seed-<seed>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How to print the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Skip the PNG charts (faster; JSON and CSV are still written).
+    #[arg(long)]
+    pub no_charts: bool,
+    /// Override the scenario's limits.events_max.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1_000..))]
+    pub events_max: Option<u64>,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Run(args) => run_scenario(&args),
+        Command::Validate { file } => {
+            let scenario = Scenario::load(&file)?;
+            println!(
+                "{}: ok ({} services, {} clients, {} faults)",
+                file.display(),
+                scenario.services.len(),
+                scenario.clients.len(),
+                scenario.faults.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn run_scenario(args: &RunArgs) -> Result<(), Error> {
+    let mut scenario = Scenario::load(&args.file)?;
+    if let Some(events_max) = args.events_max {
+        scenario.limits.events_max = events_max;
+    }
+    let file = args.file.display().to_string();
+    let output = crate::model::run(&scenario, args.seed).map_err(|source| Error::Run {
+        file: file.clone(),
+        seed: args.seed,
+        source,
+    })?;
+    let summary = Summary::new(&scenario, args.seed, &output);
+    let files = report::render(&scenario, &summary, &output.rows, !args.no_charts)?;
+    let dir = args.out.clone().unwrap_or_else(|| default_out(&scenario.name, args.seed));
+    let written = report::write_all(&dir, &files)?;
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            let text = report::summary_json(&summary)?;
+            stdout.write_all(text.as_bytes()).map_err(Error::Stdout)?;
+        }
+        Format::Table => {
+            let mut text = report::table::render(&summary);
+            text.push('\n');
+            for path in &written {
+                text.push_str(&format!("  wrote {}\n", path.display()));
+            }
+            stdout.write_all(text.as_bytes()).map_err(Error::Stdout)?;
+        }
+    }
+    Ok(())
+}
+
+/// `reports/<scenario>/seed-<seed>`.
+pub fn default_out(scenario: &str, seed: u64) -> PathBuf {
+    Path::new("reports").join(scenario).join(format!("seed-{seed}"))
+}

@@ -1,0 +1,340 @@
+//! The whole-run summary written to `summary.json` and printed as a table.
+//! Every map is a `BTreeMap`, so key order (and so the bytes) never depend on
+//! hashing.
+
+use super::histogram::LatencyHistogram;
+use super::{Outcome, OutcomeCounts, ServiceCounters, TransitionRecord};
+use crate::model::RunOutput;
+use crate::scenario::Scenario;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Hours in a (365-day) year, as in the chapter's availability table.
+pub const HOURS_PER_YEAR: f64 = 365.0 * 24.0;
+
+/// The program version recorded in every summary.
+pub const VERSION: &str = concat!("sim ", env!("CARGO_PKG_VERSION"));
+
+/// Everything `summary.json` holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The program that wrote it.
+    pub version: String,
+    /// The scenario's file stem.
+    pub scenario: String,
+    /// What the scenario demonstrates.
+    pub description: String,
+    /// SHA-256 of the scenario file.
+    pub scenario_sha256: String,
+    /// The seed.
+    pub seed: u64,
+    /// Load duration, ms.
+    pub duration_ms: f64,
+    /// Window width, ms.
+    pub window_ms: f64,
+    /// Time of the last event, ms.
+    pub end_ms: f64,
+    /// Events processed.
+    pub events: u64,
+    /// Outcome totals.
+    pub requests: OutcomeSummary,
+    /// Success over issued.
+    pub availability: f64,
+    /// Success plus fallback over issued.
+    pub availability_served: f64,
+    /// `-log10(1 - availability)`; `null` when nothing failed.
+    pub nines: Option<f64>,
+    /// The availability's equivalent downtime per year, in hours.
+    pub downtime_hours_per_year: f64,
+    /// Latency of finished requests, all outcomes.
+    pub latency_ms: LatencySummary,
+    /// Attempts sent to services (client and dependency calls, retries included).
+    pub attempts: u64,
+    /// Attempts sent by clients (first tries and retries).
+    pub client_attempts: u64,
+    /// Client attempts per client request (1 means no retries).
+    pub retry_amplification: f64,
+    /// Per client.
+    pub clients: BTreeMap<String, ClientSummary>,
+    /// Per service.
+    pub services: BTreeMap<String, ServiceSummary>,
+    /// Per policy stack: each layer's counters.
+    pub policies: BTreeMap<String, Vec<LayerSummary>>,
+    /// Breaker state changes, in time order.
+    pub breaker_transitions: Vec<TransitionRecord>,
+    /// Transitions beyond the kept maximum.
+    pub breaker_transitions_dropped: u64,
+    /// The faults, as shaded on the charts.
+    pub faults: Vec<FaultSummary>,
+}
+
+/// Counts per outcome; they add up to `issued`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct OutcomeSummary {
+    /// Requests issued.
+    pub issued: u64,
+    /// Answered by the service.
+    pub success: u64,
+    /// Answered by a fallback.
+    pub fallback: u64,
+    /// Failed with an error.
+    pub error: u64,
+    /// Timed out.
+    pub timeout: u64,
+    /// Rejected by a breaker.
+    pub rejected_breaker: u64,
+    /// Rejected by a full queue.
+    pub rejected_queue: u64,
+    /// Still open when the run ended.
+    pub unfinished: u64,
+}
+
+impl OutcomeSummary {
+    fn new(issued: u64, counts: &OutcomeCounts) -> Self {
+        OutcomeSummary {
+            issued,
+            success: counts.get(Outcome::Success),
+            fallback: counts.get(Outcome::Fallback),
+            error: counts.get(Outcome::Error),
+            timeout: counts.get(Outcome::Timeout),
+            rejected_breaker: counts.get(Outcome::RejectedBreaker),
+            rejected_queue: counts.get(Outcome::RejectedQueue),
+            unfinished: counts.get(Outcome::Unfinished),
+        }
+    }
+
+    /// The outcomes' sum, which must equal `issued`.
+    pub fn total(&self) -> u64 {
+        self.success
+            + self.fallback
+            + self.error
+            + self.timeout
+            + self.rejected_breaker
+            + self.rejected_queue
+            + self.unfinished
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LatencySummary {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl LatencySummary {
+    fn new(histogram: &LatencyHistogram) -> Self {
+        let [p50, p90, p99, p999] = histogram.percentiles().map(micros_to_ms);
+        LatencySummary {
+            p50,
+            p90,
+            p99,
+            p999,
+            max: micros_to_ms(histogram.max_us()),
+            mean: round3(histogram.mean_us() / 1_000.0),
+        }
+    }
+}
+
+/// One client's results.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClientSummary {
+    /// Outcome totals.
+    pub requests: OutcomeSummary,
+    /// Success over issued.
+    pub availability: f64,
+    /// Latency percentiles.
+    pub latency_ms: LatencySummary,
+}
+
+/// One service's counters and queueing.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceSummary {
+    /// Calls that reached it.
+    pub arrivals: u64,
+    /// Refused by an outage or a crashed instance.
+    pub refused: u64,
+    /// Held by a hang outage.
+    pub held: u64,
+    /// Rejected by a full queue.
+    pub rejected_queue_full: u64,
+    /// Started on a worker.
+    pub started: u64,
+    /// Answered with success.
+    pub succeeded: u64,
+    /// Answered with an error.
+    pub failed: u64,
+    /// Cut off by a crash.
+    pub reset: u64,
+    /// Fraction of started calls that waited in a queue.
+    pub wait_probability: f64,
+    /// Mean queue wait of started calls, ms.
+    pub wait_ms_mean: f64,
+}
+
+impl ServiceSummary {
+    fn new(counters: &ServiceCounters) -> Self {
+        let started = counters.started.max(1) as f64;
+        ServiceSummary {
+            arrivals: counters.arrivals,
+            refused: counters.refused,
+            held: counters.held,
+            rejected_queue_full: counters.rejected_queue_full,
+            started: counters.started,
+            succeeded: counters.succeeded,
+            failed: counters.failed,
+            reset: counters.reset,
+            wait_probability: counters.waited as f64 / started,
+            wait_ms_mean: counters.wait_total_us as f64 / 1_000.0 / started,
+        }
+    }
+}
+
+/// One policy layer's counters.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerSummary {
+    /// The policy kind.
+    pub kind: String,
+    /// Its counters.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// A fault window.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultSummary {
+    /// A short label.
+    pub label: String,
+    /// Start, ms.
+    pub start_ms: f64,
+    /// End, ms.
+    pub end_ms: f64,
+}
+
+fn micros_to_ms(micros: u64) -> f64 {
+    micros as f64 / 1_000.0
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1_000.0).round() / 1_000.0
+}
+
+fn ratio(numerator: u64, denominator: u64) -> f64 {
+    if denominator == 0 {
+        1.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
+}
+
+/// Nines of an availability: 0.999 has 3. `None` for 1.0.
+pub fn nines(availability: f64) -> Option<f64> {
+    (availability < 1.0).then(|| round3(-(1.0 - availability).log10()))
+}
+
+impl Summary {
+    /// Builds the summary of `output`, a run of `scenario` with `seed`.
+    pub fn new(scenario: &Scenario, seed: u64, output: &RunOutput) -> Summary {
+        let recorder = &output.recorder;
+        let requests = OutcomeSummary::new(recorder.issued, &recorder.totals);
+        debug_assert_eq!(requests.total(), requests.issued);
+        let availability = ratio(requests.success, requests.issued);
+        let clients = scenario
+            .clients
+            .iter()
+            .zip(&recorder.clients)
+            .map(|(client, record)| {
+                let requests = OutcomeSummary::new(record.issued, &record.outcomes);
+                let summary = ClientSummary {
+                    availability: ratio(requests.success, requests.issued),
+                    requests,
+                    latency_ms: LatencySummary::new(&record.latency),
+                };
+                (client.name.clone(), summary)
+            })
+            .collect();
+        let services = scenario
+            .services
+            .iter()
+            .zip(&recorder.services)
+            .map(|(service, counters)| (service.name.clone(), ServiceSummary::new(counters)))
+            .collect();
+        let policies = output
+            .policies
+            .iter()
+            .map(|stack| {
+                let layers = stack
+                    .layers
+                    .iter()
+                    .map(|(kind, counters)| LayerSummary {
+                        kind: kind.to_string(),
+                        counters: counters.iter().map(|(name, value)| (name.to_string(), *value)).collect(),
+                    })
+                    .collect();
+                (stack.name.clone(), layers)
+            })
+            .collect();
+        let faults = scenario
+            .faults
+            .iter()
+            .map(|fault| {
+                let (start, end) = fault.window();
+                FaultSummary {
+                    label: fault.label(&scenario.services),
+                    start_ms: start.as_ms_f64(),
+                    end_ms: end.as_ms_f64(),
+                }
+            })
+            .collect();
+        Summary {
+            version: VERSION.to_string(),
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            scenario_sha256: scenario.hash.clone(),
+            seed,
+            duration_ms: scenario.duration.as_ms_f64(),
+            window_ms: scenario.window.as_ms_f64(),
+            end_ms: output.end.as_ms_f64(),
+            events: output.events,
+            availability,
+            availability_served: ratio(requests.success + requests.fallback, requests.issued),
+            nines: nines(availability),
+            downtime_hours_per_year: round3((1.0 - availability) * HOURS_PER_YEAR),
+            latency_ms: LatencySummary::new(&recorder.latency),
+            attempts: recorder.attempts,
+            client_attempts: recorder.client_attempts,
+            retry_amplification: round3(ratio(recorder.client_attempts, requests.issued)),
+            requests,
+            clients,
+            services,
+            policies,
+            breaker_transitions: recorder.transitions.clone(),
+            breaker_transitions_dropped: recorder.transitions_dropped,
+            faults,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nines_and_downtime_match_the_chapter_table() {
+        assert_eq!(nines(0.999), Some(3.0));
+        assert_eq!(nines(1.0), None);
+        let hours = (1.0 - 0.999) * HOURS_PER_YEAR;
+        assert!((hours - 8.76).abs() < 1e-9);
+        let minutes = (1.0 - 0.9999) * HOURS_PER_YEAR * 60.0;
+        assert!((minutes - 52.56).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,9 @@
+//! The simulated system: clients, services with worker pools and queues,
+//! load balancers, network latency, faults, and the policy stacks that calls
+//! go through. `world::World` owns all of it and handles every event.
+
+pub mod arrivals;
+pub mod distribution;
+pub mod world;
+
+pub use world::{run, RunError, RunOutput};

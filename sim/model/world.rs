@@ -1,0 +1,852 @@
+//! The world: every client, service instance, in-flight call and fault, and
+//! the handler for every event. `run` drives it to the end of a scenario.
+//!
+//! ## One request's path
+//!
+//! 1. A client issues a request (`Event::Arrival`, `Event::Burst` or
+//!    `Event::UserWake`): a `Request` is created and a call starts through the
+//!    client's policy stack.
+//! 2. Each layer of the stack gets a `Frame` (one invocation) and answers with
+//!    a `Step` (`policy::Layer`); below the innermost layer the *transport*
+//!    frame sends an attempt over the network (`Event::JobArrive` after the
+//!    sampled latency).
+//! 3. At the service, a fault may refuse or hold the call; otherwise the load
+//!    balancer picks an instance, which runs it on a free worker, queues it,
+//!    or rejects it when the queue is full.
+//! 4. The worker spends the service time (`Event::JobLocalDone`), then makes
+//!    the service's dependency calls, each through that instance's own policy
+//!    stack, holding the worker meanwhile.
+//! 5. The answer travels back (`Event::ReplyArrive`) to the transport frame,
+//!    then up the stack, each layer deciding to retry, record, fall back or
+//!    pass it on, until the top frame completes the request with exactly one
+//!    `Outcome`.
+//!
+//! Work triggered inside one event (a reply climbing the stack, a breaker
+//! rejecting at once) goes through a FIFO work list, so handlers never
+//! re-enter each other and the order is deterministic.
+
+use crate::engine::{EventId, EventQueue, RngFactory, SimDuration, SimRng, SimTime};
+use crate::metrics::{Outcome, Recorder, WindowRow};
+use crate::model::arrivals::ArrivalProcess;
+use crate::policy::{CallState, Ctx, Layer, Note, Reply, Step};
+use crate::scenario::{DependencyMode, Fault, Load, LoadBalancerKind, OutageMode, Scenario};
+use slotmap::{new_key_type, SlotMap};
+use std::collections::VecDeque;
+
+new_key_type! {
+    struct FrameKey;
+    struct RequestKey;
+    struct JobKey;
+}
+
+/// The most calls a hang outage holds per service; more are refused.
+pub const HELD_MAX: usize = 1_000_000;
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RunError {
+    /// The event limit was reached.
+    #[error("the run reached limits.events_max ({events_max} events) at {at}; raise limits.events_max or shorten duration_ms")]
+    EventLimit {
+        /// The limit.
+        events_max: u64,
+        /// Virtual time when it was reached.
+        at: SimTime,
+    },
+}
+
+/// Everything a finished run measured.
+pub struct RunOutput {
+    /// Totals and per-component counters.
+    pub recorder: Recorder,
+    /// The time series.
+    pub rows: Vec<WindowRow>,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time of the last event.
+    pub end: SimTime,
+    /// Per policy stack: name and each layer's kind and counters.
+    pub policies: Vec<StackReport>,
+}
+
+/// One policy stack's counters.
+pub struct StackReport {
+    /// `client/users` or `service/api[0]->db`.
+    pub name: String,
+    /// Each layer, outermost first: kind and counters.
+    pub layers: Vec<(&'static str, Vec<(&'static str, u64)>)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Event {
+    Arrival { client: usize },
+    Burst { client: usize, count: u32 },
+    UserWake { client: usize },
+    FrameStart { frame: FrameKey },
+    FrameTimer { frame: FrameKey },
+    JobArrive { job: JobKey },
+    JobLocalDone { job: JobKey },
+    ReplyArrive { frame: FrameKey, reply: Reply },
+    FaultBegin { fault: usize },
+    FaultEnd { fault: usize },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Parent {
+    Request(RequestKey),
+    Frame(FrameKey),
+    Dependency(JobKey, usize),
+}
+
+struct Frame {
+    stack: usize,
+    depth: usize,
+    parent: Parent,
+    call: CallState,
+    timer: Option<EventId>,
+    delayed_start: Option<EventId>,
+}
+
+struct Request {
+    client: usize,
+    issued_at: SimTime,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobState {
+    InFlight,
+    Held,
+    Queued,
+    Running,
+    Dependencies { next: usize, pending: usize },
+}
+
+struct Job {
+    service: usize,
+    instance: usize,
+    reply_to: FrameKey,
+    arrived_at: SimTime,
+    state: JobState,
+    /// Index in the instance's `running` list while it holds a worker.
+    slot: usize,
+}
+
+struct Stack {
+    name: String,
+    layers: Vec<Box<dyn Layer>>,
+    target: usize,
+    rng: SimRng,
+    network: SimRng,
+}
+
+struct Instance {
+    up: bool,
+    /// Jobs holding a worker, for crash handling.
+    running: Vec<JobKey>,
+    queue: VecDeque<JobKey>,
+}
+
+struct ServiceState {
+    instances: Vec<Instance>,
+    round_robin_next: usize,
+    held: VecDeque<JobKey>,
+    work_rng: SimRng,
+    error_rng: SimRng,
+    fault_rng: SimRng,
+    network: SimRng,
+    /// First stack index of this service's dependency stacks; instance `i`'s
+    /// call `c` uses `stack_base + i * calls + c`.
+    stack_base: usize,
+    fail_fast_outages: u32,
+    hang_outages: u32,
+    error_faults: Vec<usize>,
+    latency_faults: Vec<usize>,
+}
+
+struct ClientState {
+    arrivals: Option<ArrivalProcess>,
+    arrival_rng: SimRng,
+    think_rng: SimRng,
+}
+
+enum Work {
+    Start(FrameKey),
+    Deliver(FrameKey, Reply),
+    DependencyDone(JobKey, usize, Reply),
+}
+
+struct World<'a> {
+    scenario: &'a Scenario,
+    now: SimTime,
+    end_of_load: SimTime,
+    queue: EventQueue<Event>,
+    clients: Vec<ClientState>,
+    services: Vec<ServiceState>,
+    stacks: Vec<Stack>,
+    frames: SlotMap<FrameKey, Frame>,
+    requests: SlotMap<RequestKey, Request>,
+    jobs: SlotMap<JobKey, Job>,
+    work: VecDeque<Work>,
+    notes: Vec<Note>,
+    recorder: Recorder,
+}
+
+/// Runs `scenario` with `seed` to completion.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    let mut world = World::new(scenario, seed);
+    let end = SimTime::ZERO + scenario.duration + scenario.limits.drain;
+    let mut events = 0u64;
+    while let Some(at) = world.queue.peek_time() {
+        if at > end {
+            break;
+        }
+        if events >= scenario.limits.events_max {
+            return Err(RunError::EventLimit {
+                events_max: scenario.limits.events_max,
+                at,
+            });
+        }
+        let (at, event) = world.queue.pop().expect("peeked");
+        debug_assert!(at >= world.now);
+        world.now = at;
+        events += 1;
+        world.handle(event);
+        world.drain_work();
+    }
+    Ok(world.finish(events))
+}
+
+impl<'a> World<'a> {
+    fn new(scenario: &'a Scenario, seed: u64) -> World<'a> {
+        let rngs = RngFactory::new(seed);
+        let end_of_load = SimTime::ZERO + scenario.duration;
+        let mut stacks = Vec::new();
+        for client in &scenario.clients {
+            let name = format!("client/{}", client.name);
+            stacks.push(Stack {
+                layers: client.policies.iter().map(|policy| policy.build()).collect(),
+                target: client.target,
+                rng: rngs.stream(&format!("{name}/policies")),
+                network: rngs.stream(&format!("{name}/network")),
+                name,
+            });
+        }
+        let mut services = Vec::new();
+        for service in &scenario.services {
+            let base = format!("service/{}", service.name);
+            let stack_base = stacks.len();
+            for instance in 0..service.instances {
+                for (index, call) in service.dependencies.iter().enumerate() {
+                    let target = &scenario.services[call.service].name;
+                    let name = format!("{base}[{instance}]->{target}");
+                    stacks.push(Stack {
+                        layers: call.policies.iter().map(|policy| policy.build()).collect(),
+                        target: call.service,
+                        rng: rngs.stream(&format!("{base}[{instance}]/calls[{index}]/policies")),
+                        network: rngs.stream(&format!("{base}[{instance}]/calls[{index}]/network")),
+                        name,
+                    });
+                }
+            }
+            services.push(ServiceState {
+                instances: (0..service.instances)
+                    .map(|_| Instance {
+                        up: true,
+                        running: Vec::with_capacity(service.workers.min(1024) as usize),
+                        queue: VecDeque::new(),
+                    })
+                    .collect(),
+                round_robin_next: 0,
+                held: VecDeque::new(),
+                work_rng: rngs.stream(&format!("{base}/work")),
+                error_rng: rngs.stream(&format!("{base}/errors")),
+                fault_rng: rngs.stream(&format!("{base}/faults")),
+                network: rngs.stream(&format!("{base}/network")),
+                stack_base,
+                fail_fast_outages: 0,
+                hang_outages: 0,
+                error_faults: Vec::new(),
+                latency_faults: Vec::new(),
+            });
+        }
+        let clients = scenario
+            .clients
+            .iter()
+            .map(|client| ClientState {
+                arrivals: match &client.load {
+                    Load::OpenLoop { arrival, rate, .. } => {
+                        Some(ArrivalProcess::new(*arrival, rate.clone(), end_of_load))
+                    }
+                    Load::ClosedLoop { .. } => None,
+                },
+                arrival_rng: rngs.stream(&format!("client/{}/arrivals", client.name)),
+                think_rng: rngs.stream(&format!("client/{}/think", client.name)),
+            })
+            .collect();
+        let mut world = World {
+            scenario,
+            now: SimTime::ZERO,
+            end_of_load,
+            queue: EventQueue::new(),
+            clients,
+            services,
+            stacks,
+            frames: SlotMap::with_key(),
+            requests: SlotMap::with_key(),
+            jobs: SlotMap::with_key(),
+            work: VecDeque::new(),
+            notes: Vec::new(),
+            recorder: Recorder::new(scenario.window, scenario.clients.len(), scenario.services.len()),
+        };
+        world.schedule_start();
+        world
+    }
+
+    /// Schedules the first arrivals, bursts, closed-loop users and faults.
+    fn schedule_start(&mut self) {
+        let scenario = self.scenario;
+        for (index, client) in scenario.clients.iter().enumerate() {
+            let state = &mut self.clients[index];
+            match &client.load {
+                Load::OpenLoop { bursts, .. } => {
+                    let process = state.arrivals.as_ref().expect("open-loop client");
+                    if let Some(first) = process.next_after(SimTime::ZERO, &mut state.arrival_rng) {
+                        self.queue.push(first, Event::Arrival { client: index });
+                    }
+                    for &(at, count) in bursts {
+                        self.queue.push(at, Event::Burst { client: index, count });
+                    }
+                }
+                Load::ClosedLoop { users, think_time } => {
+                    // Users start spread over one think time, not all at once.
+                    for _ in 0..*users {
+                        let at = SimTime::ZERO + think_time.sample(&mut state.think_rng);
+                        if at < self.end_of_load {
+                            self.queue.push(at, Event::UserWake { client: index });
+                        }
+                    }
+                }
+            }
+        }
+        for (index, fault) in scenario.faults.iter().enumerate() {
+            let (start, end) = fault.window();
+            self.queue.push(start, Event::FaultBegin { fault: index });
+            self.queue.push(end, Event::FaultEnd { fault: index });
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Arrival { client } => {
+                self.issue_request(client);
+                let state = &mut self.clients[client];
+                let process = state.arrivals.as_ref().expect("open-loop client");
+                if let Some(next) = process.next_after(self.now, &mut state.arrival_rng) {
+                    self.queue.push(next, Event::Arrival { client });
+                }
+            }
+            Event::Burst { client, count } => {
+                for _ in 0..count {
+                    self.issue_request(client);
+                }
+            }
+            Event::UserWake { client } => self.issue_request(client),
+            Event::FrameStart { frame } => {
+                if let Some(state) = self.frames.get_mut(frame) {
+                    state.delayed_start = None;
+                    self.spawn_child(frame);
+                }
+            }
+            Event::FrameTimer { frame } => {
+                if let Some(state) = self.frames.get_mut(frame) {
+                    state.timer = None;
+                    let step = self.with_layer(frame, |layer, ctx| layer.on_timer(ctx));
+                    self.apply(frame, step);
+                }
+            }
+            Event::JobArrive { job } => self.job_arrive(job),
+            Event::JobLocalDone { job } => self.job_local_done(job),
+            Event::ReplyArrive { frame, reply } => {
+                // The transport frame is gone if the run ended it; otherwise
+                // the reply completes it and climbs the stack.
+                if self.frames.contains_key(frame) {
+                    self.complete(frame, reply);
+                }
+            }
+            Event::FaultBegin { fault } => self.fault_begin(fault),
+            Event::FaultEnd { fault } => self.fault_end(fault),
+        }
+    }
+
+    fn drain_work(&mut self) {
+        while let Some(work) = self.work.pop_front() {
+            match work {
+                Work::Start(frame) => self.start_frame(frame),
+                Work::Deliver(frame, reply) => {
+                    if self.frames.contains_key(frame) {
+                        let step = self.with_layer(frame, |layer, ctx| layer.on_result(ctx, reply));
+                        self.apply(frame, step);
+                    }
+                }
+                Work::DependencyDone(job, index, reply) => self.dependency_done(job, index, reply),
+            }
+        }
+    }
+
+    // ----- Requests and policy stacks -----
+
+    fn issue_request(&mut self, client: usize) {
+        let request = self.requests.insert(Request {
+            client,
+            issued_at: self.now,
+        });
+        self.recorder.request_issued(self.now, client);
+        self.start_call(client, Parent::Request(request));
+    }
+
+    fn finish_request(&mut self, request: RequestKey, reply: Reply) {
+        let Some(state) = self.requests.remove(request) else {
+            debug_assert!(false, "request finished twice");
+            return;
+        };
+        let latency = self.now.saturating_since(state.issued_at);
+        self.recorder
+            .request_finished(self.now, state.client, Outcome::of(reply), latency);
+        if let Load::ClosedLoop { think_time, .. } = &self.scenario.clients[state.client].load {
+            let at = self.now + think_time.sample(&mut self.clients[state.client].think_rng);
+            if at < self.end_of_load {
+                self.queue.push(at, Event::UserWake { client: state.client });
+            }
+        }
+    }
+
+    /// Starts a call through `stack` on behalf of `parent`.
+    fn start_call(&mut self, stack: usize, parent: Parent) {
+        let frame = self.frames.insert(Frame {
+            stack,
+            depth: 0,
+            parent,
+            call: CallState {
+                started_at: self.now,
+                ..CallState::default()
+            },
+            timer: None,
+            delayed_start: None,
+        });
+        self.work.push_back(Work::Start(frame));
+    }
+
+    fn spawn_child(&mut self, parent: FrameKey) {
+        let (stack, depth) = {
+            let frame = &self.frames[parent];
+            (frame.stack, frame.depth + 1)
+        };
+        let child = self.frames.insert(Frame {
+            stack,
+            depth,
+            parent: Parent::Frame(parent),
+            call: CallState {
+                started_at: self.now,
+                ..CallState::default()
+            },
+            timer: None,
+            delayed_start: None,
+        });
+        self.work.push_back(Work::Start(child));
+    }
+
+    fn start_frame(&mut self, frame: FrameKey) {
+        let Some(state) = self.frames.get(frame) else {
+            return;
+        };
+        if state.depth == self.stacks[state.stack].layers.len() {
+            self.send_attempt(frame);
+        } else {
+            let step = self.with_layer(frame, |layer, ctx| layer.on_start(ctx));
+            self.apply(frame, step);
+        }
+    }
+
+    /// Runs one layer hook for `frame` and records any notes it made.
+    fn with_layer(&mut self, frame: FrameKey, hook: impl FnOnce(&mut dyn Layer, &mut Ctx) -> Step) -> Step {
+        let state = self.frames.get_mut(frame).expect("live frame");
+        let stack = &mut self.stacks[state.stack];
+        let mut ctx = Ctx {
+            now: self.now,
+            call: &mut state.call,
+            rng: &mut stack.rng,
+            notes: &mut self.notes,
+        };
+        let step = hook(stack.layers[state.depth].as_mut(), &mut ctx);
+        if !self.notes.is_empty() {
+            let name = &stack.name;
+            for note in self.notes.drain(..) {
+                match note {
+                    Note::BreakerTransition { from, to } => {
+                        self.recorder.breaker_transition(self.now, name, from, to);
+                    }
+                }
+            }
+        }
+        step
+    }
+
+    fn apply(&mut self, frame: FrameKey, step: Step) {
+        match step {
+            Step::Forward => self.spawn_child(frame),
+            Step::ForwardAfter(delay) if delay == SimDuration::ZERO => self.spawn_child(frame),
+            Step::ForwardAfter(delay) => {
+                let id = self.queue.push(self.now + delay, Event::FrameStart { frame });
+                let previous = self.frames[frame].delayed_start.replace(id);
+                debug_assert!(previous.is_none(), "two delayed starts for one frame");
+            }
+            Step::ForwardWithTimer(timeout) => {
+                let id = self.queue.push(self.now + timeout, Event::FrameTimer { frame });
+                if let Some(previous) = self.frames[frame].timer.replace(id) {
+                    self.queue.cancel(previous);
+                }
+                self.spawn_child(frame);
+            }
+            Step::Complete(reply) => self.complete(frame, reply),
+            Step::Wait => {}
+        }
+    }
+
+    /// Ends `frame` with `reply`, cancels its timers and hands the reply to
+    /// its parent. Inner frames still running are abandoned: when they end,
+    /// their parent is gone and their reply is dropped.
+    fn complete(&mut self, frame: FrameKey, reply: Reply) {
+        let state = self.frames.remove(frame).expect("live frame");
+        if let Some(timer) = state.timer {
+            self.queue.cancel(timer);
+        }
+        if let Some(start) = state.delayed_start {
+            self.queue.cancel(start);
+        }
+        match state.parent {
+            Parent::Request(request) => self.finish_request(request, reply),
+            Parent::Frame(parent) => self.work.push_back(Work::Deliver(parent, reply)),
+            Parent::Dependency(job, index) => self.work.push_back(Work::DependencyDone(job, index, reply)),
+        }
+    }
+
+    // ----- Transport and services -----
+
+    fn send_attempt(&mut self, frame: FrameKey) {
+        let stack_index = self.frames[frame].stack;
+        let from_client = stack_index < self.scenario.clients.len();
+        let stack = &mut self.stacks[stack_index];
+        let service = stack.target;
+        let latency = self.scenario.network_latency.sample(&mut stack.network);
+        let job = self.jobs.insert(Job {
+            service,
+            instance: 0,
+            reply_to: frame,
+            arrived_at: self.now,
+            state: JobState::InFlight,
+            slot: 0,
+        });
+        self.recorder.attempt_sent(self.now, from_client);
+        self.queue.push(self.now + latency, Event::JobArrive { job });
+    }
+
+    fn job_arrive(&mut self, job: JobKey) {
+        let service = self.jobs[job].service;
+        self.jobs[job].arrived_at = self.now;
+        self.recorder.services[service].arrivals += 1;
+        let state = &mut self.services[service];
+        if state.fail_fast_outages > 0 {
+            self.recorder.services[service].refused += 1;
+            self.respond(job, Reply::Error { retryable: true });
+        } else if state.hang_outages > 0 && state.held.len() < HELD_MAX {
+            self.recorder.services[service].held += 1;
+            self.jobs[job].state = JobState::Held;
+            state.held.push_back(job);
+        } else if state.hang_outages > 0 {
+            self.recorder.services[service].refused += 1;
+            self.respond(job, Reply::Error { retryable: true });
+        } else {
+            self.route(job);
+        }
+    }
+
+    /// Picks an instance and runs, queues or rejects the job there.
+    fn route(&mut self, job: JobKey) {
+        let service = self.jobs[job].service;
+        let config = &self.scenario.services[service];
+        let state = &mut self.services[service];
+        let instance = match config.load_balancer {
+            LoadBalancerKind::RoundRobin => {
+                let chosen = state.round_robin_next;
+                state.round_robin_next = (chosen + 1) % state.instances.len();
+                chosen
+            }
+            // Without health checks the balancer cannot see that an instance
+            // is down; a crashed instance refuses fast, looks idle and so
+            // attracts traffic, as real least-connection balancers do.
+            LoadBalancerKind::LeastOutstanding => (0..state.instances.len())
+                .min_by_key(|&index| {
+                    let instance = &state.instances[index];
+                    instance.running.len() + instance.queue.len()
+                })
+                .expect("at least one instance"),
+        };
+        self.jobs[job].instance = instance;
+        let target = &mut state.instances[instance];
+        if !target.up {
+            self.recorder.services[service].refused += 1;
+            self.respond(job, Reply::Error { retryable: true });
+        } else if target.running.len() < config.workers as usize {
+            self.start_job(job);
+        } else if target.queue.len() < config.queue_capacity as usize {
+            self.jobs[job].state = JobState::Queued;
+            target.queue.push_back(job);
+        } else {
+            self.recorder.services[service].rejected_queue_full += 1;
+            self.respond(job, Reply::QueueFull);
+        }
+    }
+
+    fn start_job(&mut self, job: JobKey) {
+        let (service, instance, arrived_at) = {
+            let state = &self.jobs[job];
+            (state.service, state.instance, state.arrived_at)
+        };
+        let config = &self.scenario.services[service];
+        let state = &mut self.services[service];
+        let target = &mut state.instances[instance];
+        debug_assert!(target.up);
+        debug_assert!(target.running.len() < config.workers as usize);
+        let slot = target.running.len();
+        target.running.push(job);
+        let wait = self.now.saturating_since(arrived_at);
+        let counters = &mut self.recorder.services[service];
+        counters.started += 1;
+        if wait > SimDuration::ZERO {
+            counters.waited += 1;
+            counters.wait_total_us += u128::from(wait.0);
+        }
+        let mut work = config.service_time.sample(&mut state.work_rng);
+        for &fault in &state.latency_faults {
+            if let Fault::Latency { probability, added, .. } = &self.scenario.faults[fault] {
+                if state.fault_rng.chance(*probability) {
+                    work = work + added.sample(&mut state.fault_rng);
+                }
+            }
+        }
+        let record = &mut self.jobs[job];
+        record.state = JobState::Running;
+        record.slot = slot;
+        self.queue.push(self.now + work, Event::JobLocalDone { job });
+    }
+
+    fn job_local_done(&mut self, job: JobKey) {
+        // A crash may have ended the job; its event then finds nothing.
+        let Some(record) = self.jobs.get(job) else {
+            return;
+        };
+        let service = record.service;
+        let config = &self.scenario.services[service];
+        let state = &mut self.services[service];
+        let mut survive = 1.0 - config.error_probability;
+        for &fault in &state.error_faults {
+            if let Fault::ErrorRate { probability, .. } = &self.scenario.faults[fault] {
+                survive *= 1.0 - probability;
+            }
+        }
+        if state.error_rng.chance(1.0 - survive) {
+            self.finish_job(job, Reply::Error { retryable: true });
+        } else if config.dependencies.is_empty() {
+            self.finish_job(job, Reply::Success);
+        } else {
+            match config.dependency_mode {
+                DependencyMode::Sequential => {
+                    self.jobs[job].state = JobState::Dependencies { next: 1, pending: 1 };
+                    self.call_dependency(job, 0);
+                }
+                DependencyMode::Parallel => {
+                    let calls = config.dependencies.len();
+                    self.jobs[job].state = JobState::Dependencies {
+                        next: calls,
+                        pending: calls,
+                    };
+                    for index in 0..calls {
+                        self.call_dependency(job, index);
+                    }
+                }
+            }
+        }
+    }
+
+    fn call_dependency(&mut self, job: JobKey, index: usize) {
+        let record = &self.jobs[job];
+        let calls = self.scenario.services[record.service].dependencies.len();
+        let stack = self.services[record.service].stack_base + record.instance * calls + index;
+        self.start_call(stack, Parent::Dependency(job, index));
+    }
+
+    fn dependency_done(&mut self, job: JobKey, _index: usize, reply: Reply) {
+        // The job is gone if its instance crashed or a sibling call failed.
+        let Some(record) = self.jobs.get_mut(job) else {
+            return;
+        };
+        let JobState::Dependencies { next, pending } = record.state else {
+            debug_assert!(false, "dependency reply for a job not waiting on dependencies");
+            return;
+        };
+        if !reply.is_ok() {
+            // A failed dependency fails the whole request (a 5xx upstream).
+            self.finish_job(job, Reply::Error { retryable: true });
+            return;
+        }
+        let calls = self.scenario.services[record.service].dependencies.len();
+        if pending > 1 {
+            record.state = JobState::Dependencies {
+                next,
+                pending: pending - 1,
+            };
+        } else if next < calls {
+            record.state = JobState::Dependencies {
+                next: next + 1,
+                pending: 1,
+            };
+            self.call_dependency(job, next);
+        } else {
+            self.finish_job(job, Reply::Success);
+        }
+    }
+
+    /// The worker is done with `job`: it answers, and the next queued job starts.
+    fn finish_job(&mut self, job: JobKey, reply: Reply) {
+        let (service, instance) = self.release_worker(job);
+        let counters = &mut self.recorder.services[service];
+        if reply == Reply::Success {
+            counters.succeeded += 1;
+        } else {
+            counters.failed += 1;
+        }
+        self.respond(job, reply);
+        self.start_next_queued(service, instance);
+    }
+
+    /// Removes a running job from its instance's worker list.
+    fn release_worker(&mut self, job: JobKey) -> (usize, usize) {
+        let record = &self.jobs[job];
+        let (service, instance, slot) = (record.service, record.instance, record.slot);
+        let running = &mut self.services[service].instances[instance].running;
+        debug_assert_eq!(running[slot], job);
+        running.swap_remove(slot);
+        if let Some(&moved) = running.get(slot) {
+            self.jobs[moved].slot = slot;
+        }
+        (service, instance)
+    }
+
+    fn start_next_queued(&mut self, service: usize, instance: usize) {
+        let target = &mut self.services[service].instances[instance];
+        if target.up {
+            if let Some(next) = target.queue.pop_front() {
+                self.start_job(next);
+            }
+        }
+    }
+
+    /// Sends `reply` back to the job's caller and forgets the job.
+    fn respond(&mut self, job: JobKey, reply: Reply) {
+        let record = self.jobs.remove(job).expect("live job");
+        let latency = self
+            .scenario
+            .network_latency
+            .sample(&mut self.services[record.service].network);
+        self.queue.push(
+            self.now + latency,
+            Event::ReplyArrive {
+                frame: record.reply_to,
+                reply,
+            },
+        );
+    }
+
+    // ----- Faults -----
+
+    fn fault_begin(&mut self, fault: usize) {
+        let service = self.scenario.faults[fault].service();
+        let state = &mut self.services[service];
+        match &self.scenario.faults[fault] {
+            Fault::Outage { mode: OutageMode::FailFast, .. } => state.fail_fast_outages += 1,
+            Fault::Outage { mode: OutageMode::Hang, .. } => state.hang_outages += 1,
+            Fault::ErrorRate { .. } => state.error_faults.push(fault),
+            Fault::Latency { .. } => state.latency_faults.push(fault),
+            Fault::Crash { instance, .. } => self.crash(service, *instance as usize),
+        }
+    }
+
+    fn fault_end(&mut self, fault: usize) {
+        let service = self.scenario.faults[fault].service();
+        let state = &mut self.services[service];
+        match &self.scenario.faults[fault] {
+            Fault::Outage { mode: OutageMode::FailFast, .. } => state.fail_fast_outages -= 1,
+            Fault::Outage { mode: OutageMode::Hang, .. } => {
+                state.hang_outages -= 1;
+                if state.hang_outages == 0 {
+                    // The service wakes up and serves everything it held, in
+                    // arrival order: the backlog lands all at once.
+                    let held = std::mem::take(&mut state.held);
+                    for job in held {
+                        if self.services[service].fail_fast_outages > 0 {
+                            self.recorder.services[service].refused += 1;
+                            self.respond(job, Reply::Error { retryable: true });
+                        } else {
+                            self.route(job);
+                        }
+                    }
+                }
+            }
+            Fault::ErrorRate { .. } => state.error_faults.retain(|&active| active != fault),
+            Fault::Latency { .. } => state.latency_faults.retain(|&active| active != fault),
+            Fault::Crash { instance, .. } => state.instances[*instance as usize].up = true,
+        }
+    }
+
+    /// The instance dies: every job on it is reset and its queue is lost.
+    fn crash(&mut self, service: usize, instance: usize) {
+        let target = &mut self.services[service].instances[instance];
+        target.up = false;
+        let mut victims: Vec<JobKey> = std::mem::take(&mut target.running);
+        victims.extend(target.queue.drain(..));
+        for job in victims {
+            self.recorder.services[service].reset += 1;
+            self.respond(job, Reply::Error { retryable: true });
+        }
+    }
+
+    fn finish(mut self, events: u64) -> RunOutput {
+        // Requests still open are unfinished; slot-map order is deterministic.
+        for (_, request) in self.requests.iter() {
+            self.recorder.request_unfinished(request.client);
+        }
+        let end = self.now;
+        let rows = self.recorder.finish(end);
+        debug_assert_eq!(self.recorder.totals.total(), self.recorder.issued);
+        let policies = self
+            .stacks
+            .iter()
+            .filter(|stack| !stack.layers.is_empty())
+            .map(|stack| StackReport {
+                name: stack.name.clone(),
+                layers: stack
+                    .layers
+                    .iter()
+                    .map(|layer| (layer.kind(), layer.counters()))
+                    .collect(),
+            })
+            .collect();
+        RunOutput {
+            recorder: self.recorder,
+            rows,
+            events,
+            end,
+            policies,
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Backoff schedules: how long a retry waits before the next attempt.
+//!
+//! `fixed` is the chapter's simple retry (a constant delay, 1000 ms in the
+//! chapter). `exponential` is `initial_ms * factor^(n-1)`, capped at `max_ms`,
+//! then jittered:
+//!
+//! | jitter | delay for retry n, with d = the capped exponential |
+//! |---|---|
+//! | `none` | `d` (every client that failed together retries together) |
+//! | `full` | uniform in `[0, d]` (AWS "full jitter") |
+//! | `equal` | `d/2 + uniform[0, d/2]`, the chapter's `delay * (0.5 + random * 0.5)` |
+//! | `decorrelated` | `min(max, uniform[initial, 3 * previous])` (AWS "decorrelated jitter") |
+
+use crate::engine::{SimDuration, SimRng};
+use crate::scenario::check::{self, join};
+use crate::scenario::error::Invalid;
+use serde::{Deserialize, Serialize};
+
+/// The longest delay a backoff may be configured with: one hour.
+pub const DELAY_MS_MAX: f64 = 3_600_000.0;
+
+/// How retries are spread out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Jitter {
+    /// No randomness.
+    #[default]
+    None,
+    /// Uniform in `[0, d]`.
+    Full,
+    /// `d/2` plus uniform in `[0, d/2]`.
+    Equal,
+    /// Uniform in `[initial, 3 * previous]`, capped.
+    Decorrelated,
+}
+
+/// A backoff schedule. JSON: `{"kind": "fixed", "delay_ms": 1000}` or
+/// `{"kind": "exponential", "initial_ms": 100, "factor": 2, "max_ms": 10000, "jitter": "full"}`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Backoff {
+    /// The same delay before every retry.
+    Fixed {
+        /// The delay, in `[0, 3600000]`.
+        delay_ms: f64,
+    },
+    /// Exponentially growing delays.
+    Exponential {
+        /// The first delay, in `(0, 3600000]`.
+        initial_ms: f64,
+        /// The growth factor, in `[1, 100]`; default 2.
+        #[serde(default = "factor_default")]
+        factor: f64,
+        /// The cap, in `[initial_ms, 3600000]`; default 30000 (the chapter's).
+        #[serde(default = "max_default")]
+        max_ms: f64,
+        /// The jitter mode; default `none`.
+        #[serde(default)]
+        jitter: Jitter,
+    },
+}
+
+fn factor_default() -> f64 {
+    2.0
+}
+
+fn max_default() -> f64 {
+    30_000.0
+}
+
+impl Default for Backoff {
+    /// The chapter's `ExponentialBackoff` defaults without jitter.
+    fn default() -> Self {
+        Backoff::Exponential {
+            initial_ms: 1_000.0,
+            factor: 2.0,
+            max_ms: 30_000.0,
+            jitter: Jitter::None,
+        }
+    }
+}
+
+impl Backoff {
+    /// Checks the parameters; `path` names this backoff in the file.
+    pub fn validate(&self, path: &str) -> Result<(), Invalid> {
+        match self {
+            Backoff::Fixed { delay_ms } => check::within_f64(&join(path, "delay_ms"), *delay_ms, 0.0, DELAY_MS_MAX),
+            Backoff::Exponential {
+                initial_ms,
+                factor,
+                max_ms,
+                ..
+            } => {
+                check::positive(&join(path, "initial_ms"), *initial_ms)?;
+                check::within_f64(&join(path, "initial_ms"), *initial_ms, 0.0, DELAY_MS_MAX)?;
+                check::within_f64(&join(path, "factor"), *factor, 1.0, 100.0)?;
+                check::within_f64(&join(path, "max_ms"), *max_ms, *initial_ms, DELAY_MS_MAX)
+            }
+        }
+    }
+
+    /// The delay before retry number `retry` (1 for the first retry, after the
+    /// first failed attempt). `previous` is the delay chosen before this one
+    /// (zero before the first retry); only decorrelated jitter reads it.
+    pub fn delay(&self, retry: u32, previous: SimDuration, rng: &mut SimRng) -> SimDuration {
+        debug_assert!(retry >= 1);
+        match *self {
+            Backoff::Fixed { delay_ms } => SimDuration::from_ms_f64(delay_ms),
+            Backoff::Exponential {
+                initial_ms,
+                factor,
+                max_ms,
+                jitter,
+            } => {
+                let initial = SimDuration::from_ms_f64(initial_ms);
+                let cap = SimDuration::from_ms_f64(max_ms);
+                // f64 powers saturate to infinity, which `min` then caps.
+                let exponent = i32::try_from(retry - 1).unwrap_or(i32::MAX);
+                let capped = SimDuration::from_ms_f64((initial_ms * factor.powi(exponent)).min(max_ms));
+                let delay = match jitter {
+                    Jitter::None => capped,
+                    Jitter::Full => SimDuration(rng.between(0, capped.0)),
+                    Jitter::Equal => {
+                        let half = capped.0 / 2;
+                        SimDuration(half + rng.between(0, capped.0 - half))
+                    }
+                    Jitter::Decorrelated => {
+                        let previous = previous.max(initial);
+                        SimDuration(rng.between(initial.0, previous.0.saturating_mul(3)))
+                    }
+                };
+                let delay = delay.min(cap);
+                debug_assert!(delay <= cap);
+                delay
+            }
+        }
+    }
+
+    /// The smallest and largest delay retry `retry` can get, before jitter
+    /// for the lower bound: `(floor, ceiling)`. Used by property tests and
+    /// documentation.
+    pub fn bounds(&self, retry: u32) -> (SimDuration, SimDuration) {
+        match *self {
+            Backoff::Fixed { delay_ms } => {
+                let delay = SimDuration::from_ms_f64(delay_ms);
+                (delay, delay)
+            }
+            Backoff::Exponential {
+                initial_ms,
+                factor,
+                max_ms,
+                jitter,
+            } => {
+                let exponent = i32::try_from(retry - 1).unwrap_or(i32::MAX);
+                let capped = SimDuration::from_ms_f64((initial_ms * factor.powi(exponent)).min(max_ms));
+                let cap = SimDuration::from_ms_f64(max_ms);
+                match jitter {
+                    Jitter::None => (capped, capped),
+                    Jitter::Full => (SimDuration::ZERO, capped),
+                    Jitter::Equal => (SimDuration(capped.0 / 2), capped),
+                    Jitter::Decorrelated => (SimDuration::from_ms_f64(initial_ms).min(cap), cap),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::RngFactory;
+    use proptest::prelude::*;
+
+    fn exponential(jitter: Jitter) -> Backoff {
+        Backoff::Exponential {
+            initial_ms: 100.0,
+            factor: 2.0,
+            max_ms: 1_000.0,
+            jitter,
+        }
+    }
+
+    #[test]
+    fn exponential_without_jitter_doubles_then_caps() {
+        let mut rng = RngFactory::new(1).stream("b");
+        let delays: Vec<u64> = (1..=6)
+            .map(|retry| exponential(Jitter::None).delay(retry, SimDuration::ZERO, &mut rng).0 / 1_000)
+            .collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1_000, 1_000]);
+    }
+
+    #[test]
+    fn huge_retry_numbers_saturate_at_the_cap() {
+        let mut rng = RngFactory::new(1).stream("b");
+        let delay = exponential(Jitter::None).delay(u32::MAX, SimDuration::ZERO, &mut rng);
+        assert_eq!(delay, SimDuration::from_ms(1_000));
+    }
+
+    #[test]
+    fn fixed_is_constant() {
+        let mut rng = RngFactory::new(1).stream("b");
+        let fixed = Backoff::Fixed { delay_ms: 1_000.0 };
+        assert_eq!(fixed.delay(1, SimDuration::ZERO, &mut rng), SimDuration::from_ms(1_000));
+        assert_eq!(fixed.delay(9, SimDuration::ZERO, &mut rng), SimDuration::from_ms(1_000));
+    }
+
+    #[test]
+    fn full_jitter_spreads_over_the_whole_range() {
+        let mut rng = RngFactory::new(5).stream("b");
+        let draws: Vec<u64> = (0..2_000)
+            .map(|_| exponential(Jitter::Full).delay(4, SimDuration::ZERO, &mut rng).0)
+            .collect();
+        let min = *draws.iter().min().unwrap();
+        let max = *draws.iter().max().unwrap();
+        assert!(min < 20_000, "full jitter should reach near 0, min was {min}");
+        assert!(max > 780_000, "full jitter should reach near 800 ms, max was {max}");
+    }
+
+    fn any_jitter() -> impl Strategy<Value = Jitter> {
+        prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal), Just(Jitter::Decorrelated)]
+    }
+
+    proptest! {
+        // Every delay stays within the floor and ceiling its jitter mode promises,
+        // and never above the cap.
+        #[test]
+        fn delays_stay_within_their_jitter_bounds(
+            jitter in any_jitter(),
+            initial_ms in 1.0f64..5_000.0,
+            factor in 1.0f64..10.0,
+            extra_ms in 0.0f64..60_000.0,
+            retries in 1u32..40,
+            seed in any::<u64>(),
+        ) {
+            let backoff = Backoff::Exponential { initial_ms, factor, max_ms: initial_ms + extra_ms, jitter };
+            let mut rng = RngFactory::new(seed).stream("b");
+            let mut previous = SimDuration::ZERO;
+            for retry in 1..=retries {
+                let delay = backoff.delay(retry, previous, &mut rng);
+                let (floor, ceiling) = backoff.bounds(retry);
+                prop_assert!(delay >= floor, "retry {}: {:?} < floor {:?}", retry, delay, floor);
+                prop_assert!(delay <= ceiling, "retry {}: {:?} > ceiling {:?}", retry, delay, ceiling);
+                previous = delay;
+            }
+        }
+
+        // Without jitter the schedule never decreases.
+        #[test]
+        fn unjittered_delays_never_decrease(initial_ms in 1.0f64..5_000.0, factor in 1.0f64..10.0) {
+            let backoff = Backoff::Exponential { initial_ms, factor, max_ms: 120_000.0, jitter: Jitter::None };
+            let mut rng = RngFactory::new(0).stream("b");
+            let delays: Vec<SimDuration> = (1..30).map(|n| backoff.delay(n, SimDuration::ZERO, &mut rng)).collect();
+            prop_assert!(delays.windows(2).all(|pair| pair[0] <= pair[1]));
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Client-side reliability policies, each a small state machine driven only by
+//! virtual time (`now` is always an argument) and call outcomes. No policy
+//! reads a clock, does I/O or draws randomness except from the `SimRng` it is
+//! handed.
+//!
+//! ## How policies compose
+//!
+//! A *stack* is an ordered list of layers, outermost first, as written in a
+//! scenario's `policies` array; below the innermost layer is the transport
+//! (the network and the target service). A call through the stack creates one
+//! *invocation* per layer. The model (`crate::model::world`) asks each layer
+//! what to do through the `Layer` trait and carries out the returned `Step`:
+//! start the inner call now or after a delay, arm a timer, or complete with a
+//! `Reply` that goes to the layer above.
+//!
+//! Because each layer sees only its own invocation, the order of the list is
+//! the semantics: in `[timeout, circuit_breaker]` a timed-out call still
+//! reaches the breaker when its late result arrives (the chapter's Hystrix
+//! behaviour), while in `[circuit_breaker, timeout]` the breaker records the
+//! timeout itself. The recommended order, as in failsafe-go, is
+//! `fallback(retry(circuit_breaker(timeout(call))))`.
+//!
+//! ## Adding a policy
+//!
+//! Write a module with a config struct (serde, with `validate`), a pure state
+//! machine with unit tests, and a `Layer` adapter; then add one variant to
+//! `PolicySpec`. Nothing else changes.
+
+pub mod backoff;
+pub mod breaker;
+pub mod fallback;
+pub mod retry;
+pub mod timeout;
+
+use crate::engine::{SimDuration, SimRng, SimTime};
+use crate::scenario::error::Invalid;
+use serde::{Deserialize, Serialize};
+
+/// The result of one call, as seen by the layer above it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// The service answered successfully.
+    Success,
+    /// A fallback answered instead of the service (default or degraded data).
+    Fallback,
+    /// The service, or the connection to it, failed. `retryable` is false for
+    /// client errors (4xx), which retrying cannot fix.
+    Error {
+        /// Whether a retry could succeed.
+        retryable: bool,
+    },
+    /// A timeout layer gave up waiting.
+    Timeout,
+    /// A circuit breaker rejected the call without trying it.
+    BreakerOpen,
+    /// The service's queue was full and it rejected the call (503).
+    QueueFull,
+}
+
+impl Reply {
+    /// Whether the caller got a usable answer (a success or a fallback).
+    pub fn is_ok(self) -> bool {
+        matches!(self, Reply::Success | Reply::Fallback)
+    }
+
+    /// The stable snake_case name of this reply's kind, as used in `retry_on`
+    /// and `fallback.on`.
+    pub fn kind(self) -> ReplyKind {
+        match self {
+            Reply::Success => ReplyKind::Success,
+            Reply::Fallback => ReplyKind::Fallback,
+            Reply::Error { .. } => ReplyKind::Error,
+            Reply::Timeout => ReplyKind::Timeout,
+            Reply::BreakerOpen => ReplyKind::BreakerOpen,
+            Reply::QueueFull => ReplyKind::QueueFull,
+        }
+    }
+}
+
+/// The kinds of failed reply a policy can be told to act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// `Reply::Success`.
+    Success,
+    /// `Reply::Fallback`.
+    Fallback,
+    /// `Reply::Error`.
+    Error,
+    /// `Reply::Timeout`.
+    Timeout,
+    /// `Reply::BreakerOpen`.
+    BreakerOpen,
+    /// `Reply::QueueFull`.
+    QueueFull,
+}
+
+/// Per-invocation scratch state that a layer keeps between its hooks. One
+/// exists for each call through each layer; the shared state (a breaker's
+/// counts) lives in the layer itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallState {
+    /// Attempts started so far by this invocation (retry).
+    pub attempt: u32,
+    /// When this invocation began.
+    pub started_at: SimTime,
+    /// The previous backoff delay (decorrelated jitter).
+    pub delay_last: SimDuration,
+}
+
+/// Something a layer reports for the run's records; it changes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A circuit breaker moved between states.
+    BreakerTransition {
+        /// The state it left.
+        from: breaker::BreakerStateName,
+        /// The state it entered.
+        to: breaker::BreakerStateName,
+    },
+}
+
+/// What a layer's hook is given.
+pub struct Ctx<'a> {
+    /// The current virtual time.
+    pub now: SimTime,
+    /// This invocation's scratch state.
+    pub call: &'a mut CallState,
+    /// The stack's random stream.
+    pub rng: &'a mut SimRng,
+    /// Where the layer reports notes.
+    pub notes: &'a mut Vec<Note>,
+}
+
+/// What a layer wants done next with its invocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Start the inner call now.
+    Forward,
+    /// Start the inner call after this delay (a retry's backoff).
+    ForwardAfter(SimDuration),
+    /// Start the inner call now and arm this invocation's timer; `on_timer`
+    /// runs if it fires before the invocation completes.
+    ForwardWithTimer(SimDuration),
+    /// Finish this invocation with this reply. Inner calls still outstanding
+    /// are abandoned: their results no longer reach this layer.
+    Complete(Reply),
+    /// Keep waiting for an inner result or the timer.
+    Wait,
+}
+
+/// One policy in a stack. See the module docs for the protocol.
+pub trait Layer: Send {
+    /// The policy's `kind` as written in scenario files.
+    fn kind(&self) -> &'static str;
+    /// A call enters this layer.
+    fn on_start(&mut self, ctx: &mut Ctx) -> Step;
+    /// The inner call returned `reply`.
+    fn on_result(&mut self, ctx: &mut Ctx, reply: Reply) -> Step;
+    /// This invocation's timer fired.
+    fn on_timer(&mut self, _ctx: &mut Ctx) -> Step {
+        Step::Wait
+    }
+    /// The layer's counters, for the run summary, in a stable order.
+    fn counters(&self) -> Vec<(&'static str, u64)>;
+}
+
+/// One entry of a scenario's `policies` array: `{"kind": "retry", ...}`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PolicySpec {
+    /// A per-attempt deadline.
+    Timeout(timeout::TimeoutConfig),
+    /// Retries with a backoff schedule.
+    Retry(retry::RetryConfig),
+    /// A circuit breaker.
+    CircuitBreaker(breaker::BreakerConfig),
+    /// A fallback answer on failure.
+    Fallback(fallback::FallbackConfig),
+}
+
+impl PolicySpec {
+    /// Checks the configuration; `path` names this entry in the file.
+    pub fn validate(&self, path: &str) -> Result<(), Invalid> {
+        match self {
+            PolicySpec::Timeout(config) => config.validate(path),
+            PolicySpec::Retry(config) => config.validate(path),
+            PolicySpec::CircuitBreaker(config) => config.validate(path),
+            PolicySpec::Fallback(config) => config.validate(path),
+        }
+    }
+
+    /// Builds a fresh layer with empty state.
+    pub fn build(&self) -> Box<dyn Layer> {
+        match self {
+            PolicySpec::Timeout(config) => Box::new(timeout::TimeoutLayer::new(config)),
+            PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
+            PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
+            PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),
+        }
+    }
+
+    /// The most attempts one call through this layer can make of the layer
+    /// below, for estimating a run's size.
+    pub fn attempts_max(&self) -> u64 {
+        match self {
+            PolicySpec::Retry(config) => u64::from(config.attempts_max),
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Turning a run into files and text: `summary.json`, `timeseries.csv`,
+//! `availability.png`, `latency.png` and the stdout table. Everything is
+//! rendered in memory first and then written all-or-nothing, so a failure
+//! never leaves a half-written report next to an older complete one.
+
+pub mod chart;
+pub mod csv;
+pub mod table;
+
+use crate::metrics::summary::Summary;
+use crate::metrics::{TransitionRecord, WindowRow};
+use crate::policy::breaker::BreakerStateName;
+use crate::scenario::Scenario;
+use chart::{ChartInput, ChartRow};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Why a report could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A chart could not be drawn.
+    #[error(transparent)]
+    Chart(#[from] chart::ChartError),
+    /// The summary could not be serialised.
+    #[error("cannot serialise the summary: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A file or folder could not be written.
+    #[error("{path}: cannot write report: {source}")]
+    Write {
+        /// What was being written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One output file, rendered.
+pub struct RenderedFile {
+    /// File name inside the report folder.
+    pub name: &'static str,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// `summary.json` as pretty JSON with a trailing newline.
+pub fn summary_json(summary: &Summary) -> Result<String, ReportError> {
+    let mut text = serde_json::to_string_pretty(summary)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Renders every report file in memory; charts only when `charts` is set.
+pub fn render(
+    scenario: &Scenario,
+    summary: &Summary,
+    rows: &[WindowRow],
+    charts: bool,
+) -> Result<Vec<RenderedFile>, ReportError> {
+    let mut files = vec![
+        RenderedFile {
+            name: "summary.json",
+            bytes: summary_json(summary)?.into_bytes(),
+        },
+        RenderedFile {
+            name: "timeseries.csv",
+            bytes: csv::timeseries(rows).into_bytes(),
+        },
+    ];
+    if charts {
+        let title = format!("{}, seed {}", scenario.name, summary.seed);
+        let window_s = scenario.window.as_ms_f64() / 1_000.0;
+        let chart_rows = chart_rows(rows, window_s);
+        let faults: Vec<(String, f64, f64)> = summary
+            .faults
+            .iter()
+            .map(|fault| (fault.label.clone(), fault.start_ms / 1_000.0, fault.end_ms / 1_000.0))
+            .collect();
+        let end_s = summary.end_ms / 1_000.0;
+        let breaker_open = breaker_open_periods(&summary.breaker_transitions, end_s);
+        let input = ChartInput {
+            title: &title,
+            window_s,
+            rows: &chart_rows,
+            faults: &faults,
+            breaker_open: &breaker_open,
+            load_end_s: summary.duration_ms / 1_000.0,
+        };
+        files.push(RenderedFile {
+            name: "availability.png",
+            bytes: chart::availability_png(&input)?,
+        });
+        files.push(RenderedFile {
+            name: "latency.png",
+            bytes: chart::latency_png(&input)?,
+        });
+    }
+    Ok(files)
+}
+
+fn chart_rows(rows: &[WindowRow], window_s: f64) -> Vec<ChartRow> {
+    rows.iter()
+        .map(|row| ChartRow {
+            start_s: row.start.as_seconds_f64(),
+            availability: row.availability(),
+            issued_rps: row.issued as f64 / window_s,
+            success_rps: row.outcomes.get(crate::metrics::Outcome::Success) as f64 / window_s,
+            attempts_rps: row.attempts as f64 / window_s,
+            latency_ms: row.latency_us.map(|latency| latency.map(|micros| micros as f64 / 1_000.0)),
+        })
+        .collect()
+}
+
+/// The periods, in seconds, during which at least one breaker was open.
+pub fn breaker_open_periods(transitions: &[TransitionRecord], end_s: f64) -> Vec<(f64, f64)> {
+    let mut open: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut open_count = 0usize;
+    let mut periods = Vec::new();
+    let mut since = 0.0;
+    for transition in transitions {
+        let at_s = transition.at_ms / 1_000.0;
+        let was_open = open.get(transition.stack.as_str()).copied().unwrap_or(false);
+        let is_open = transition.to == BreakerStateName::Open;
+        open.insert(transition.stack.as_str(), is_open);
+        match (was_open, is_open) {
+            (false, true) => {
+                if open_count == 0 {
+                    since = at_s;
+                }
+                open_count += 1;
+            }
+            (true, false) => {
+                open_count -= 1;
+                if open_count == 0 {
+                    periods.push((since, at_s));
+                }
+            }
+            _ => {}
+        }
+    }
+    if open_count > 0 {
+        periods.push((since, end_s.max(since)));
+    }
+    periods
+}
+
+/// Writes `files` into `dir` all-or-nothing: each goes to a temporary name
+/// first and is renamed into place only once every file has been written.
+pub fn write_all(dir: &Path, files: &[RenderedFile]) -> Result<Vec<PathBuf>, ReportError> {
+    let fail = |path: &Path, source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|source| fail(dir, source))?;
+    let mut staged = Vec::with_capacity(files.len());
+    for file in files {
+        let temporary = dir.join(format!(".{}.partial", file.name));
+        if let Err(source) = std::fs::write(&temporary, &file.bytes) {
+            for (written, _) in &staged {
+                let _ = std::fs::remove_file(written);
+            }
+            let _ = std::fs::remove_file(&temporary);
+            return Err(fail(&temporary, source));
+        }
+        staged.push((temporary, dir.join(file.name)));
+    }
+    let mut written = Vec::with_capacity(staged.len());
+    for (temporary, target) in staged {
+        std::fs::rename(&temporary, &target).map_err(|source| fail(&target, source))?;
+        written.push(target);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transition(at_ms: f64, stack: &str, to: BreakerStateName) -> TransitionRecord {
+        TransitionRecord {
+            at_ms,
+            stack: stack.to_string(),
+            from: BreakerStateName::Closed,
+            to,
+        }
+    }
+
+    #[test]
+    fn open_periods_merge_overlapping_breakers() {
+        use BreakerStateName::*;
+        let transitions = vec![
+            transition(1_000.0, "a", Open),
+            transition(1_500.0, "b", Open),
+            transition(2_000.0, "a", HalfOpen),
+            transition(3_000.0, "b", HalfOpen),
+            transition(4_000.0, "b", Open),
+        ];
+        assert_eq!(breaker_open_periods(&transitions, 9.0), vec![(1.0, 3.0), (4.0, 9.0)]);
+    }
+}

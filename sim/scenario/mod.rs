@@ -1,0 +1,253 @@
+//! Scenario files: read (`raw`), checked (`validate`) and resolved into a
+//! `Scenario`, the only form the engine sees. Names are resolved to indices,
+//! milliseconds to `SimDuration`s, and every range has been checked, so the
+//! model can `debug_assert!` instead of re-checking.
+
+pub mod check;
+pub mod error;
+pub mod raw;
+mod validate;
+
+use crate::engine::{SimDuration, SimTime};
+use crate::model::distribution::Distribution;
+use crate::policy::PolicySpec;
+pub use error::{Invalid, ScenarioError};
+pub use raw::{ArrivalKind, DependencyMode, LoadBalancerKind, OutageMode, RateSchedule};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// A checked scenario, ready to run.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file's stem (`thundering-herd`), used for report folders.
+    pub name: String,
+    /// What it demonstrates.
+    pub description: String,
+    /// SHA-256 of the file's bytes, hex.
+    pub hash: String,
+    /// How long clients issue requests.
+    pub duration: SimDuration,
+    /// Time-series window width.
+    pub window: SimDuration,
+    /// One-way network latency.
+    pub network_latency: Distribution,
+    /// Services; indices are service ids.
+    pub services: Vec<Service>,
+    /// Clients; indices are client ids.
+    pub clients: Vec<Client>,
+    /// Faults, in file order.
+    pub faults: Vec<Fault>,
+    /// Run limits.
+    pub limits: Limits,
+}
+
+/// A checked service.
+#[derive(Clone, Debug)]
+pub struct Service {
+    /// Unique name.
+    pub name: String,
+    /// Instances, `>= 1`.
+    pub instances: u32,
+    /// Workers per instance, `>= 1`.
+    pub workers: u32,
+    /// Queue slots per instance.
+    pub queue_capacity: u32,
+    /// Instance choice.
+    pub load_balancer: LoadBalancerKind,
+    /// Per-request work.
+    pub service_time: Distribution,
+    /// Chance of an error after the work.
+    pub error_probability: f64,
+    /// How dependencies are called.
+    pub dependency_mode: DependencyMode,
+    /// Dependency calls, each with its policies.
+    pub dependencies: Vec<DependencyCall>,
+}
+
+/// A checked dependency call.
+#[derive(Clone, Debug)]
+pub struct DependencyCall {
+    /// The called service's index.
+    pub service: usize,
+    /// Caller-side policies, outermost first.
+    pub policies: Vec<PolicySpec>,
+}
+
+/// A checked client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// Unique name.
+    pub name: String,
+    /// The called service's index.
+    pub target: usize,
+    /// How requests are generated.
+    pub load: Load,
+    /// Client-side policies, outermost first.
+    pub policies: Vec<PolicySpec>,
+}
+
+/// A checked load model.
+#[derive(Clone, Debug)]
+pub enum Load {
+    /// Arrivals on a schedule plus bursts.
+    OpenLoop {
+        /// Gap distribution.
+        arrival: ArrivalKind,
+        /// Rate over time.
+        rate: RateSchedule,
+        /// `(when, how many)`, sorted by time.
+        bursts: Vec<(SimTime, u32)>,
+    },
+    /// Users that wait and think.
+    ClosedLoop {
+        /// Population.
+        users: u32,
+        /// Pause between requests.
+        think_time: Distribution,
+    },
+}
+
+/// A checked fault.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// The service is down in `[start, end)`.
+    Outage {
+        /// Service index.
+        service: usize,
+        /// Start.
+        start: SimTime,
+        /// End.
+        end: SimTime,
+        /// Refuse or hang.
+        mode: OutageMode,
+    },
+    /// Extra errors in `[start, end)`.
+    ErrorRate {
+        /// Service index.
+        service: usize,
+        /// Start.
+        start: SimTime,
+        /// End.
+        end: SimTime,
+        /// Chance per request.
+        probability: f64,
+    },
+    /// Extra latency in `[start, end)`.
+    Latency {
+        /// Service index.
+        service: usize,
+        /// Start.
+        start: SimTime,
+        /// End.
+        end: SimTime,
+        /// Chance per request.
+        probability: f64,
+        /// Added service time.
+        added: Distribution,
+    },
+    /// One instance crashes and later restarts.
+    Crash {
+        /// Service index.
+        service: usize,
+        /// Instance index.
+        instance: u32,
+        /// Crash time.
+        at: SimTime,
+        /// Down time.
+        restart_after: SimDuration,
+    },
+}
+
+impl Fault {
+    /// The service the fault hits.
+    pub fn service(&self) -> usize {
+        match self {
+            Fault::Outage { service, .. }
+            | Fault::ErrorRate { service, .. }
+            | Fault::Latency { service, .. }
+            | Fault::Crash { service, .. } => *service,
+        }
+    }
+
+    /// The interval the fault is active, for charts.
+    pub fn window(&self) -> (SimTime, SimTime) {
+        match self {
+            Fault::Outage { start, end, .. } | Fault::ErrorRate { start, end, .. } | Fault::Latency { start, end, .. } => {
+                (*start, *end)
+            }
+            Fault::Crash { at, restart_after, .. } => (*at, *at + *restart_after),
+        }
+    }
+
+    /// A short label: `outage(hang) api`.
+    pub fn label(&self, services: &[Service]) -> String {
+        let service = &services[self.service()].name;
+        match self {
+            Fault::Outage { mode, .. } => {
+                let mode = match mode {
+                    OutageMode::FailFast => "fail-fast",
+                    OutageMode::Hang => "hang",
+                };
+                format!("outage ({mode}) {service}")
+            }
+            Fault::ErrorRate { probability, .. } => format!("errors {:.0}% {service}", probability * 100.0),
+            Fault::Latency { .. } => format!("latency {service}"),
+            Fault::Crash { instance, .. } => format!("crash {service}[{instance}]"),
+        }
+    }
+}
+
+/// Checked run limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most events processed.
+    pub events_max: u64,
+    /// Grace period after `duration`.
+    pub drain: SimDuration,
+}
+
+impl Scenario {
+    /// Reads and checks the scenario at `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".to_string());
+        Scenario::from_bytes(&file, &name, &bytes)
+    }
+
+    /// Parses and checks scenario text; `file` is used in messages and
+    /// `name` for report folders.
+    pub fn from_bytes(file: &str, name: &str, bytes: &[u8]) -> Result<Scenario, ScenarioError> {
+        let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+        let raw: raw::RawScenario = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let path = if path == "." { String::new() } else { format!("{path}: ") };
+            ScenarioError::Parse {
+                file: file.to_string(),
+                path,
+                message: error.into_inner().to_string(),
+            }
+        })?;
+        let hash = hex(&Sha256::digest(bytes));
+        validate::validate(raw, name, hash).map_err(|invalid| ScenarioError::Invalid {
+            file: file.to_string(),
+            invalid,
+        })
+    }
+
+    /// The service called `name`, if any.
+    pub fn service_index(&self, name: &str) -> Option<usize> {
+        self.services.iter().position(|service| service.name == name)
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}

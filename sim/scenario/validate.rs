@@ -1,0 +1,420 @@
+//! Turns a `RawScenario` into a `Scenario`: checks every range, resolves
+//! names to indices and rejects scenarios too large for the event limit.
+//! The first problem found is reported; paths use the `a.b[2].c` form.
+
+use super::check::{self, item, join};
+use super::error::Invalid;
+use super::raw::{RawFault, RawLoad, RawScenario, RateSchedule};
+use super::{Client, DependencyCall, Fault, Limits, Load, Scenario, Service};
+use crate::engine::{SimDuration, SimTime};
+use crate::policy::PolicySpec;
+use std::collections::BTreeSet;
+
+/// The longest simulated duration: 30 days.
+pub const DURATION_MS_MAX: u64 = 30 * 86_400_000;
+/// The most time-series windows a run may have.
+pub const WINDOWS_MAX: u64 = 100_000;
+/// The highest rate any schedule may ask for.
+pub const RPS_MAX: f64 = 10_000_000.0;
+/// Events one request costs at least, without retries: arrival, network
+/// both ways, service start and end. Used to reject hopeless scenarios early.
+const EVENTS_PER_REQUEST_MIN: f64 = 4.0;
+
+pub fn validate(raw: RawScenario, name: &str, hash: String) -> Result<Scenario, Invalid> {
+    if raw.description.trim().is_empty() {
+        return Err(Invalid::new("description", "must say what the scenario demonstrates (got an empty string)"));
+    }
+    check::within("duration_ms", raw.duration_ms, 1, DURATION_MS_MAX)?;
+    check::within("window_ms", raw.window_ms, 1, DURATION_MS_MAX)?;
+    let windows = raw.duration_ms.div_ceil(raw.window_ms);
+    if windows > WINDOWS_MAX {
+        return Err(Invalid::new(
+            "window_ms",
+            format!(
+                "gives {windows} windows over duration_ms {}; at most {WINDOWS_MAX} are allowed, so use window_ms >= {}",
+                raw.duration_ms,
+                raw.duration_ms.div_ceil(WINDOWS_MAX)
+            ),
+        ));
+    }
+    raw.network.latency_ms.validate("network.latency_ms")?;
+    check::within("limits.events_max", raw.limits.events_max, 1_000, 100_000_000_000)?;
+    check::within("limits.drain_ms", raw.limits.drain_ms, 0, 86_400_000)?;
+
+    let services = validate_services(&raw)?;
+    let clients = validate_clients(&raw, &services)?;
+    let faults = validate_faults(&raw, &services)?;
+
+    let scenario = Scenario {
+        name: name.to_string(),
+        description: raw.description,
+        hash,
+        duration: SimDuration::from_ms(raw.duration_ms),
+        window: SimDuration::from_ms(raw.window_ms),
+        network_latency: raw.network.latency_ms,
+        services,
+        clients,
+        faults,
+        limits: Limits {
+            events_max: raw.limits.events_max,
+            drain: SimDuration::from_ms(raw.limits.drain_ms),
+        },
+    };
+    check_event_budget(&scenario)?;
+    Ok(scenario)
+}
+
+fn unique_names<'a>(path: &str, names: impl Iterator<Item = &'a str>) -> Result<(), Invalid> {
+    let mut seen = BTreeSet::new();
+    for (index, name) in names.enumerate() {
+        let here = join(&item(path, index), "name");
+        check::name(&here, name)?;
+        if !seen.insert(name) {
+            return Err(Invalid::new(here, format!("duplicate name {name:?}: names must be unique")));
+        }
+    }
+    Ok(())
+}
+
+fn resolve(path: &str, name: &str, services: &[String]) -> Result<usize, Invalid> {
+    services.iter().position(|candidate| candidate == name).ok_or_else(|| {
+        Invalid::new(
+            path,
+            format!("unknown service {name:?}; the services are: {}", services.join(", ")),
+        )
+    })
+}
+
+fn validate_policies(path: &str, policies: &[PolicySpec]) -> Result<(), Invalid> {
+    check::within(&format!("{path} (length)"), policies.len(), 0, 16)?;
+    for (index, policy) in policies.iter().enumerate() {
+        policy.validate(&item(path, index))?;
+    }
+    Ok(())
+}
+
+fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
+    if raw.services.is_empty() {
+        return Err(Invalid::new("services", "must list at least one service"));
+    }
+    unique_names("services", raw.services.iter().map(|service| service.name.as_str()))?;
+    let names: Vec<String> = raw.services.iter().map(|service| service.name.clone()).collect();
+    let mut services = Vec::with_capacity(raw.services.len());
+    for (index, service) in raw.services.iter().enumerate() {
+        let path = item("services", index);
+        check::within(&join(&path, "instances"), service.instances, 1, 10_000)?;
+        check::within(&join(&path, "workers"), service.workers, 1, 100_000)?;
+        check::within(&join(&path, "queue_capacity"), service.queue_capacity, 0, 10_000_000)?;
+        service.service_time_ms.validate(&join(&path, "service_time_ms"))?;
+        check::probability(&join(&path, "error_probability"), service.error_probability)?;
+        let mut dependencies = Vec::new();
+        let mut dependency_mode = Default::default();
+        if let Some(raw_dependencies) = &service.dependencies {
+            let path = join(&path, "dependencies");
+            dependency_mode = raw_dependencies.mode;
+            if raw_dependencies.calls.is_empty() {
+                return Err(Invalid::new(join(&path, "calls"), "must list at least one call (or leave out dependencies)"));
+            }
+            check::within(&join(&path, "calls (length)"), raw_dependencies.calls.len(), 1, 64)?;
+            for (call_index, call) in raw_dependencies.calls.iter().enumerate() {
+                let path = item(&join(&path, "calls"), call_index);
+                let target = resolve(&join(&path, "service"), &call.service, &names)?;
+                validate_policies(&join(&path, "policies"), &call.policies)?;
+                dependencies.push(DependencyCall {
+                    service: target,
+                    policies: call.policies.clone(),
+                });
+            }
+        }
+        services.push(Service {
+            name: service.name.clone(),
+            instances: service.instances,
+            workers: service.workers,
+            queue_capacity: service.queue_capacity,
+            load_balancer: service.load_balancer,
+            service_time: service.service_time_ms.clone(),
+            error_probability: service.error_probability,
+            dependency_mode,
+            dependencies,
+        });
+    }
+    reject_cycles(&services)?;
+    Ok(services)
+}
+
+/// A service that (indirectly) calls itself would recurse without end.
+fn reject_cycles(services: &[Service]) -> Result<(), Invalid> {
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    fn visit(at: usize, services: &[Service], marks: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        marks[at] = 1;
+        path.push(at);
+        for call in &services[at].dependencies {
+            if marks[call.service] == 1 {
+                let start = path.iter().position(|&node| node == call.service).unwrap_or(0);
+                let mut cycle = path[start..].to_vec();
+                cycle.push(call.service);
+                return Some(cycle);
+            }
+            if marks[call.service] == 0 {
+                if let Some(cycle) = visit(call.service, services, marks, path) {
+                    return Some(cycle);
+                }
+            }
+        }
+        path.pop();
+        marks[at] = 2;
+        None
+    }
+    let mut marks = vec![0u8; services.len()];
+    for start in 0..services.len() {
+        if marks[start] == 0 {
+            if let Some(cycle) = visit(start, services, &mut marks, &mut Vec::new()) {
+                let names: Vec<&str> = cycle.iter().map(|&index| services[index].name.as_str()).collect();
+                return Err(Invalid::new(
+                    join(&item("services", cycle[0]), "dependencies"),
+                    format!("services must not call each other in a cycle (got {})", names.join(" -> ")),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_rate(path: &str, rate: &RateSchedule) -> Result<(), Invalid> {
+    let rps = |field: &str, value: f64| check::within_f64(&join(path, field), value, 0.0, RPS_MAX);
+    match rate {
+        RateSchedule::Constant { rps: value } => rps("rps", *value),
+        RateSchedule::Steps { steps } => {
+            if steps.is_empty() {
+                return Err(Invalid::new(join(path, "steps"), "must list at least one step"));
+            }
+            for (index, step) in steps.iter().enumerate() {
+                let here = item(&join(path, "steps"), index);
+                check::within_f64(&join(&here, "rps"), step.rps, 0.0, RPS_MAX)?;
+                if index > 0 && step.at_ms <= steps[index - 1].at_ms {
+                    return Err(Invalid::new(
+                        join(&here, "at_ms"),
+                        format!("must be after the previous step's at_ms {} (got {})", steps[index - 1].at_ms, step.at_ms),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        RateSchedule::Ramp {
+            start_ms,
+            end_ms,
+            from_rps,
+            to_rps,
+        } => {
+            rps("from_rps", *from_rps)?;
+            rps("to_rps", *to_rps)?;
+            ends_after_start(path, *start_ms, *end_ms)
+        }
+        RateSchedule::Spike {
+            base_rps,
+            spike_rps,
+            start_ms,
+            end_ms,
+        } => {
+            rps("base_rps", *base_rps)?;
+            rps("spike_rps", *spike_rps)?;
+            ends_after_start(path, *start_ms, *end_ms)
+        }
+    }
+}
+
+fn ends_after_start(path: &str, start_ms: u64, end_ms: u64) -> Result<(), Invalid> {
+    if end_ms > start_ms {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            join(path, "end_ms"),
+            format!("must be after start_ms {start_ms} (got {end_ms})"),
+        ))
+    }
+}
+
+fn validate_clients(raw: &RawScenario, services: &[Service]) -> Result<Vec<Client>, Invalid> {
+    if raw.clients.is_empty() {
+        return Err(Invalid::new("clients", "must list at least one client"));
+    }
+    unique_names("clients", raw.clients.iter().map(|client| client.name.as_str()))?;
+    let names: Vec<String> = services.iter().map(|service| service.name.clone()).collect();
+    let mut clients = Vec::with_capacity(raw.clients.len());
+    for (index, client) in raw.clients.iter().enumerate() {
+        let path = item("clients", index);
+        let target = resolve(&join(&path, "target"), &client.target, &names)?;
+        validate_policies(&join(&path, "policies"), &client.policies)?;
+        let load_path = join(&path, "load");
+        let load = match &client.load {
+            RawLoad::OpenLoop { arrival, rate, bursts } => {
+                validate_rate(&join(&load_path, "rate"), rate)?;
+                let mut checked = Vec::with_capacity(bursts.len());
+                for (burst_index, burst) in bursts.iter().enumerate() {
+                    let here = item(&join(&load_path, "bursts"), burst_index);
+                    check::within(&join(&here, "at_ms"), burst.at_ms, 0, raw.duration_ms.saturating_sub(1))?;
+                    check::within(&join(&here, "count"), burst.count, 1, 10_000_000)?;
+                    checked.push((SimTime::from_ms(burst.at_ms), burst.count));
+                }
+                checked.sort_by_key(|&(at, _)| at);
+                Load::OpenLoop {
+                    arrival: *arrival,
+                    rate: rate.clone(),
+                    bursts: checked,
+                }
+            }
+            RawLoad::ClosedLoop { users, think_time_ms } => {
+                check::within(&join(&load_path, "users"), *users, 1, 1_000_000)?;
+                think_time_ms.validate(&join(&load_path, "think_time_ms"))?;
+                Load::ClosedLoop {
+                    users: *users,
+                    think_time: think_time_ms.clone(),
+                }
+            }
+        };
+        clients.push(Client {
+            name: client.name.clone(),
+            target,
+            load,
+            policies: client.policies.clone(),
+        });
+    }
+    Ok(clients)
+}
+
+fn validate_faults(raw: &RawScenario, services: &[Service]) -> Result<Vec<Fault>, Invalid> {
+    let names: Vec<String> = services.iter().map(|service| service.name.clone()).collect();
+    let mut faults = Vec::with_capacity(raw.faults.len());
+    check::within("faults (length)", raw.faults.len(), 0, 10_000)?;
+    for (index, fault) in raw.faults.iter().enumerate() {
+        let path = item("faults", index);
+        let fault = match fault {
+            RawFault::Outage {
+                service,
+                start_ms,
+                end_ms,
+                mode,
+            } => {
+                ends_after_start(&path, *start_ms, *end_ms)?;
+                Fault::Outage {
+                    service: resolve(&join(&path, "service"), service, &names)?,
+                    start: SimTime::from_ms(*start_ms),
+                    end: SimTime::from_ms(*end_ms),
+                    mode: *mode,
+                }
+            }
+            RawFault::ErrorRate {
+                service,
+                start_ms,
+                end_ms,
+                probability,
+            } => {
+                ends_after_start(&path, *start_ms, *end_ms)?;
+                check::probability(&join(&path, "probability"), *probability)?;
+                Fault::ErrorRate {
+                    service: resolve(&join(&path, "service"), service, &names)?,
+                    start: SimTime::from_ms(*start_ms),
+                    end: SimTime::from_ms(*end_ms),
+                    probability: *probability,
+                }
+            }
+            RawFault::Latency {
+                service,
+                start_ms,
+                end_ms,
+                probability,
+                added_ms,
+            } => {
+                ends_after_start(&path, *start_ms, *end_ms)?;
+                check::probability(&join(&path, "probability"), *probability)?;
+                added_ms.validate(&join(&path, "added_ms"))?;
+                Fault::Latency {
+                    service: resolve(&join(&path, "service"), service, &names)?,
+                    start: SimTime::from_ms(*start_ms),
+                    end: SimTime::from_ms(*end_ms),
+                    probability: *probability,
+                    added: added_ms.clone(),
+                }
+            }
+            RawFault::Crash {
+                service,
+                instance,
+                at_ms,
+                restart_after_ms,
+            } => {
+                let service = resolve(&join(&path, "service"), service, &names)?;
+                let instances = services[service].instances;
+                check::within(&join(&path, "instance"), *instance, 0, instances - 1)?;
+                check::within(&join(&path, "restart_after_ms"), *restart_after_ms, 1, DURATION_MS_MAX)?;
+                Fault::Crash {
+                    service,
+                    instance: *instance,
+                    at: SimTime::from_ms(*at_ms),
+                    restart_after: SimDuration::from_ms(*restart_after_ms),
+                }
+            }
+        };
+        faults.push(fault);
+    }
+    Ok(faults)
+}
+
+/// Requests the scenario will issue, roughly: open-loop rate integrals plus
+/// bursts plus closed-loop users cycling as fast as their think time allows.
+pub fn requests_expected(scenario: &Scenario) -> f64 {
+    let duration_ms = scenario.duration.as_ms_f64();
+    scenario
+        .clients
+        .iter()
+        .map(|client| match &client.load {
+            Load::OpenLoop { rate, bursts, .. } => {
+                rate.requests_between(SimTime::ZERO, SimTime::ZERO + scenario.duration)
+                    + bursts.iter().map(|&(_, count)| f64::from(count)).sum::<f64>()
+            }
+            Load::ClosedLoop { users, think_time } => {
+                let service = &scenario.services[client.target];
+                let cycle_ms = (think_time.mean_ms() + service.service_time.mean_ms()).max(0.001);
+                f64::from(*users) * duration_ms / cycle_ms
+            }
+        })
+        .sum()
+}
+
+fn check_event_budget(scenario: &Scenario) -> Result<(), Invalid> {
+    // Every request visits its target and, through it, each dependency.
+    let fan_out = |service: usize| -> f64 {
+        let mut total = 0.0;
+        let mut stack = vec![service];
+        let mut steps = 0;
+        while let Some(at) = stack.pop() {
+            total += 1.0;
+            steps += 1;
+            if steps > 10_000 {
+                break;
+            }
+            stack.extend(scenario.services[at].dependencies.iter().map(|call| call.service));
+        }
+        total
+    };
+    let mut events = 0.0;
+    let requests = requests_expected(scenario);
+    if requests > 0.0 {
+        let per_client: f64 = scenario
+            .clients
+            .iter()
+            .map(|client| fan_out(client.target))
+            .fold(0.0, f64::max);
+        events = requests * EVENTS_PER_REQUEST_MIN * per_client;
+    }
+    let events_max = scenario.limits.events_max as f64;
+    if events > events_max {
+        return Err(Invalid::new(
+            "duration_ms",
+            format!(
+                "is too long to simulate within limits.events_max {}: about {:.0} requests need at least {:.0} events; shorten duration_ms, lower the rates or raise limits.events_max",
+                scenario.limits.events_max, requests, events
+            ),
+        ));
+    }
+    Ok(())
+}
