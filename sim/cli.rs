@@ -69,11 +69,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Validate { file } => {
             let scenario = Scenario::load(&file)?;
             println!(
-                "{}: ok ({} services, {} clients, {} faults)",
+                "{}: ok ({}, {}, {})",
                 file.display(),
-                scenario.services.len(),
-                scenario.clients.len(),
-                scenario.faults.len()
+                count(scenario.services.len(), "service"),
+                count(scenario.clients.len(), "client"),
+                count(scenario.faults.len(), "fault")
             );
             Ok(())
         }
@@ -93,7 +93,10 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
     })?;
     let summary = Summary::new(&scenario, args.seed, &output);
     let files = report::render(&scenario, &summary, &output.rows, !args.no_charts)?;
-    let dir = args.out.clone().unwrap_or_else(|| default_out(&scenario.name, args.seed));
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&scenario.name, args.seed));
     let written = report::write_all(&dir, &files)?;
     let mut stdout = std::io::stdout().lock();
     match args.format {
@@ -113,7 +116,18 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// `1 service`, `2 services`.
+fn count(number: usize, noun: &str) -> String {
+    if number == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{number} {noun}s")
+    }
+}
+
 /// `reports/<scenario>/seed-<seed>`.
 pub fn default_out(scenario: &str, seed: u64) -> PathBuf {
-    Path::new("reports").join(scenario).join(format!("seed-{seed}"))
+    Path::new("reports")
+        .join(scenario)
+        .join(format!("seed-{seed}"))
 }

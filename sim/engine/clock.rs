@@ -134,7 +134,10 @@ mod tests {
         assert_eq!(SimDuration::from_ms_f64(1.2345), SimDuration(1_235));
         assert_eq!(SimDuration::from_ms_f64(-3.0), SimDuration::ZERO);
         assert_eq!(SimDuration::from_ms_f64(f64::NAN), SimDuration::ZERO);
-        assert_eq!(SimDuration::from_ms_f64(f64::INFINITY), SimDuration(u64::MAX));
+        assert_eq!(
+            SimDuration::from_ms_f64(f64::INFINITY),
+            SimDuration(u64::MAX)
+        );
     }
 
     #[test]

@@ -71,7 +71,11 @@ impl<E> EventQueue<E> {
 
     /// Schedules `event` at `at`, which must not be in the past.
     pub fn push(&mut self, at: SimTime, event: E) -> EventId {
-        debug_assert!(at >= self.now, "event scheduled in the past: {at:?} < {:?}", self.now);
+        debug_assert!(
+            at >= self.now,
+            "event scheduled in the past: {at:?} < {:?}",
+            self.now
+        );
         let seq = self.seq_next;
         self.seq_next += 1;
         self.heap.push(Entry { seq, event }, Reverse((at, seq)));
@@ -129,7 +133,12 @@ mod tests {
         let order: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
         assert_eq!(
             order,
-            vec![(SimTime(1), "a"), (SimTime(5), "b1"), (SimTime(5), "b2"), (SimTime(5), "b3")]
+            vec![
+                (SimTime(1), "a"),
+                (SimTime(5), "b1"),
+                (SimTime(5), "b2"),
+                (SimTime(5), "b3")
+            ]
         );
     }
 

@@ -24,13 +24,17 @@ impl Default for LatencyHistogram {
 impl LatencyHistogram {
     /// A histogram with 3 significant digits (0.1% relative error), for whole-run totals.
     pub fn new() -> Self {
-        LatencyHistogram(Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("static histogram bounds"))
+        LatencyHistogram(
+            Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("static histogram bounds"),
+        )
     }
 
     /// A smaller histogram with 2 significant digits (1% relative error), for
     /// windows and per-client totals.
     pub fn new_coarse() -> Self {
-        LatencyHistogram(Histogram::new_with_bounds(1, LATENCY_US_MAX, 2).expect("static histogram bounds"))
+        LatencyHistogram(
+            Histogram::new_with_bounds(1, LATENCY_US_MAX, 2).expect("static histogram bounds"),
+        )
     }
 
     /// Adds one latency.
@@ -85,7 +89,12 @@ mod tests {
             histogram.record(SimDuration(micros));
         }
         let [p50, p90, p99, p999] = histogram.percentiles();
-        for (got, want) in [(p50, 50_000.0), (p90, 90_000.0), (p99, 99_000.0), (p999, 99_900.0)] {
+        for (got, want) in [
+            (p50, 50_000.0),
+            (p90, 90_000.0),
+            (p99, 99_000.0),
+            (p999, 99_900.0),
+        ] {
             assert!((got as f64 - want).abs() / want < 0.001, "{got} vs {want}");
         }
     }
@@ -99,6 +108,9 @@ mod tests {
         }
         assert_eq!(histogram.0.distinct_values(), before);
         histogram.record(SimDuration(u64::MAX));
-        assert_eq!(histogram.max_us(), histogram.0.highest_equivalent(LATENCY_US_MAX));
+        assert_eq!(
+            histogram.max_us(),
+            histogram.0.highest_equivalent(LATENCY_US_MAX)
+        );
     }
 }

@@ -244,7 +244,8 @@ impl Recorder {
     }
 
     fn close_window(&mut self) {
-        self.current.latency_us = (!self.window_latency.is_empty()).then(|| self.window_latency.percentiles());
+        self.current.latency_us =
+            (!self.window_latency.is_empty()).then(|| self.window_latency.percentiles());
         self.window_latency.reset();
         self.window_index += 1;
         let next = empty_row(SimTime(self.window_index * self.window.0));
@@ -271,7 +272,13 @@ impl Recorder {
     }
 
     /// A request finished with `outcome` after `latency`.
-    pub fn request_finished(&mut self, now: SimTime, client: usize, outcome: Outcome, latency: SimDuration) {
+    pub fn request_finished(
+        &mut self,
+        now: SimTime,
+        client: usize,
+        outcome: Outcome,
+        latency: SimDuration,
+    ) {
         self.advance(now);
         debug_assert!(outcome != Outcome::Unfinished);
         self.totals.add(outcome);
@@ -289,7 +296,13 @@ impl Recorder {
     }
 
     /// A breaker in `stack` changed state.
-    pub fn breaker_transition(&mut self, now: SimTime, stack: &str, from: BreakerStateName, to: BreakerStateName) {
+    pub fn breaker_transition(
+        &mut self,
+        now: SimTime,
+        stack: &str,
+        from: BreakerStateName,
+        to: BreakerStateName,
+    ) {
         if self.transitions.len() < TRANSITIONS_KEPT_MAX {
             self.transitions.push(TransitionRecord {
                 at_ms: now.as_ms_f64(),
@@ -329,9 +342,19 @@ mod tests {
         let mut recorder = Recorder::new(SimDuration::from_ms(1_000), 1, 1);
         recorder.request_issued(SimTime::from_ms(10), 0);
         recorder.attempt_sent(SimTime::from_ms(10), true);
-        recorder.request_finished(SimTime::from_ms(20), 0, Outcome::Success, SimDuration::from_ms(10));
+        recorder.request_finished(
+            SimTime::from_ms(20),
+            0,
+            Outcome::Success,
+            SimDuration::from_ms(10),
+        );
         recorder.request_issued(SimTime::from_ms(2_500), 0);
-        recorder.request_finished(SimTime::from_ms(2_600), 0, Outcome::Timeout, SimDuration::from_ms(100));
+        recorder.request_finished(
+            SimTime::from_ms(2_600),
+            0,
+            Outcome::Timeout,
+            SimDuration::from_ms(100),
+        );
         let rows = recorder.finish(SimTime::from_ms(2_700));
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].availability(), Some(1.0));
@@ -340,6 +363,9 @@ mod tests {
         assert_eq!(rows[2].start, SimTime::from_ms(2_000));
         assert_eq!(recorder.totals.total(), 2);
         let p50 = rows[0].latency_us.unwrap()[0];
-        assert!((10_000..=10_010).contains(&p50), "p50 {p50} should be 10 ms within 0.1%");
+        assert!(
+            (10_000..=10_010).contains(&p50),
+            "p50 {p50} should be 10 ms within 0.1%"
+        );
     }
 }

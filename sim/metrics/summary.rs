@@ -277,7 +277,10 @@ impl Summary {
                     .iter()
                     .map(|(kind, counters)| LayerSummary {
                         kind: kind.to_string(),
-                        counters: counters.iter().map(|(name, value)| (name.to_string(), *value)).collect(),
+                        counters: counters
+                            .iter()
+                            .map(|(name, value)| (name.to_string(), *value))
+                            .collect(),
                     })
                     .collect();
                 (stack.name.clone(), layers)

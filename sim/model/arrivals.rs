@@ -54,8 +54,14 @@ impl RateSchedule {
         match self {
             RateSchedule::Constant { rps } => *rps,
             RateSchedule::Steps { steps } => steps.iter().map(|step| step.rps).fold(0.0, f64::max),
-            RateSchedule::Ramp { from_rps, to_rps, .. } => from_rps.max(*to_rps),
-            RateSchedule::Spike { base_rps, spike_rps, .. } => base_rps.max(*spike_rps),
+            RateSchedule::Ramp {
+                from_rps, to_rps, ..
+            } => from_rps.max(*to_rps),
+            RateSchedule::Spike {
+                base_rps,
+                spike_rps,
+                ..
+            } => base_rps.max(*spike_rps),
         }
     }
 
@@ -109,7 +115,8 @@ impl ArrivalProcess {
                 let mut at = now;
                 loop {
                     let gap_seconds = -(1.0 - rng.unit()).ln() / self.rate_max;
-                    at = at + SimDuration((gap_seconds * MICROS_PER_SECOND_F64).round().max(1.0) as u64);
+                    at = at
+                        + SimDuration((gap_seconds * MICROS_PER_SECOND_F64).round().max(1.0) as u64);
                     if at >= self.end {
                         return None;
                     }
@@ -125,7 +132,8 @@ impl ArrivalProcess {
                 loop {
                     let rate = self.rate.rate_at(at);
                     if rate > 0.0 {
-                        let gap = SimDuration(((MICROS_PER_SECOND_F64 / rate).round() as u64).max(1));
+                        let gap =
+                            SimDuration(((MICROS_PER_SECOND_F64 / rate).round() as u64).max(1));
                         at = at + gap;
                         return (at < self.end).then_some(at);
                     }
@@ -168,13 +176,25 @@ mod tests {
         let expected = rate.requests_between(SimTime::ZERO, end);
         assert!((expected - 30_000.0).abs() < 1.0, "integral {expected}");
         let got = count(&ArrivalProcess::new(ArrivalKind::Poisson, rate, end), 9) as f64;
-        assert!((got - expected).abs() / expected < 0.02, "{got} vs {expected}");
+        assert!(
+            (got - expected).abs() / expected < 0.02,
+            "{got} vs {expected}"
+        );
     }
 
     #[test]
     fn uniform_arrivals_are_evenly_spaced_and_respect_zero_rate_steps() {
         let rate = RateSchedule::Steps {
-            steps: vec![RateStep { at_ms: 1_000, rps: 10.0 }, RateStep { at_ms: 2_000, rps: 0.0 }],
+            steps: vec![
+                RateStep {
+                    at_ms: 1_000,
+                    rps: 10.0,
+                },
+                RateStep {
+                    at_ms: 2_000,
+                    rps: 0.0,
+                },
+            ],
         };
         let process = ArrivalProcess::new(ArrivalKind::Uniform, rate, SimTime::from_ms(5_000));
         assert_eq!(count(&process, 1), 10);

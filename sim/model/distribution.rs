@@ -81,7 +81,9 @@ impl Distribution {
                 check::within_f64(&join(path, "min_ms"), *min_ms, 0.0, SAMPLE_MS_MAX)?;
                 check::within_f64(&join(path, "max_ms"), *max_ms, *min_ms, SAMPLE_MS_MAX)
             }
-            Distribution::Empirical { quantiles } => validate_quantiles(&join(path, "quantiles"), quantiles),
+            Distribution::Empirical { quantiles } => {
+                validate_quantiles(&join(path, "quantiles"), quantiles)
+            }
         }
     }
 
@@ -110,7 +112,8 @@ impl Distribution {
                 exp.sample(rng.raw())
             }
             Distribution::Lognormal { median_ms, sigma } => {
-                let lognormal = LogNormal::new(median_ms.ln(), *sigma).expect("validated lognormal");
+                let lognormal =
+                    LogNormal::new(median_ms.ln(), *sigma).expect("validated lognormal");
                 lognormal.sample(rng.raw())
             }
             Distribution::Uniform { min_ms, max_ms } => min_ms + (max_ms - min_ms) * rng.unit(),
@@ -122,7 +125,10 @@ impl Distribution {
 
 fn validate_quantiles(path: &str, quantiles: &[(f64, f64)]) -> Result<(), Invalid> {
     if quantiles.len() < 2 {
-        return Err(Invalid::new(path, "must have at least two [quantile, value_ms] points"));
+        return Err(Invalid::new(
+            path,
+            "must have at least two [quantile, value_ms] points",
+        ));
     }
     for (index, &(quantile, value)) in quantiles.iter().enumerate() {
         let here = check::item(path, index);
@@ -133,7 +139,9 @@ fn validate_quantiles(path: &str, quantiles: &[(f64, f64)]) -> Result<(), Invali
             if quantile <= quantile_before {
                 return Err(Invalid::new(
                     here,
-                    format!("quantiles must increase strictly (got {quantile} after {quantile_before})"),
+                    format!(
+                        "quantiles must increase strictly (got {quantile} after {quantile_before})"
+                    ),
                 ));
             }
             if value < value_before {
@@ -145,14 +153,19 @@ fn validate_quantiles(path: &str, quantiles: &[(f64, f64)]) -> Result<(), Invali
         }
     }
     if quantiles[0].0 != 0.0 || quantiles[quantiles.len() - 1].0 != 1.0 {
-        return Err(Invalid::new(path, "the first quantile must be 0 and the last 1"));
+        return Err(Invalid::new(
+            path,
+            "the first quantile must be 0 and the last 1",
+        ));
     }
     Ok(())
 }
 
 /// The value at quantile `u` of a validated table, by linear interpolation.
 fn interpolate(quantiles: &[(f64, f64)], u: f64) -> f64 {
-    let upper = quantiles.partition_point(|&(quantile, _)| quantile < u).max(1);
+    let upper = quantiles
+        .partition_point(|&(quantile, _)| quantile < u)
+        .max(1);
     let (q0, v0) = quantiles[upper - 1];
     let (q1, v1) = quantiles[upper.min(quantiles.len() - 1)];
     if q1 <= q0 {
@@ -169,7 +182,9 @@ mod tests {
 
     fn mean_of(distribution: &Distribution, draws: usize) -> f64 {
         let mut rng = RngFactory::new(3).stream("test");
-        let total: f64 = (0..draws).map(|_| distribution.sample(&mut rng).as_ms_f64()).sum();
+        let total: f64 = (0..draws)
+            .map(|_| distribution.sample(&mut rng).as_ms_f64())
+            .sum();
         total / draws as f64
     }
 
@@ -178,14 +193,25 @@ mod tests {
         let cases = [
             Distribution::Constant { value_ms: 7.0 },
             Distribution::Exponential { mean_ms: 20.0 },
-            Distribution::Lognormal { median_ms: 10.0, sigma: 0.5 },
-            Distribution::Uniform { min_ms: 5.0, max_ms: 15.0 },
-            Distribution::Empirical { quantiles: vec![(0.0, 0.0), (0.5, 10.0), (1.0, 30.0)] },
+            Distribution::Lognormal {
+                median_ms: 10.0,
+                sigma: 0.5,
+            },
+            Distribution::Uniform {
+                min_ms: 5.0,
+                max_ms: 15.0,
+            },
+            Distribution::Empirical {
+                quantiles: vec![(0.0, 0.0), (0.5, 10.0), (1.0, 30.0)],
+            },
         ];
         for distribution in cases {
             let expected = distribution.mean_ms();
             let got = mean_of(&distribution, 200_000);
-            assert!((got - expected).abs() / expected < 0.02, "{distribution:?}: {got} vs {expected}");
+            assert!(
+                (got - expected).abs() / expected < 0.02,
+                "{distribution:?}: {got} vs {expected}"
+            );
         }
     }
 
@@ -199,10 +225,15 @@ mod tests {
 
     #[test]
     fn bad_tables_are_rejected_with_their_path() {
-        let table = Distribution::Empirical { quantiles: vec![(0.0, 5.0), (0.5, 4.0), (1.0, 9.0)] };
+        let table = Distribution::Empirical {
+            quantiles: vec![(0.0, 5.0), (0.5, 4.0), (1.0, 9.0)],
+        };
         let err = table.validate("services[0].service_time_ms").unwrap_err();
         assert_eq!(err.path, "services[0].service_time_ms.quantiles[1]");
-        let lognormal = Distribution::Lognormal { median_ms: -1.0, sigma: 0.5 };
+        let lognormal = Distribution::Lognormal {
+            median_ms: -1.0,
+            sigma: 0.5,
+        };
         assert_eq!(lognormal.validate("x").unwrap_err().path, "x.median_ms");
     }
 }

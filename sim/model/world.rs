@@ -224,7 +224,11 @@ impl<'a> World<'a> {
         for client in &scenario.clients {
             let name = format!("client/{}", client.name);
             stacks.push(Stack {
-                layers: client.policies.iter().map(|policy| policy.build()).collect(),
+                layers: client
+                    .policies
+                    .iter()
+                    .map(|policy| policy.build())
+                    .collect(),
                 target: client.target,
                 rng: rngs.stream(&format!("{name}/policies")),
                 network: rngs.stream(&format!("{name}/network")),
@@ -296,7 +300,11 @@ impl<'a> World<'a> {
             jobs: SlotMap::with_key(),
             work: VecDeque::new(),
             notes: Vec::new(),
-            recorder: Recorder::new(scenario.window, scenario.clients.len(), scenario.services.len()),
+            recorder: Recorder::new(
+                scenario.window,
+                scenario.clients.len(),
+                scenario.services.len(),
+            ),
         };
         world.schedule_start();
         world
@@ -314,7 +322,13 @@ impl<'a> World<'a> {
                         self.queue.push(first, Event::Arrival { client: index });
                     }
                     for &(at, count) in bursts {
-                        self.queue.push(at, Event::Burst { client: index, count });
+                        self.queue.push(
+                            at,
+                            Event::Burst {
+                                client: index,
+                                count,
+                            },
+                        );
                     }
                 }
                 Load::ClosedLoop { users, think_time } => {
@@ -415,7 +429,12 @@ impl<'a> World<'a> {
         if let Load::ClosedLoop { think_time, .. } = &self.scenario.clients[state.client].load {
             let at = self.now + think_time.sample(&mut self.clients[state.client].think_rng);
             if at < self.end_of_load {
-                self.queue.push(at, Event::UserWake { client: state.client });
+                self.queue.push(
+                    at,
+                    Event::UserWake {
+                        client: state.client,
+                    },
+                );
             }
         }
     }
@@ -468,7 +487,11 @@ impl<'a> World<'a> {
     }
 
     /// Runs one layer hook for `frame` and records any notes it made.
-    fn with_layer(&mut self, frame: FrameKey, hook: impl FnOnce(&mut dyn Layer, &mut Ctx) -> Step) -> Step {
+    fn with_layer(
+        &mut self,
+        frame: FrameKey,
+        hook: impl FnOnce(&mut dyn Layer, &mut Ctx) -> Step,
+    ) -> Step {
         let state = self.frames.get_mut(frame).expect("live frame");
         let stack = &mut self.stacks[state.stack];
         let mut ctx = Ctx {
@@ -496,12 +519,16 @@ impl<'a> World<'a> {
             Step::Forward => self.spawn_child(frame),
             Step::ForwardAfter(delay) if delay == SimDuration::ZERO => self.spawn_child(frame),
             Step::ForwardAfter(delay) => {
-                let id = self.queue.push(self.now + delay, Event::FrameStart { frame });
+                let id = self
+                    .queue
+                    .push(self.now + delay, Event::FrameStart { frame });
                 let previous = self.frames[frame].delayed_start.replace(id);
                 debug_assert!(previous.is_none(), "two delayed starts for one frame");
             }
             Step::ForwardWithTimer(timeout) => {
-                let id = self.queue.push(self.now + timeout, Event::FrameTimer { frame });
+                let id = self
+                    .queue
+                    .push(self.now + timeout, Event::FrameTimer { frame });
                 if let Some(previous) = self.frames[frame].timer.replace(id) {
                     self.queue.cancel(previous);
                 }
@@ -526,7 +553,9 @@ impl<'a> World<'a> {
         match state.parent {
             Parent::Request(request) => self.finish_request(request, reply),
             Parent::Frame(parent) => self.work.push_back(Work::Deliver(parent, reply)),
-            Parent::Dependency(job, index) => self.work.push_back(Work::DependencyDone(job, index, reply)),
+            Parent::Dependency(job, index) => {
+                self.work.push_back(Work::DependencyDone(job, index, reply))
+            }
         }
     }
 
@@ -547,7 +576,8 @@ impl<'a> World<'a> {
             slot: 0,
         });
         self.recorder.attempt_sent(self.now, from_client);
-        self.queue.push(self.now + latency, Event::JobArrive { job });
+        self.queue
+            .push(self.now + latency, Event::JobArrive { job });
     }
 
     fn job_arrive(&mut self, job: JobKey) {
@@ -628,7 +658,10 @@ impl<'a> World<'a> {
         }
         let mut work = config.service_time.sample(&mut state.work_rng);
         for &fault in &state.latency_faults {
-            if let Fault::Latency { probability, added, .. } = &self.scenario.faults[fault] {
+            if let Fault::Latency {
+                probability, added, ..
+            } = &self.scenario.faults[fault]
+            {
                 if state.fault_rng.chance(*probability) {
                     work = work + added.sample(&mut state.fault_rng);
                 }
@@ -637,7 +670,8 @@ impl<'a> World<'a> {
         let record = &mut self.jobs[job];
         record.state = JobState::Running;
         record.slot = slot;
-        self.queue.push(self.now + work, Event::JobLocalDone { job });
+        self.queue
+            .push(self.now + work, Event::JobLocalDone { job });
     }
 
     fn job_local_done(&mut self, job: JobKey) {
@@ -661,7 +695,10 @@ impl<'a> World<'a> {
         } else {
             match config.dependency_mode {
                 DependencyMode::Sequential => {
-                    self.jobs[job].state = JobState::Dependencies { next: 1, pending: 1 };
+                    self.jobs[job].state = JobState::Dependencies {
+                        next: 1,
+                        pending: 1,
+                    };
                     self.call_dependency(job, 0);
                 }
                 DependencyMode::Parallel => {
@@ -691,7 +728,10 @@ impl<'a> World<'a> {
             return;
         };
         let JobState::Dependencies { next, pending } = record.state else {
-            debug_assert!(false, "dependency reply for a job not waiting on dependencies");
+            debug_assert!(
+                false,
+                "dependency reply for a job not waiting on dependencies"
+            );
             return;
         };
         if !reply.is_ok() {
@@ -773,8 +813,14 @@ impl<'a> World<'a> {
         let service = self.scenario.faults[fault].service();
         let state = &mut self.services[service];
         match &self.scenario.faults[fault] {
-            Fault::Outage { mode: OutageMode::FailFast, .. } => state.fail_fast_outages += 1,
-            Fault::Outage { mode: OutageMode::Hang, .. } => state.hang_outages += 1,
+            Fault::Outage {
+                mode: OutageMode::FailFast,
+                ..
+            } => state.fail_fast_outages += 1,
+            Fault::Outage {
+                mode: OutageMode::Hang,
+                ..
+            } => state.hang_outages += 1,
             Fault::ErrorRate { .. } => state.error_faults.push(fault),
             Fault::Latency { .. } => state.latency_faults.push(fault),
             Fault::Crash { instance, .. } => self.crash(service, *instance as usize),
@@ -785,8 +831,14 @@ impl<'a> World<'a> {
         let service = self.scenario.faults[fault].service();
         let state = &mut self.services[service];
         match &self.scenario.faults[fault] {
-            Fault::Outage { mode: OutageMode::FailFast, .. } => state.fail_fast_outages -= 1,
-            Fault::Outage { mode: OutageMode::Hang, .. } => {
+            Fault::Outage {
+                mode: OutageMode::FailFast,
+                ..
+            } => state.fail_fast_outages -= 1,
+            Fault::Outage {
+                mode: OutageMode::Hang,
+                ..
+            } => {
                 state.hang_outages -= 1;
                 if state.hang_outages == 0 {
                     // The service wakes up and serves everything it held, in

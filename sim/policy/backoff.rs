@@ -84,7 +84,9 @@ impl Backoff {
     /// Checks the parameters; `path` names this backoff in the file.
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
         match self {
-            Backoff::Fixed { delay_ms } => check::within_f64(&join(path, "delay_ms"), *delay_ms, 0.0, DELAY_MS_MAX),
+            Backoff::Fixed { delay_ms } => {
+                check::within_f64(&join(path, "delay_ms"), *delay_ms, 0.0, DELAY_MS_MAX)
+            }
             Backoff::Exponential {
                 initial_ms,
                 factor,
@@ -116,7 +118,8 @@ impl Backoff {
                 let cap = SimDuration::from_ms_f64(max_ms);
                 // f64 powers saturate to infinity, which `min` then caps.
                 let exponent = i32::try_from(retry - 1).unwrap_or(i32::MAX);
-                let capped = SimDuration::from_ms_f64((initial_ms * factor.powi(exponent)).min(max_ms));
+                let capped =
+                    SimDuration::from_ms_f64((initial_ms * factor.powi(exponent)).min(max_ms));
                 let delay = match jitter {
                     Jitter::None => capped,
                     Jitter::Full => SimDuration(rng.between(0, capped.0)),
@@ -152,7 +155,8 @@ impl Backoff {
                 jitter,
             } => {
                 let exponent = i32::try_from(retry - 1).unwrap_or(i32::MAX);
-                let capped = SimDuration::from_ms_f64((initial_ms * factor.powi(exponent)).min(max_ms));
+                let capped =
+                    SimDuration::from_ms_f64((initial_ms * factor.powi(exponent)).min(max_ms));
                 let cap = SimDuration::from_ms_f64(max_ms);
                 match jitter {
                     Jitter::None => (capped, capped),
@@ -184,7 +188,12 @@ mod tests {
     fn exponential_without_jitter_doubles_then_caps() {
         let mut rng = RngFactory::new(1).stream("b");
         let delays: Vec<u64> = (1..=6)
-            .map(|retry| exponential(Jitter::None).delay(retry, SimDuration::ZERO, &mut rng).0 / 1_000)
+            .map(|retry| {
+                exponential(Jitter::None)
+                    .delay(retry, SimDuration::ZERO, &mut rng)
+                    .0
+                    / 1_000
+            })
             .collect();
         assert_eq!(delays, vec![100, 200, 400, 800, 1_000, 1_000]);
     }
@@ -200,24 +209,45 @@ mod tests {
     fn fixed_is_constant() {
         let mut rng = RngFactory::new(1).stream("b");
         let fixed = Backoff::Fixed { delay_ms: 1_000.0 };
-        assert_eq!(fixed.delay(1, SimDuration::ZERO, &mut rng), SimDuration::from_ms(1_000));
-        assert_eq!(fixed.delay(9, SimDuration::ZERO, &mut rng), SimDuration::from_ms(1_000));
+        assert_eq!(
+            fixed.delay(1, SimDuration::ZERO, &mut rng),
+            SimDuration::from_ms(1_000)
+        );
+        assert_eq!(
+            fixed.delay(9, SimDuration::ZERO, &mut rng),
+            SimDuration::from_ms(1_000)
+        );
     }
 
     #[test]
     fn full_jitter_spreads_over_the_whole_range() {
         let mut rng = RngFactory::new(5).stream("b");
         let draws: Vec<u64> = (0..2_000)
-            .map(|_| exponential(Jitter::Full).delay(4, SimDuration::ZERO, &mut rng).0)
+            .map(|_| {
+                exponential(Jitter::Full)
+                    .delay(4, SimDuration::ZERO, &mut rng)
+                    .0
+            })
             .collect();
         let min = *draws.iter().min().unwrap();
         let max = *draws.iter().max().unwrap();
-        assert!(min < 20_000, "full jitter should reach near 0, min was {min}");
-        assert!(max > 780_000, "full jitter should reach near 800 ms, max was {max}");
+        assert!(
+            min < 20_000,
+            "full jitter should reach near 0, min was {min}"
+        );
+        assert!(
+            max > 780_000,
+            "full jitter should reach near 800 ms, max was {max}"
+        );
     }
 
     fn any_jitter() -> impl Strategy<Value = Jitter> {
-        prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal), Just(Jitter::Decorrelated)]
+        prop_oneof![
+            Just(Jitter::None),
+            Just(Jitter::Full),
+            Just(Jitter::Equal),
+            Just(Jitter::Decorrelated)
+        ]
     }
 
     proptest! {

@@ -81,9 +81,24 @@ impl Default for BreakerConfig {
 impl BreakerConfig {
     /// Checks the ranges; `path` names this policy in the file.
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
-        check::within(&join(path, "failure_threshold"), self.failure_threshold, 1, 1_000_000)?;
-        check::within(&join(path, "success_threshold"), self.success_threshold, 1, 1_000_000)?;
-        check::within(&join(path, "open_timeout_ms"), self.open_timeout_ms, 0, 86_400_000)
+        check::within(
+            &join(path, "failure_threshold"),
+            self.failure_threshold,
+            1,
+            1_000_000,
+        )?;
+        check::within(
+            &join(path, "success_threshold"),
+            self.success_threshold,
+            1,
+            1_000_000,
+        )?;
+        check::within(
+            &join(path, "open_timeout_ms"),
+            self.open_timeout_ms,
+            0,
+            86_400_000,
+        )
     }
 }
 
@@ -239,7 +254,9 @@ impl ChapterBreaker {
             CallOutcome::Failure => {
                 self.failures_consecutive = self.failures_consecutive.saturating_add(1);
                 self.counters.failures += 1;
-                if self.state == BreakerState::HalfOpen || self.failures_consecutive >= self.failure_threshold {
+                if self.state == BreakerState::HalfOpen
+                    || self.failures_consecutive >= self.failure_threshold
+                {
                     self.trip(now)
                 } else {
                     None
@@ -325,7 +342,11 @@ mod tests {
     use proptest::prelude::*;
     use BreakerStateName::*;
 
-    fn breaker(failure_threshold: u32, success_threshold: u32, open_timeout_ms: u64) -> ChapterBreaker {
+    fn breaker(
+        failure_threshold: u32,
+        success_threshold: u32,
+        open_timeout_ms: u64,
+    ) -> ChapterBreaker {
         ChapterBreaker::new(&BreakerConfig {
             variant: BreakerVariant::Chapter,
             failure_threshold,
@@ -346,14 +367,27 @@ mod tests {
             assert_eq!(breaker.record(ms(at), CallOutcome::Failure), None);
         }
         assert_eq!(breaker.admit(ms(2)).0, Admission::Admitted);
-        assert_eq!(breaker.record(ms(2), CallOutcome::Failure), Some((Closed, Open)));
-        assert_eq!(breaker.state(), BreakerState::Open { reopen_at: ms(5_002) });
+        assert_eq!(
+            breaker.record(ms(2), CallOutcome::Failure),
+            Some((Closed, Open))
+        );
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Open {
+                reopen_at: ms(5_002)
+            }
+        );
     }
 
     #[test]
     fn a_success_resets_the_consecutive_count() {
         let mut breaker = breaker(3, 2, 5_000);
-        for outcome in [CallOutcome::Failure, CallOutcome::Failure, CallOutcome::Success, CallOutcome::Failure] {
+        for outcome in [
+            CallOutcome::Failure,
+            CallOutcome::Failure,
+            CallOutcome::Success,
+            CallOutcome::Failure,
+        ] {
             breaker.admit(ms(0));
             breaker.record(ms(0), outcome);
         }
@@ -367,9 +401,15 @@ mod tests {
         breaker.admit(ms(0));
         breaker.record(ms(0), CallOutcome::Failure);
         assert_eq!(breaker.admit(ms(999)), (Admission::Rejected, None));
-        assert_eq!(breaker.admit(ms(1_000)), (Admission::Admitted, Some((Open, HalfOpen))));
+        assert_eq!(
+            breaker.admit(ms(1_000)),
+            (Admission::Admitted, Some((Open, HalfOpen)))
+        );
         let counters = breaker.counters();
-        assert_eq!((counters.requests, counters.rejections, counters.failures), (3, 1, 1));
+        assert_eq!(
+            (counters.requests, counters.rejections, counters.failures),
+            (3, 1, 1)
+        );
     }
 
     #[test]
@@ -379,13 +419,24 @@ mod tests {
         breaker.record(ms(0), CallOutcome::Failure);
         breaker.admit(ms(1_000));
         assert_eq!(breaker.record(ms(1_001), CallOutcome::Success), None);
-        assert_eq!(breaker.record(ms(1_002), CallOutcome::Success), Some((HalfOpen, Closed)));
+        assert_eq!(
+            breaker.record(ms(1_002), CallOutcome::Success),
+            Some((HalfOpen, Closed))
+        );
 
         breaker.admit(ms(2_000));
         breaker.record(ms(2_000), CallOutcome::Failure);
         breaker.admit(ms(3_000));
-        assert_eq!(breaker.record(ms(3_001), CallOutcome::Failure), Some((HalfOpen, Open)));
-        assert_eq!(breaker.state(), BreakerState::Open { reopen_at: ms(4_001) });
+        assert_eq!(
+            breaker.record(ms(3_001), CallOutcome::Failure),
+            Some((HalfOpen, Open))
+        );
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Open {
+                reopen_at: ms(4_001)
+            }
+        );
     }
 
     // The chapter admits every call while half-open: there is no probe limit.
@@ -409,9 +460,19 @@ mod tests {
         }
         breaker.record(ms(0), CallOutcome::Failure);
         breaker.record(ms(10), CallOutcome::Failure);
-        assert_eq!(breaker.state(), BreakerState::Open { reopen_at: ms(1_010) });
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Open {
+                reopen_at: ms(1_010)
+            }
+        );
         assert_eq!(breaker.record(ms(500), CallOutcome::Failure), None);
-        assert_eq!(breaker.state(), BreakerState::Open { reopen_at: ms(1_500) });
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Open {
+                reopen_at: ms(1_500)
+            }
+        );
         assert_eq!(breaker.counters().trips, 2);
     }
 

@@ -18,7 +18,12 @@ pub struct FallbackConfig {
 }
 
 fn on_default() -> Vec<ReplyKind> {
-    vec![ReplyKind::Error, ReplyKind::Timeout, ReplyKind::BreakerOpen, ReplyKind::QueueFull]
+    vec![
+        ReplyKind::Error,
+        ReplyKind::Timeout,
+        ReplyKind::BreakerOpen,
+        ReplyKind::QueueFull,
+    ]
 }
 
 impl FallbackConfig {

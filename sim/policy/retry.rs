@@ -90,7 +90,10 @@ impl Layer for RetryLayer {
             self.exhausted += 1;
             return Step::Complete(reply);
         }
-        let delay = self.config.backoff.delay(ctx.call.attempt, ctx.call.delay_last, ctx.rng);
+        let delay = self
+            .config
+            .backoff
+            .delay(ctx.call.attempt, ctx.call.delay_last, ctx.rng);
         ctx.call.attempt += 1;
         ctx.call.delay_last = delay;
         self.retries += 1;
@@ -99,7 +102,11 @@ impl Layer for RetryLayer {
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![("calls", self.calls), ("retries", self.retries), ("exhausted", self.exhausted)]
+        vec![
+            ("calls", self.calls),
+            ("retries", self.retries),
+            ("exhausted", self.exhausted),
+        ]
     }
 }
 
@@ -137,8 +144,14 @@ mod tests {
         let error = Reply::Error { retryable: true };
         let steps = drive(&mut layer, &[error, Reply::Timeout, error]);
         let wait = Step::ForwardAfter(SimDuration::from_ms(50));
-        assert_eq!(steps, vec![Step::Forward, wait, wait, Step::Complete(error)]);
-        assert_eq!(layer.counters(), vec![("calls", 1), ("retries", 2), ("exhausted", 1)]);
+        assert_eq!(
+            steps,
+            vec![Step::Forward, wait, wait, Step::Complete(error)]
+        );
+        assert_eq!(
+            layer.counters(),
+            vec![("calls", 1), ("retries", 2), ("exhausted", 1)]
+        );
     }
 
     #[test]
@@ -149,10 +162,19 @@ mod tests {
             retry_on: vec![ReplyKind::Timeout],
         });
         let client_error = Reply::Error { retryable: false };
-        assert_eq!(drive(&mut layer, &[client_error])[1], Step::Complete(client_error));
+        assert_eq!(
+            drive(&mut layer, &[client_error])[1],
+            Step::Complete(client_error)
+        );
         let server_error = Reply::Error { retryable: true };
-        assert_eq!(drive(&mut layer, &[server_error])[1], Step::Complete(server_error));
-        assert_eq!(drive(&mut layer, &[Reply::BreakerOpen])[1], Step::Complete(Reply::BreakerOpen));
+        assert_eq!(
+            drive(&mut layer, &[server_error])[1],
+            Step::Complete(server_error)
+        );
+        assert_eq!(
+            drive(&mut layer, &[Reply::BreakerOpen])[1],
+            Step::Complete(Reply::BreakerOpen)
+        );
     }
 
     #[test]
@@ -162,6 +184,9 @@ mod tests {
             backoff: Backoff::default(),
             retry_on: retry_on_default(),
         });
-        assert_eq!(drive(&mut layer, &[Reply::Success])[1], Step::Complete(Reply::Success));
+        assert_eq!(
+            drive(&mut layer, &[Reply::Success])[1],
+            Step::Complete(Reply::Success)
+        );
     }
 }

@@ -73,7 +73,10 @@ mod tests {
         ];
         let text = timeseries(&rows);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[1], "0,2,2,1,0,0,1,0,0,3,0.500000,1.000,2.000,3.000,4.500");
+        assert_eq!(
+            lines[1],
+            "0,2,2,1,0,0,1,0,0,3,0.500000,1.000,2.000,3.000,4.500"
+        );
         assert_eq!(lines[2], "1000,0,0,0,0,0,0,0,0,0,,,,,");
         assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
     }

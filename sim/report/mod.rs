@@ -74,7 +74,13 @@ pub fn render(
         let faults: Vec<(String, f64, f64)> = summary
             .faults
             .iter()
-            .map(|fault| (fault.label.clone(), fault.start_ms / 1_000.0, fault.end_ms / 1_000.0))
+            .map(|fault| {
+                (
+                    fault.label.clone(),
+                    fault.start_ms / 1_000.0,
+                    fault.end_ms / 1_000.0,
+                )
+            })
             .collect();
         let end_s = summary.end_ms / 1_000.0;
         let breaker_open = breaker_open_periods(&summary.breaker_transitions, end_s);
@@ -106,7 +112,9 @@ fn chart_rows(rows: &[WindowRow], window_s: f64) -> Vec<ChartRow> {
             issued_rps: row.issued as f64 / window_s,
             success_rps: row.outcomes.get(crate::metrics::Outcome::Success) as f64 / window_s,
             attempts_rps: row.attempts as f64 / window_s,
-            latency_ms: row.latency_us.map(|latency| latency.map(|micros| micros as f64 / 1_000.0)),
+            latency_ms: row
+                .latency_us
+                .map(|latency| latency.map(|micros| micros as f64 / 1_000.0)),
         })
         .collect()
 }
@@ -119,7 +127,10 @@ pub fn breaker_open_periods(transitions: &[TransitionRecord], end_s: f64) -> Vec
     let mut since = 0.0;
     for transition in transitions {
         let at_s = transition.at_ms / 1_000.0;
-        let was_open = open.get(transition.stack.as_str()).copied().unwrap_or(false);
+        let was_open = open
+            .get(transition.stack.as_str())
+            .copied()
+            .unwrap_or(false);
         let is_open = transition.to == BreakerStateName::Open;
         open.insert(transition.stack.as_str(), is_open);
         match (was_open, is_open) {
@@ -195,6 +206,9 @@ mod tests {
             transition(3_000.0, "b", HalfOpen),
             transition(4_000.0, "b", Open),
         ];
-        assert_eq!(breaker_open_periods(&transitions, 9.0), vec![(1.0, 3.0), (4.0, 9.0)]);
+        assert_eq!(
+            breaker_open_periods(&transitions, 9.0),
+            vec![(1.0, 3.0), (4.0, 9.0)]
+        );
     }
 }

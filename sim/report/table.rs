@@ -71,8 +71,16 @@ pub fn render(summary: &Summary) -> String {
         percent(summary.availability),
         downtime(summary.downtime_hours_per_year)
     );
-    let _ = writeln!(out, "  served (incl. fallback) {}", percent(summary.availability_served));
-    let _ = writeln!(out, "  latency             {}", latency_line(&summary.latency_ms));
+    let _ = writeln!(
+        out,
+        "  served (incl. fallback) {}",
+        percent(summary.availability_served)
+    );
+    let _ = writeln!(
+        out,
+        "  latency             {}",
+        latency_line(&summary.latency_ms)
+    );
     let _ = writeln!(
         out,
         "  retry amplification {:.3} attempts per request ({} client attempts)",

@@ -23,7 +23,10 @@ pub fn non_negative(path: &str, value: f64) -> Result<(), Invalid> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(Invalid::new(path, format!("must be a finite number >= 0 (got {value})")))
+        Err(Invalid::new(
+            path,
+            format!("must be a finite number >= 0 (got {value})"),
+        ))
     }
 }
 
@@ -32,7 +35,10 @@ pub fn positive(path: &str, value: f64) -> Result<(), Invalid> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(Invalid::new(path, format!("must be a finite number > 0 (got {value})")))
+        Err(Invalid::new(
+            path,
+            format!("must be a finite number > 0 (got {value})"),
+        ))
     }
 }
 
@@ -41,7 +47,10 @@ pub fn probability(path: &str, value: f64) -> Result<(), Invalid> {
     if (0.0..=1.0).contains(&value) {
         Ok(())
     } else {
-        Err(Invalid::new(path, format!("must be a probability in [0, 1] (got {value})")))
+        Err(Invalid::new(
+            path,
+            format!("must be a probability in [0, 1] (got {value})"),
+        ))
     }
 }
 
@@ -55,7 +64,10 @@ pub fn within<T: PartialOrd + Display + Copy>(
     if value >= low && value <= high {
         Ok(())
     } else {
-        Err(Invalid::new(path, format!("must be in [{low}, {high}] (got {value})")))
+        Err(Invalid::new(
+            path,
+            format!("must be in [{low}, {high}] (got {value})"),
+        ))
     }
 }
 
@@ -64,7 +76,10 @@ pub fn within_f64(path: &str, value: f64, low: f64, high: f64) -> Result<(), Inv
     if value.is_finite() && value >= low && value <= high {
         Ok(())
     } else {
-        Err(Invalid::new(path, format!("must be a finite number in [{low}, {high}] (got {value})")))
+        Err(Invalid::new(
+            path,
+            format!("must be a finite number in [{low}, {high}] (got {value})"),
+        ))
     }
 }
 
@@ -92,13 +107,19 @@ mod tests {
     #[test]
     fn paths_join_like_json_paths() {
         assert_eq!(join("", "services"), "services");
-        assert_eq!(join(&item("services", 2), "queue_capacity"), "services[2].queue_capacity");
+        assert_eq!(
+            join(&item("services", 2), "queue_capacity"),
+            "services[2].queue_capacity"
+        );
     }
 
     #[test]
     fn ranges_name_the_path_and_the_allowed_values() {
         let err = probability("faults[0].probability", 1.5).unwrap_err();
-        assert_eq!(err.to_string(), "faults[0].probability: must be a probability in [0, 1] (got 1.5)");
+        assert_eq!(
+            err.to_string(),
+            "faults[0].probability: must be a probability in [0, 1] (got 1.5)"
+        );
         assert!(positive("x", f64::NAN).is_err());
         assert!(non_negative("x", -0.5).is_err());
         assert!(non_negative("x", 0.0).is_ok());

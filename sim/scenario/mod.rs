@@ -172,10 +172,12 @@ impl Fault {
     /// The interval the fault is active, for charts.
     pub fn window(&self) -> (SimTime, SimTime) {
         match self {
-            Fault::Outage { start, end, .. } | Fault::ErrorRate { start, end, .. } | Fault::Latency { start, end, .. } => {
-                (*start, *end)
-            }
-            Fault::Crash { at, restart_after, .. } => (*at, *at + *restart_after),
+            Fault::Outage { start, end, .. }
+            | Fault::ErrorRate { start, end, .. }
+            | Fault::Latency { start, end, .. } => (*start, *end),
+            Fault::Crash {
+                at, restart_after, ..
+            } => (*at, *at + *restart_after),
         }
     }
 
@@ -190,7 +192,9 @@ impl Fault {
                 };
                 format!("outage ({mode}) {service}")
             }
-            Fault::ErrorRate { probability, .. } => format!("errors {:.0}% {service}", probability * 100.0),
+            Fault::ErrorRate { probability, .. } => {
+                format!("errors {:.0}% {service}", probability * 100.0)
+            }
             Fault::Latency { .. } => format!("latency {service}"),
             Fault::Crash { instance, .. } => format!("crash {service}[{instance}]"),
         }
@@ -225,15 +229,25 @@ impl Scenario {
     /// `name` for report folders.
     pub fn from_bytes(file: &str, name: &str, bytes: &[u8]) -> Result<Scenario, ScenarioError> {
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-        let raw: raw::RawScenario = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            let path = if path == "." { String::new() } else { format!("{path}: ") };
-            ScenarioError::Parse {
-                file: file.to_string(),
-                path,
-                message: error.into_inner().to_string(),
-            }
-        })?;
+        let raw: raw::RawScenario =
+            serde_path_to_error::deserialize(deserializer).map_err(|error| {
+                let path = error.path().to_string();
+                let path = if path == "." {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                };
+                let mut message = error.into_inner().to_string();
+                if message.starts_with("expected value") {
+                    // The usual cause is NaN, Infinity or a trailing comma, none of which JSON allows.
+                    message.push_str(" (JSON allows no NaN, Infinity or trailing commas)");
+                }
+                ScenarioError::Parse {
+                    file: file.to_string(),
+                    path,
+                    message,
+                }
+            })?;
         let hash = hex(&Sha256::digest(bytes));
         validate::validate(raw, name, hash).map_err(|invalid| ScenarioError::Invalid {
             file: file.to_string(),
@@ -243,7 +257,9 @@ impl Scenario {
 
     /// The service called `name`, if any.
     pub fn service_index(&self, name: &str) -> Option<usize> {
-        self.services.iter().position(|service| service.name == name)
+        self.services
+            .iter()
+            .position(|service| service.name == name)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::check::{self, item, join};
 use super::error::Invalid;
-use super::raw::{RawFault, RawLoad, RawScenario, RateSchedule};
+use super::raw::{RateSchedule, RawFault, RawLoad, RawScenario};
 use super::{Client, DependencyCall, Fault, Limits, Load, Scenario, Service};
 use crate::engine::{SimDuration, SimTime};
 use crate::policy::PolicySpec;
@@ -22,24 +22,33 @@ const EVENTS_PER_REQUEST_MIN: f64 = 4.0;
 
 pub fn validate(raw: RawScenario, name: &str, hash: String) -> Result<Scenario, Invalid> {
     if raw.description.trim().is_empty() {
-        return Err(Invalid::new("description", "must say what the scenario demonstrates (got an empty string)"));
+        return Err(Invalid::new(
+            "description",
+            "must say what the scenario demonstrates (got an empty string)",
+        ));
     }
     check::within("duration_ms", raw.duration_ms, 1, DURATION_MS_MAX)?;
     check::within("window_ms", raw.window_ms, 1, DURATION_MS_MAX)?;
-    let windows = raw.duration_ms.div_ceil(raw.window_ms);
+    check::within("limits.drain_ms", raw.limits.drain_ms, 0, 86_400_000)?;
+    // Windows cover the load and the drain after it.
+    let span_ms = raw.duration_ms + raw.limits.drain_ms;
+    let windows = span_ms.div_ceil(raw.window_ms);
     if windows > WINDOWS_MAX {
         return Err(Invalid::new(
             "window_ms",
             format!(
-                "gives {windows} windows over duration_ms {}; at most {WINDOWS_MAX} are allowed, so use window_ms >= {}",
-                raw.duration_ms,
-                raw.duration_ms.div_ceil(WINDOWS_MAX)
+                "gives {windows} windows over duration_ms plus limits.drain_ms ({span_ms} ms); at most {WINDOWS_MAX} are allowed, so use window_ms >= {}",
+                span_ms.div_ceil(WINDOWS_MAX)
             ),
         ));
     }
     raw.network.latency_ms.validate("network.latency_ms")?;
-    check::within("limits.events_max", raw.limits.events_max, 1_000, 100_000_000_000)?;
-    check::within("limits.drain_ms", raw.limits.drain_ms, 0, 86_400_000)?;
+    check::within(
+        "limits.events_max",
+        raw.limits.events_max,
+        1_000,
+        100_000_000_000,
+    )?;
 
     let services = validate_services(&raw)?;
     let clients = validate_clients(&raw, &services)?;
@@ -70,19 +79,28 @@ fn unique_names<'a>(path: &str, names: impl Iterator<Item = &'a str>) -> Result<
         let here = join(&item(path, index), "name");
         check::name(&here, name)?;
         if !seen.insert(name) {
-            return Err(Invalid::new(here, format!("duplicate name {name:?}: names must be unique")));
+            return Err(Invalid::new(
+                here,
+                format!("duplicate name {name:?}: names must be unique"),
+            ));
         }
     }
     Ok(())
 }
 
 fn resolve(path: &str, name: &str, services: &[String]) -> Result<usize, Invalid> {
-    services.iter().position(|candidate| candidate == name).ok_or_else(|| {
-        Invalid::new(
-            path,
-            format!("unknown service {name:?}; the services are: {}", services.join(", ")),
-        )
-    })
+    services
+        .iter()
+        .position(|candidate| candidate == name)
+        .ok_or_else(|| {
+            Invalid::new(
+                path,
+                format!(
+                    "unknown service {name:?}; the services are: {}",
+                    services.join(", ")
+                ),
+            )
+        })
 }
 
 fn validate_policies(path: &str, policies: &[PolicySpec]) -> Result<(), Invalid> {
@@ -97,15 +115,29 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
     if raw.services.is_empty() {
         return Err(Invalid::new("services", "must list at least one service"));
     }
-    unique_names("services", raw.services.iter().map(|service| service.name.as_str()))?;
-    let names: Vec<String> = raw.services.iter().map(|service| service.name.clone()).collect();
+    unique_names(
+        "services",
+        raw.services.iter().map(|service| service.name.as_str()),
+    )?;
+    let names: Vec<String> = raw
+        .services
+        .iter()
+        .map(|service| service.name.clone())
+        .collect();
     let mut services = Vec::with_capacity(raw.services.len());
     for (index, service) in raw.services.iter().enumerate() {
         let path = item("services", index);
         check::within(&join(&path, "instances"), service.instances, 1, 10_000)?;
         check::within(&join(&path, "workers"), service.workers, 1, 100_000)?;
-        check::within(&join(&path, "queue_capacity"), service.queue_capacity, 0, 10_000_000)?;
-        service.service_time_ms.validate(&join(&path, "service_time_ms"))?;
+        check::within(
+            &join(&path, "queue_capacity"),
+            service.queue_capacity,
+            0,
+            10_000_000,
+        )?;
+        service
+            .service_time_ms
+            .validate(&join(&path, "service_time_ms"))?;
         check::probability(&join(&path, "error_probability"), service.error_probability)?;
         let mut dependencies = Vec::new();
         let mut dependency_mode = Default::default();
@@ -113,9 +145,17 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
             let path = join(&path, "dependencies");
             dependency_mode = raw_dependencies.mode;
             if raw_dependencies.calls.is_empty() {
-                return Err(Invalid::new(join(&path, "calls"), "must list at least one call (or leave out dependencies)"));
+                return Err(Invalid::new(
+                    join(&path, "calls"),
+                    "must list at least one call (or leave out dependencies)",
+                ));
             }
-            check::within(&join(&path, "calls (length)"), raw_dependencies.calls.len(), 1, 64)?;
+            check::within(
+                &join(&path, "calls (length)"),
+                raw_dependencies.calls.len(),
+                1,
+                64,
+            )?;
             for (call_index, call) in raw_dependencies.calls.iter().enumerate() {
                 let path = item(&join(&path, "calls"), call_index);
                 let target = resolve(&join(&path, "service"), &call.service, &names)?;
@@ -145,12 +185,20 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
 /// A service that (indirectly) calls itself would recurse without end.
 fn reject_cycles(services: &[Service]) -> Result<(), Invalid> {
     // 0 = unvisited, 1 = on the current path, 2 = done.
-    fn visit(at: usize, services: &[Service], marks: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        at: usize,
+        services: &[Service],
+        marks: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         marks[at] = 1;
         path.push(at);
         for call in &services[at].dependencies {
             if marks[call.service] == 1 {
-                let start = path.iter().position(|&node| node == call.service).unwrap_or(0);
+                let start = path
+                    .iter()
+                    .position(|&node| node == call.service)
+                    .unwrap_or(0);
                 let mut cycle = path[start..].to_vec();
                 cycle.push(call.service);
                 return Some(cycle);
@@ -169,10 +217,16 @@ fn reject_cycles(services: &[Service]) -> Result<(), Invalid> {
     for start in 0..services.len() {
         if marks[start] == 0 {
             if let Some(cycle) = visit(start, services, &mut marks, &mut Vec::new()) {
-                let names: Vec<&str> = cycle.iter().map(|&index| services[index].name.as_str()).collect();
+                let names: Vec<&str> = cycle
+                    .iter()
+                    .map(|&index| services[index].name.as_str())
+                    .collect();
                 return Err(Invalid::new(
                     join(&item("services", cycle[0]), "dependencies"),
-                    format!("services must not call each other in a cycle (got {})", names.join(" -> ")),
+                    format!(
+                        "services must not call each other in a cycle (got {})",
+                        names.join(" -> ")
+                    ),
                 ));
             }
         }
@@ -186,7 +240,10 @@ fn validate_rate(path: &str, rate: &RateSchedule) -> Result<(), Invalid> {
         RateSchedule::Constant { rps: value } => rps("rps", *value),
         RateSchedule::Steps { steps } => {
             if steps.is_empty() {
-                return Err(Invalid::new(join(path, "steps"), "must list at least one step"));
+                return Err(Invalid::new(
+                    join(path, "steps"),
+                    "must list at least one step",
+                ));
             }
             for (index, step) in steps.iter().enumerate() {
                 let here = item(&join(path, "steps"), index);
@@ -194,7 +251,11 @@ fn validate_rate(path: &str, rate: &RateSchedule) -> Result<(), Invalid> {
                 if index > 0 && step.at_ms <= steps[index - 1].at_ms {
                     return Err(Invalid::new(
                         join(&here, "at_ms"),
-                        format!("must be after the previous step's at_ms {} (got {})", steps[index - 1].at_ms, step.at_ms),
+                        format!(
+                            "must be after the previous step's at_ms {} (got {})",
+                            steps[index - 1].at_ms,
+                            step.at_ms
+                        ),
                     ));
                 }
             }
@@ -238,8 +299,14 @@ fn validate_clients(raw: &RawScenario, services: &[Service]) -> Result<Vec<Clien
     if raw.clients.is_empty() {
         return Err(Invalid::new("clients", "must list at least one client"));
     }
-    unique_names("clients", raw.clients.iter().map(|client| client.name.as_str()))?;
-    let names: Vec<String> = services.iter().map(|service| service.name.clone()).collect();
+    unique_names(
+        "clients",
+        raw.clients.iter().map(|client| client.name.as_str()),
+    )?;
+    let names: Vec<String> = services
+        .iter()
+        .map(|service| service.name.clone())
+        .collect();
     let mut clients = Vec::with_capacity(raw.clients.len());
     for (index, client) in raw.clients.iter().enumerate() {
         let path = item("clients", index);
@@ -247,12 +314,21 @@ fn validate_clients(raw: &RawScenario, services: &[Service]) -> Result<Vec<Clien
         validate_policies(&join(&path, "policies"), &client.policies)?;
         let load_path = join(&path, "load");
         let load = match &client.load {
-            RawLoad::OpenLoop { arrival, rate, bursts } => {
+            RawLoad::OpenLoop {
+                arrival,
+                rate,
+                bursts,
+            } => {
                 validate_rate(&join(&load_path, "rate"), rate)?;
                 let mut checked = Vec::with_capacity(bursts.len());
                 for (burst_index, burst) in bursts.iter().enumerate() {
                     let here = item(&join(&load_path, "bursts"), burst_index);
-                    check::within(&join(&here, "at_ms"), burst.at_ms, 0, raw.duration_ms.saturating_sub(1))?;
+                    check::within(
+                        &join(&here, "at_ms"),
+                        burst.at_ms,
+                        0,
+                        raw.duration_ms.saturating_sub(1),
+                    )?;
                     check::within(&join(&here, "count"), burst.count, 1, 10_000_000)?;
                     checked.push((SimTime::from_ms(burst.at_ms), burst.count));
                 }
@@ -263,7 +339,10 @@ fn validate_clients(raw: &RawScenario, services: &[Service]) -> Result<Vec<Clien
                     bursts: checked,
                 }
             }
-            RawLoad::ClosedLoop { users, think_time_ms } => {
+            RawLoad::ClosedLoop {
+                users,
+                think_time_ms,
+            } => {
                 check::within(&join(&load_path, "users"), *users, 1, 1_000_000)?;
                 think_time_ms.validate(&join(&load_path, "think_time_ms"))?;
                 Load::ClosedLoop {
@@ -283,7 +362,10 @@ fn validate_clients(raw: &RawScenario, services: &[Service]) -> Result<Vec<Clien
 }
 
 fn validate_faults(raw: &RawScenario, services: &[Service]) -> Result<Vec<Fault>, Invalid> {
-    let names: Vec<String> = services.iter().map(|service| service.name.clone()).collect();
+    let names: Vec<String> = services
+        .iter()
+        .map(|service| service.name.clone())
+        .collect();
     let mut faults = Vec::with_capacity(raw.faults.len());
     check::within("faults (length)", raw.faults.len(), 0, 10_000)?;
     for (index, fault) in raw.faults.iter().enumerate() {
@@ -345,7 +427,12 @@ fn validate_faults(raw: &RawScenario, services: &[Service]) -> Result<Vec<Fault>
                 let service = resolve(&join(&path, "service"), service, &names)?;
                 let instances = services[service].instances;
                 check::within(&join(&path, "instance"), *instance, 0, instances - 1)?;
-                check::within(&join(&path, "restart_after_ms"), *restart_after_ms, 1, DURATION_MS_MAX)?;
+                check::within(
+                    &join(&path, "restart_after_ms"),
+                    *restart_after_ms,
+                    1,
+                    DURATION_MS_MAX,
+                )?;
                 Fault::Crash {
                     service,
                     instance: *instance,
@@ -369,7 +456,10 @@ pub fn requests_expected(scenario: &Scenario) -> f64 {
         .map(|client| match &client.load {
             Load::OpenLoop { rate, bursts, .. } => {
                 rate.requests_between(SimTime::ZERO, SimTime::ZERO + scenario.duration)
-                    + bursts.iter().map(|&(_, count)| f64::from(count)).sum::<f64>()
+                    + bursts
+                        .iter()
+                        .map(|&(_, count)| f64::from(count))
+                        .sum::<f64>()
             }
             Load::ClosedLoop { users, think_time } => {
                 let service = &scenario.services[client.target];
@@ -392,7 +482,12 @@ fn check_event_budget(scenario: &Scenario) -> Result<(), Invalid> {
             if steps > 10_000 {
                 break;
             }
-            stack.extend(scenario.services[at].dependencies.iter().map(|call| call.service));
+            stack.extend(
+                scenario.services[at]
+                    .dependencies
+                    .iter()
+                    .map(|call| call.service),
+            );
         }
         total
     };

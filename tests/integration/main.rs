@@ -1,1 +1,9 @@
+//! Integration tests: one crate, one module per concern.
 
+mod accounting;
+mod cli;
+mod determinism;
+mod golden;
+mod properties;
+mod queueing;
+mod support;

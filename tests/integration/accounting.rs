@@ -1,0 +1,157 @@
+//! Every request ends in exactly one outcome and the totals add up, in every
+//! committed scenario and in hand-built corner cases; timers that are
+//! cancelled never fire.
+
+use crate::support::{run_summary, scenario, scenario_files};
+use sim::scenario::Scenario;
+
+// Each committed scenario's outcomes add up to the requests issued, overall and per client.
+#[test]
+fn committed_scenarios_account_for_every_request() {
+    for file in scenario_files() {
+        let scenario = Scenario::load(&file).unwrap_or_else(|error| panic!("{error}"));
+        let (output, summary) = run_summary(&scenario, 42);
+        let name = file.display();
+        assert!(summary.requests.issued > 0, "{name}: no requests");
+        assert_eq!(summary.requests.total(), summary.requests.issued, "{name}");
+        let per_client: u64 = summary
+            .clients
+            .values()
+            .map(|client| client.requests.issued)
+            .sum();
+        assert_eq!(per_client, summary.requests.issued, "{name}");
+        for (client, record) in &summary.clients {
+            assert_eq!(
+                record.requests.total(),
+                record.requests.issued,
+                "{name}: client {client}"
+            );
+        }
+        let finished_in_windows: u64 = output.rows.iter().map(|row| row.finished()).sum();
+        assert_eq!(
+            finished_in_windows + summary.requests.unfinished,
+            summary.requests.issued,
+            "{name}: windows"
+        );
+        let issued_in_windows: u64 = output.rows.iter().map(|row| row.issued).sum();
+        assert_eq!(
+            issued_in_windows, summary.requests.issued,
+            "{name}: windows"
+        );
+    }
+}
+
+// A response that arrives first cancels its timeout, so the timer event is never
+// popped: each request costs exactly arrival, job arrival, service end and reply.
+#[test]
+fn answered_calls_cancel_their_timeouts() {
+    let scenario = scenario(
+        r#"{
+        "description": "fast service, generous timeout",
+        "duration_ms": 10000,
+        "services": [{ "name": "api", "workers": 4, "service_time_ms": { "kind": "constant", "value_ms": 5 } }],
+        "clients": [{ "name": "c", "target": "api",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 100 } },
+                      "policies": [{ "kind": "timeout", "timeout_ms": 50 }] }]
+    }"#,
+    );
+    let (output, summary) = run_summary(&scenario, 1);
+    assert_eq!(summary.requests.issued, 999);
+    assert_eq!(summary.requests.success, 999);
+    assert_eq!(output.events, 4 * 999);
+    assert_eq!(summary.policies["client/c"][0].counters["timeouts"], 0);
+}
+
+// A hang with no timeout leaves requests open until the drain ends: they are
+// counted as unfinished, not lost.
+#[test]
+fn hung_requests_without_timeouts_end_unfinished() {
+    let scenario = scenario(
+        r#"{
+        "description": "hang with no timeout",
+        "duration_ms": 10000,
+        "limits": { "drain_ms": 1000 },
+        "services": [{ "name": "api", "service_time_ms": { "kind": "constant", "value_ms": 1 } }],
+        "clients": [{ "name": "c", "target": "api",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 10 } } }],
+        "faults": [{ "kind": "outage", "service": "api", "start_ms": 5000, "end_ms": 60000, "mode": "hang" }]
+    }"#,
+    );
+    let (_, summary) = run_summary(&scenario, 1);
+    assert_eq!(summary.requests.issued, 99);
+    assert_eq!(summary.requests.success, 49);
+    assert_eq!(summary.requests.unfinished, 50);
+    assert_eq!(summary.requests.total(), summary.requests.issued);
+}
+
+// A crash resets the jobs on the instance; with one instance, calls are refused
+// until it restarts, then served again.
+#[test]
+fn crash_resets_in_flight_work_and_restart_restores_service() {
+    let scenario = scenario(
+        r#"{
+        "description": "crash and restart",
+        "duration_ms": 10000,
+        "services": [{ "name": "api", "workers": 100, "service_time_ms": { "kind": "constant", "value_ms": 500 } }],
+        "clients": [{ "name": "c", "target": "api",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 10 } } }],
+        "faults": [{ "kind": "crash", "service": "api", "instance": 0, "at_ms": 3000, "restart_after_ms": 2000 }]
+    }"#,
+    );
+    let (_, summary) = run_summary(&scenario, 1);
+    let service = &summary.services["api"];
+    // Calls issued at 2.6 s to 2.9 s are running at the crash (3.0 s is refused: the crash comes first).
+    assert_eq!(service.reset, 5);
+    assert_eq!(service.refused, 20);
+    assert_eq!(summary.requests.error, 25);
+    assert_eq!(summary.requests.success, 99 - 25);
+}
+
+// A slow dependency holds the caller's workers: the caller's queue fills and
+// it rejects calls although its own work is fast (the cascade bulkheads prevent).
+#[test]
+fn slow_dependency_exhausts_the_callers_workers() {
+    let scenario = scenario(
+        r#"{
+        "description": "cascade",
+        "duration_ms": 20000,
+        "services": [
+            { "name": "front", "workers": 10, "queue_capacity": 10,
+              "service_time_ms": { "kind": "constant", "value_ms": 1 },
+              "dependencies": { "calls": [{ "service": "slow" }] } },
+            { "name": "slow", "workers": 1000, "service_time_ms": { "kind": "constant", "value_ms": 10 } }
+        ],
+        "clients": [{ "name": "c", "target": "front",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 200 } } }],
+        "faults": [{ "kind": "latency", "service": "slow", "start_ms": 5000, "end_ms": 15000,
+                     "added_ms": { "kind": "constant", "value_ms": 1000 } }]
+    }"#,
+    );
+    let (_, summary) = run_summary(&scenario, 1);
+    let front = &summary.services["front"];
+    assert!(
+        front.rejected_queue_full > 1_000,
+        "front rejected only {}",
+        front.rejected_queue_full
+    );
+    assert_eq!(summary.services["slow"].rejected_queue_full, 0);
+    assert_eq!(summary.requests.rejected_queue, front.rejected_queue_full);
+}
+
+// Closed-loop users never have more than one request each outstanding.
+#[test]
+fn closed_loop_users_wait_for_their_answers() {
+    let scenario = scenario(
+        r#"{
+        "description": "closed loop",
+        "duration_ms": 10000,
+        "services": [{ "name": "api", "workers": 100, "service_time_ms": { "kind": "constant", "value_ms": 100 } }],
+        "clients": [{ "name": "users", "target": "api",
+                      "load": { "kind": "closed_loop", "users": 10, "think_time_ms": { "kind": "constant", "value_ms": 400 } } }]
+    }"#,
+    );
+    let (_, summary) = run_summary(&scenario, 1);
+    // Each user cycles every 500 ms after its first 400 ms think: 10 users * 20 cycles.
+    assert_eq!(summary.requests.issued, 200);
+    assert_eq!(summary.requests.success, 200);
+}

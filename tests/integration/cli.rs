@@ -1,0 +1,249 @@
+//! The binary as a user meets it: exit codes and exact error messages for bad
+//! input, and the files a run writes.
+
+use crate::support::{temp_dir, Sim};
+
+fn bad(name: &str, message: &str) {
+    let file = format!("tests/fixtures/bad/{name}.json");
+    Sim::new()
+        .args([
+            "run",
+            &file,
+            "--no-charts",
+            "--out",
+            "/nonexistent/never-written",
+        ])
+        .code(2)
+        .stderr(&format!("error: {file}: {message}\n"))
+        .run();
+}
+
+// Each invalid scenario is rejected with exit 2 and one line naming the file,
+// the JSON path and what is allowed.
+#[test]
+fn invalid_scenarios_name_file_path_and_allowed_values() {
+    bad(
+        "zero-workers",
+        "services[0].workers: must be in [1, 100000] (got 0)",
+    );
+    bad(
+        "negative-rate",
+        "clients[0].load.rate.rps: must be a finite number in [0, 10000000] (got -5)",
+    );
+    bad(
+        "probability-out-of-range",
+        "faults[0].probability: must be a probability in [0, 1] (got 1.5)",
+    );
+    bad(
+        "window-ends-before-start",
+        "faults[0].end_ms: must be after start_ms 5000 (got 4000)",
+    );
+    bad(
+        "unknown-service",
+        "clients[0].target: unknown service \"apj\"; the services are: api",
+    );
+    bad(
+        "too-long",
+        "duration_ms: is too long to simulate within limits.events_max 200000000: about 2000000000000 requests need at least 8000000000000 events; shorten duration_ms, lower the rates or raise limits.events_max",
+    );
+}
+
+// Type errors and unknown fields come from the parser with the same path form.
+#[test]
+fn malformed_scenarios_name_the_path_and_position() {
+    bad(
+        "unknown-field",
+        "services[0].wrokers: unknown field `wrokers`, expected one of `name`, `instances`, `workers`, `queue_capacity`, `load_balancer`, `service_time_ms`, `error_probability`, `dependencies` at line 8 column 15",
+    );
+    bad(
+        "wrong-type",
+        "services[0].workers: invalid type: string \"ten\", expected u32 at line 7 column 22",
+    );
+    bad(
+        "nan-rate",
+        "clients[0].load.rate.rps: expected value at line 22 column 18 (JSON allows no NaN, Infinity or trailing commas)",
+    );
+    bad(
+        "malformed",
+        "services: EOF while parsing a list at line 1 column 63",
+    );
+}
+
+// A missing file is one clear line, exit 2.
+#[test]
+fn missing_scenario_file_is_reported() {
+    Sim::new()
+        .args(["run", "scenarios/no-such-file.json"])
+        .code(2)
+        .stderr("error: scenarios/no-such-file.json: cannot read scenario file: No such file or directory (os error 2)\n")
+        .run();
+}
+
+// An output folder that cannot be created is reported, not panicked over.
+#[test]
+fn unwritable_output_folder_is_reported() {
+    let blocker = temp_dir("cli-unwritable").join("file");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let out = blocker.join("report");
+    Sim::new()
+        .args([
+            "run",
+            "scenarios/thundering-herd.json",
+            "--no-charts",
+            "--out",
+        ])
+        .args([out.to_str().unwrap()])
+        .code(2)
+        .stderr_contains(&format!("error: {}: cannot write report: ", out.display()))
+        .run();
+}
+
+// A bad flag is a usage error with exit 2.
+#[test]
+fn bad_flags_are_usage_errors() {
+    Sim::new()
+        .args(["run", "scenarios/thundering-herd.json", "--seed", "abc"])
+        .code(2)
+        .stderr_contains("error: invalid value 'abc' for '--seed <SEED>'")
+        .run();
+    Sim::new()
+        .args(["run"])
+        .code(2)
+        .stderr_contains("<FILE>")
+        .run();
+}
+
+// A run that would pass the event limit stops with a message and the command to reproduce it.
+#[test]
+fn event_limit_stops_the_run_with_a_reproduce_line() {
+    Sim::new()
+        .args([
+            "run",
+            "scenarios/thundering-herd.json",
+            "--seed",
+            "3",
+            "--events-max",
+            "5000",
+            "--no-charts",
+        ])
+        .code(2)
+        .stderr_contains("the run reached limits.events_max (5000 events) at ")
+        .stderr_contains("reproduce: sim run scenarios/thundering-herd.json --seed 3\n")
+        .run();
+}
+
+// A failed run leaves an earlier complete report untouched.
+#[test]
+fn failed_run_leaves_the_previous_report_intact() {
+    let dir = temp_dir("cli-intact");
+    Sim::new()
+        .args([
+            "run",
+            "scenarios/thundering-herd.json",
+            "--seed",
+            "5",
+            "--no-charts",
+            "--out",
+        ])
+        .args([dir.to_str().unwrap()])
+        .run();
+    let before = std::fs::read(dir.join("summary.json")).unwrap();
+    Sim::new()
+        .args([
+            "run",
+            "scenarios/thundering-herd.json",
+            "--seed",
+            "6",
+            "--no-charts",
+            "--events-max",
+            "5000",
+            "--out",
+        ])
+        .args([dir.to_str().unwrap()])
+        .code(2)
+        .run();
+    assert_eq!(std::fs::read(dir.join("summary.json")).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
+}
+
+// `sim run` writes the four report files and prints the table; `--format json`
+// prints the same JSON as summary.json.
+#[test]
+fn run_writes_report_files_and_json_matches_summary() {
+    let dir = temp_dir("cli-files");
+    let output = Sim::new()
+        .args([
+            "run",
+            "scenarios/thundering-herd.json",
+            "--seed",
+            "42",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .args([dir.to_str().unwrap()])
+        .run();
+    for name in [
+        "summary.json",
+        "timeseries.csv",
+        "availability.png",
+        "latency.png",
+    ] {
+        let bytes = std::fs::read(dir.join(name)).unwrap_or_else(|_| panic!("{name} missing"));
+        assert!(!bytes.is_empty(), "{name} is empty");
+    }
+    assert!(std::fs::read(dir.join("availability.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+    assert_eq!(
+        output.stdout,
+        std::fs::read_to_string(dir.join("summary.json")).unwrap()
+    );
+    let table = Sim::new()
+        .args([
+            "run",
+            "scenarios/thundering-herd.json",
+            "--seed",
+            "42",
+            "--no-charts",
+            "--out",
+        ])
+        .args([dir.to_str().unwrap()])
+        .run()
+        .stdout;
+    assert!(table.starts_with("thundering-herd (seed 42)\n"), "{table}");
+    assert!(table.contains("availability "), "{table}");
+}
+
+// `sim validate` accepts every committed scenario.
+#[test]
+fn validate_accepts_committed_scenarios() {
+    for file in crate::support::scenario_files() {
+        let relative = file
+            .strip_prefix(crate::support::root())
+            .unwrap()
+            .display()
+            .to_string();
+        Sim::new()
+            .args(["validate", &relative])
+            .stdout_contains_file(&relative)
+            .run();
+    }
+}
+
+// `sim validate` prints one line per file and exits 0.
+#[test]
+fn validate_prints_a_one_line_verdict() {
+    Sim::new()
+        .args(["validate", "scenarios/thundering-herd.json"])
+        .stdout("scenarios/thundering-herd.json: ok (1 service, 1 client, 1 fault)\n")
+        .run();
+}

@@ -1,0 +1,155 @@
+//! Helpers shared by the integration tests: scenario builders, a library
+//! runner and a builder for driving the `sim` binary.
+
+use sim::metrics::summary::Summary;
+use sim::model::{run, RunOutput};
+use sim::scenario::Scenario;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every committed scenario file, sorted.
+pub fn scenario_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
+        .expect("scenarios folder")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Parses scenario JSON text, panicking with the error on failure.
+pub fn scenario(json: &str) -> Scenario {
+    Scenario::from_bytes("test.json", "test", json.as_bytes())
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Runs `scenario` with `seed` and builds its summary.
+pub fn run_summary(scenario: &Scenario, seed: u64) -> (RunOutput, Summary) {
+    let output = run(scenario, seed).expect("run completes");
+    let summary = Summary::new(scenario, seed, &output);
+    (output, summary)
+}
+
+/// A fresh empty temporary folder under the target directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Drives the `sim` binary and checks its exit code and output, as `just`'s
+/// test builder does.
+pub struct Sim {
+    args: Vec<String>,
+    code: i32,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    stderr_contains: Vec<String>,
+    stdout_prefix: Option<String>,
+    current_dir: PathBuf,
+}
+
+/// What a finished `Sim` printed.
+pub struct Output {
+    /// Standard output.
+    pub stdout: String,
+}
+
+impl Sim {
+    /// `sim` with no arguments yet, expecting success.
+    pub fn new() -> Self {
+        Sim {
+            args: Vec::new(),
+            code: 0,
+            stdout: None,
+            stderr: None,
+            stderr_contains: Vec::new(),
+            stdout_prefix: None,
+            current_dir: root(),
+        }
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.as_ref().to_string()));
+        self
+    }
+
+    /// Expects this exit code.
+    pub fn code(mut self, code: i32) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// Expects exactly this stderr.
+    pub fn stderr(mut self, stderr: &str) -> Self {
+        self.stderr = Some(stderr.to_string());
+        self
+    }
+
+    /// Expects stderr to contain this text.
+    pub fn stderr_contains(mut self, text: &str) -> Self {
+        self.stderr_contains.push(text.to_string());
+        self
+    }
+
+    /// Expects exactly this stdout.
+    pub fn stdout(mut self, stdout: &str) -> Self {
+        self.stdout = Some(stdout.to_string());
+        self
+    }
+
+    /// Expects stdout to start with `<file>: ok`.
+    pub fn stdout_contains_file(mut self, file: &str) -> Self {
+        self.stdout_prefix = Some(format!("{file}: ok"));
+        self
+    }
+
+    /// Runs the binary and checks every expectation.
+    #[track_caller]
+    pub fn run(self) -> Output {
+        let output = Command::new(env!("CARGO_BIN_EXE_sim"))
+            .args(&self.args)
+            .current_dir(&self.current_dir)
+            .output()
+            .expect("sim runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(
+            output.status.code(),
+            Some(self.code),
+            "sim {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            self.args
+        );
+        if let Some(expected) = &self.stderr {
+            assert_eq!(&stderr, expected, "stderr of sim {:?}", self.args);
+        }
+        for text in &self.stderr_contains {
+            assert!(
+                stderr.contains(text),
+                "stderr of sim {:?} lacks {text:?}:\n{stderr}",
+                self.args
+            );
+        }
+        assert!(!stderr.contains("panicked"), "sim panicked:\n{stderr}");
+        if let Some(prefix) = &self.stdout_prefix {
+            assert!(
+                stdout.starts_with(prefix.as_str()),
+                "stdout of sim {:?}: {stdout}",
+                self.args
+            );
+        }
+        if let Some(expected) = &self.stdout {
+            assert_eq!(&stdout, expected, "stdout of sim {:?}", self.args);
+        }
+        Output { stdout }
+    }
+}
