@@ -24,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Run one scenario with one seed: print a summary and write a report.
     Run(RunArgs),
+    /// Time the simulation of a scenario (no report is written): wall time,
+    /// events per second. Wall time is read here only, never in a run's output.
+    Bench(BenchArgs),
     /// Check a scenario file without running it.
     Validate {
         /// The scenario file.
@@ -62,10 +65,24 @@ pub struct RunArgs {
     pub events_max: Option<u64>,
 }
 
+/// Flags of `sim bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The scenario file (JSON).
+    pub file: PathBuf,
+    /// The seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How many timed runs (after one warm-up run).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Run(args) => run_scenario(&args),
+        Command::Bench(args) => bench(&args),
         Command::Validate { file } => {
             let scenario = Scenario::load(&file)?;
             println!(
@@ -113,6 +130,42 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
             stdout.write_all(text.as_bytes()).map_err(Error::Stdout)?;
         }
     }
+    Ok(())
+}
+
+// The benchmark is the one place that reads the wall clock: it measures the
+// simulator, and what it prints never feeds a report.
+#[allow(clippy::disallowed_methods)]
+fn bench(args: &BenchArgs) -> Result<(), Error> {
+    let scenario = Scenario::load(&args.file)?;
+    let file = args.file.display().to_string();
+    let simulate = || {
+        crate::model::run(&scenario, args.seed).map_err(|source| Error::Run {
+            file: file.clone(),
+            seed: args.seed,
+            source,
+        })
+    };
+    let events = simulate()?.events;
+    let mut seconds: Vec<f64> = Vec::with_capacity(args.repeat as usize);
+    for _ in 0..args.repeat {
+        let started = std::time::Instant::now();
+        let output = simulate()?;
+        seconds.push(started.elapsed().as_secs_f64());
+        debug_assert_eq!(output.events, events);
+    }
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[seconds.len() / 2];
+    println!(
+        "{}: {} events per run, {} runs: median {:.3} s (min {:.3} s, max {:.3} s), {:.2} M events/s",
+        file,
+        events,
+        args.repeat,
+        median,
+        seconds[0],
+        seconds[seconds.len() - 1],
+        events as f64 / median / 1e6
+    );
     Ok(())
 }
 

@@ -110,7 +110,7 @@ pub struct WindowRow {
     /// Attempts sent by clients in the window (first tries and retries).
     pub attempts: u64,
     /// Latency percentiles of requests finished in the window, all outcomes,
-    /// in microseconds: p50, p90, p99, p99.9. `None` when none finished.
+    /// in microseconds, within 1%: p50, p90, p99, p99.9. `None` when none finished.
     pub latency_us: Option<[u64; 4]>,
 }
 
@@ -214,7 +214,7 @@ impl Recorder {
             window,
             window_index: 0,
             current: empty_row(SimTime::ZERO),
-            window_latency: LatencyHistogram::new(),
+            window_latency: LatencyHistogram::new_coarse(),
             rows: Vec::new(),
             totals: OutcomeCounts::default(),
             issued: 0,

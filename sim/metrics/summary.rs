@@ -3,7 +3,8 @@
 //! hashing.
 
 use super::histogram::LatencyHistogram;
-use super::{Outcome, OutcomeCounts, ServiceCounters, TransitionRecord};
+use super::{Outcome, OutcomeCounts, ServiceCounters, TransitionRecord, WindowRow};
+use crate::engine::SimTime;
 use crate::model::RunOutput;
 use crate::scenario::Scenario;
 use serde::Serialize;
@@ -209,7 +210,7 @@ pub struct LayerSummary {
     pub counters: BTreeMap<String, u64>,
 }
 
-/// A fault window.
+/// A fault window and how long the system took to recover from it.
 #[derive(Clone, Debug, Serialize)]
 pub struct FaultSummary {
     /// A short label.
@@ -218,6 +219,62 @@ pub struct FaultSummary {
     pub start_ms: f64,
     /// End, ms.
     pub end_ms: f64,
+    /// Availability of the requests finished before the fault began (1 if none).
+    pub availability_before: f64,
+    /// Time from the fault's end until availability is back (see
+    /// `recovery_ms`); `null` if it never came back before the run ended.
+    pub recovery_ms: Option<f64>,
+}
+
+/// Windows in a row that must be healthy for the system to count as recovered.
+pub const RECOVERY_WINDOWS: usize = 5;
+/// How far below its pre-fault availability a window may be and still count
+/// as healthy.
+pub const RECOVERY_TOLERANCE: f64 = 0.01;
+
+/// The time from `end` until the first of `RECOVERY_WINDOWS` consecutive
+/// windows whose availability is within `RECOVERY_TOLERANCE` of `baseline`
+/// (a window with no finished request is not healthy). Zero when the system
+/// was already healthy in the window where the fault ended.
+pub fn recovery_ms(rows: &[WindowRow], end: SimTime, baseline: f64) -> Option<f64> {
+    let first = rows
+        .iter()
+        .position(|row| row.start >= end)
+        .map_or(rows.len(), |index| index.saturating_sub(1));
+    let healthy = |row: &WindowRow| {
+        row.availability()
+            .is_some_and(|value| value >= baseline - RECOVERY_TOLERANCE)
+    };
+    let mut run_start = None;
+    let mut run_length = 0;
+    for (index, row) in rows.iter().enumerate().skip(first) {
+        if healthy(row) {
+            run_start.get_or_insert(index);
+            run_length += 1;
+            if run_length == RECOVERY_WINDOWS {
+                break;
+            }
+        } else {
+            run_start = None;
+            run_length = 0;
+        }
+    }
+    let index = run_start.filter(|_| run_length == RECOVERY_WINDOWS)?;
+    Some(rows[index].start.saturating_since(end).as_ms_f64())
+}
+
+/// Availability of the windows that start before `start`; 1 when none finished.
+fn availability_before(rows: &[WindowRow], start: SimTime) -> f64 {
+    let (success, finished) =
+        rows.iter()
+            .take_while(|row| row.start < start)
+            .fold((0, 0), |(success, finished), row| {
+                (
+                    success + row.outcomes.get(Outcome::Success),
+                    finished + row.finished(),
+                )
+            });
+    ratio(success, finished)
 }
 
 fn micros_to_ms(micros: u64) -> f64 {
@@ -291,10 +348,13 @@ impl Summary {
             .iter()
             .map(|fault| {
                 let (start, end) = fault.window();
+                let baseline = availability_before(&output.rows, start);
                 FaultSummary {
                     label: fault.label(&scenario.services),
                     start_ms: start.as_ms_f64(),
                     end_ms: end.as_ms_f64(),
+                    availability_before: baseline,
+                    recovery_ms: recovery_ms(&output.rows, end, baseline),
                 }
             })
             .collect();
@@ -330,6 +390,36 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(start_ms: u64, success: u64, error: u64) -> WindowRow {
+        let mut outcomes = OutcomeCounts::default();
+        (0..success).for_each(|_| outcomes.add(Outcome::Success));
+        (0..error).for_each(|_| outcomes.add(Outcome::Error));
+        WindowRow {
+            start: SimTime::from_ms(start_ms),
+            issued: success + error,
+            outcomes,
+            attempts: success + error,
+            latency_us: None,
+        }
+    }
+
+    #[test]
+    fn recovery_is_the_start_of_the_first_healthy_run_after_the_fault() {
+        let mut rows: Vec<WindowRow> = (0..20).map(|index| row(index * 1_000, 100, 0)).collect();
+        for index in 5..12 {
+            rows[index] = row(index as u64 * 1_000, 10, 90);
+        }
+        // A lone healthy window at 12 s does not count: 13 s is bad again.
+        rows[13] = row(13_000, 50, 50);
+        let end = SimTime::from_ms(9_500);
+        assert_eq!(availability_before(&rows, SimTime::from_ms(5_000)), 1.0);
+        assert_eq!(recovery_ms(&rows, end, 1.0), Some(4_500.0));
+        // Never healthy for five windows in a row: no recovery.
+        assert_eq!(recovery_ms(&rows[..17], end, 1.0), None);
+        // Healthy in the very window where the fault ended: zero.
+        assert_eq!(recovery_ms(&rows, SimTime::from_ms(15_500), 1.0), Some(0.0));
+    }
 
     #[test]
     fn nines_and_downtime_match_the_chapter_table() {

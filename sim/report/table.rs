@@ -25,6 +25,26 @@ fn latency_line(latency: &LatencySummary) -> String {
     )
 }
 
+/// Splits `text` into lines of at most `width` characters at spaces (a
+/// longer word gets a line of its own).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// The table: run identity, outcomes, availability, latency, retries,
 /// breakers, per-client lines.
 pub fn render(summary: &Summary) -> String {
@@ -38,7 +58,9 @@ pub fn render(summary: &Summary) -> String {
         }
     };
     let _ = writeln!(out, "{} (seed {})", summary.scenario, summary.seed);
-    let _ = writeln!(out, "  {}", summary.description);
+    for line in wrap(&summary.description, 76) {
+        let _ = writeln!(out, "  {line}");
+    }
     let _ = writeln!(
         out,
         "  simulated {:.1} s of load (+ drain to {:.1} s), {} events",
@@ -73,7 +95,7 @@ pub fn render(summary: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        "  served (incl. fallback) {}",
+        "  served              {} (success or fallback)",
         percent(summary.availability_served)
     );
     let _ = writeln!(
@@ -99,6 +121,19 @@ pub fn render(summary: &Summary) -> String {
             opened
         );
     }
+    for fault in &summary.faults {
+        let recovery = match fault.recovery_ms {
+            Some(ms) => format!("{:.1} s after it ended", ms / 1_000.0),
+            None => "not before the run ended".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  recovery            {} ({:.1} s to {:.1} s): {recovery}",
+            fault.label,
+            fault.start_ms / 1_000.0,
+            fault.end_ms / 1_000.0
+        );
+    }
     if summary.clients.len() > 1 {
         let _ = writeln!(out);
         for (name, client) in &summary.clients {
@@ -117,6 +152,16 @@ pub fn render(summary: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrap_breaks_at_spaces_within_the_width() {
+        assert_eq!(wrap("aa bb cc dd", 5), vec!["aa bb", "cc dd"]);
+        assert_eq!(
+            wrap("averyverylongword x", 5),
+            vec!["averyverylongword", "x"]
+        );
+        assert!(wrap("", 5).is_empty());
+    }
 
     #[test]
     fn downtime_reads_like_the_chapter() {
