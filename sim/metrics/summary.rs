@@ -407,8 +407,8 @@ mod tests {
     #[test]
     fn recovery_is_the_start_of_the_first_healthy_run_after_the_fault() {
         let mut rows: Vec<WindowRow> = (0..20).map(|index| row(index * 1_000, 100, 0)).collect();
-        for index in 5..12 {
-            rows[index] = row(index as u64 * 1_000, 10, 90);
+        for (index, window) in rows.iter_mut().enumerate().take(12).skip(5) {
+            *window = row(index as u64 * 1_000, 10, 90);
         }
         // A lone healthy window at 12 s does not count: 13 s is bad again.
         rows[13] = row(13_000, 50, 50);
