@@ -364,8 +364,8 @@ mod tests {
         assert_eq!(recorder.totals.total(), 2);
         let p50 = rows[0].latency_us.unwrap()[0];
         assert!(
-            (10_000..=10_010).contains(&p50),
-            "p50 {p50} should be 10 ms within 0.1%"
+            (10_000..=10_100).contains(&p50),
+            "p50 {p50} should be 10 ms within 1%"
         );
     }
 }
