@@ -166,6 +166,8 @@ pub struct ServiceCounters {
     pub failed: u64,
     /// Calls cut off by an instance crash.
     pub reset: u64,
+    /// Calls withdrawn by their caller before a worker took them.
+    pub withdrawn: u64,
 }
 
 /// Per-client totals.

@@ -177,6 +177,8 @@ pub struct ServiceSummary {
     pub failed: u64,
     /// Cut off by a crash.
     pub reset: u64,
+    /// Withdrawn by a cancelling caller before a worker took them.
+    pub withdrawn: u64,
     /// Fraction of started calls that waited in a queue.
     pub wait_probability: f64,
     /// Mean queue wait of started calls, ms.
@@ -195,6 +197,7 @@ impl ServiceSummary {
             succeeded: counters.succeeded,
             failed: counters.failed,
             reset: counters.reset,
+            withdrawn: counters.withdrawn,
             wait_probability: counters.waited as f64 / started,
             wait_ms_mean: counters.wait_total_us as f64 / 1_000.0 / started,
         }

@@ -28,9 +28,10 @@
 use crate::engine::{EventId, EventQueue, RngFactory, SimDuration, SimRng, SimTime};
 use crate::metrics::{Outcome, Recorder, WindowRow};
 use crate::model::arrivals::ArrivalProcess;
-use crate::policy::{CallState, Ctx, Layer, Note, Reply, Step};
+use crate::policy::{CallId, CallState, Ctx, Layer, Note, Reply, Step};
 use crate::scenario::{DependencyMode, Fault, Load, LoadBalancerKind, OutageMode, Scenario};
-use slotmap::{new_key_type, SlotMap};
+use slotmap::{new_key_type, Key, KeyData, SlotMap};
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 
 new_key_type! {
@@ -105,6 +106,28 @@ struct Frame {
     call: CallState,
     timer: Option<EventId>,
     delayed_start: Option<EventId>,
+    /// Inner invocations started and not yet returned.
+    children: SmallVec<[FrameKey; 2]>,
+    /// The attempt a transport frame sent, while it may still be withdrawn.
+    job: Option<JobKey>,
+}
+
+impl Frame {
+    fn new(stack: usize, depth: usize, parent: Parent, now: SimTime) -> Frame {
+        Frame {
+            stack,
+            depth,
+            parent,
+            call: CallState {
+                started_at: now,
+                ..CallState::default()
+            },
+            timer: None,
+            delayed_start: None,
+            children: SmallVec::new(),
+            job: None,
+        }
+    }
 }
 
 struct Request {
@@ -118,7 +141,12 @@ enum JobState {
     Held,
     Queued,
     Running,
-    Dependencies { next: usize, pending: usize },
+    Dependencies {
+        next: usize,
+        pending: usize,
+    },
+    /// Cancelled by its caller while still on the network.
+    Withdrawn,
 }
 
 struct Job {
@@ -171,6 +199,8 @@ struct ClientState {
 
 enum Work {
     Start(FrameKey),
+    /// A waiting invocation may start its inner call (a layer woke it).
+    Forward(FrameKey),
     Deliver(FrameKey, Reply),
     DependencyDone(JobKey, usize, Reply),
 }
@@ -188,6 +218,7 @@ struct World<'a> {
     jobs: SlotMap<JobKey, Job>,
     work: VecDeque<Work>,
     notes: Vec<Note>,
+    wake: Vec<CallId>,
     recorder: Recorder,
 }
 
@@ -300,6 +331,7 @@ impl<'a> World<'a> {
             jobs: SlotMap::with_key(),
             work: VecDeque::new(),
             notes: Vec::new(),
+            wake: Vec::new(),
             recorder: Recorder::new(
                 scenario.window,
                 scenario.clients.len(),
@@ -396,6 +428,11 @@ impl<'a> World<'a> {
         while let Some(work) = self.work.pop_front() {
             match work {
                 Work::Start(frame) => self.start_frame(frame),
+                Work::Forward(frame) => {
+                    if self.frames.contains_key(frame) {
+                        self.spawn_child(frame);
+                    }
+                }
                 Work::Deliver(frame, reply) => {
                     if self.frames.contains_key(frame) {
                         let step = self.with_layer(frame, |layer, ctx| layer.on_result(ctx, reply));
@@ -441,17 +478,7 @@ impl<'a> World<'a> {
 
     /// Starts a call through `stack` on behalf of `parent`.
     fn start_call(&mut self, stack: usize, parent: Parent) {
-        let frame = self.frames.insert(Frame {
-            stack,
-            depth: 0,
-            parent,
-            call: CallState {
-                started_at: self.now,
-                ..CallState::default()
-            },
-            timer: None,
-            delayed_start: None,
-        });
+        let frame = self.frames.insert(Frame::new(stack, 0, parent, self.now));
         self.work.push_back(Work::Start(frame));
     }
 
@@ -460,17 +487,12 @@ impl<'a> World<'a> {
             let frame = &self.frames[parent];
             (frame.stack, frame.depth + 1)
         };
-        let child = self.frames.insert(Frame {
-            stack,
-            depth,
-            parent: Parent::Frame(parent),
-            call: CallState {
-                started_at: self.now,
-                ..CallState::default()
-            },
-            timer: None,
-            delayed_start: None,
-        });
+        let child = self
+            .frames
+            .insert(Frame::new(stack, depth, Parent::Frame(parent), self.now));
+        let frame = &mut self.frames[parent];
+        frame.children.push(child);
+        frame.call.outstanding += 1;
         self.work.push_back(Work::Start(child));
     }
 
@@ -486,21 +508,28 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Runs one layer hook for `frame` and records any notes it made.
-    fn with_layer(
+    /// Runs one layer hook for `frame`, records any notes it made and queues
+    /// the invocations it woke.
+    fn with_layer<T>(
         &mut self,
         frame: FrameKey,
-        hook: impl FnOnce(&mut dyn Layer, &mut Ctx) -> Step,
-    ) -> Step {
+        hook: impl FnOnce(&mut dyn Layer, &mut Ctx) -> T,
+    ) -> T {
         let state = self.frames.get_mut(frame).expect("live frame");
         let stack = &mut self.stacks[state.stack];
         let mut ctx = Ctx {
             now: self.now,
+            id: CallId(frame.data().as_ffi()),
             call: &mut state.call,
             rng: &mut stack.rng,
             notes: &mut self.notes,
+            wake: &mut self.wake,
         };
         let step = hook(stack.layers[state.depth].as_mut(), &mut ctx);
+        for woken in self.wake.drain(..) {
+            let key = FrameKey::from(KeyData::from_ffi(woken.0));
+            self.work.push_back(Work::Forward(key));
+        }
         if !self.notes.is_empty() {
             let name = &stack.name;
             for note in self.notes.drain(..) {
@@ -535,7 +564,71 @@ impl<'a> World<'a> {
                 self.spawn_child(frame);
             }
             Step::Complete(reply) => self.complete(frame, reply),
+            Step::CompleteCancelling(reply) => {
+                let children = std::mem::take(&mut self.frames[frame].children);
+                for child in children {
+                    self.cancel(child);
+                }
+                self.frames[frame].call.outstanding = 0;
+                self.complete(frame, reply);
+            }
             Step::Wait => {}
+        }
+    }
+
+    /// Cancels `frame` and everything below it: timers are dropped, each
+    /// layer's `on_cancel` runs (innermost first), and an attempt still on
+    /// the network or waiting in a service's queue is withdrawn.
+    fn cancel(&mut self, frame: FrameKey) {
+        let Some(state) = self.frames.get_mut(frame) else {
+            return;
+        };
+        let children = std::mem::take(&mut state.children);
+        for child in children {
+            self.cancel(child);
+        }
+        let state = &self.frames[frame];
+        if state.depth < self.stacks[state.stack].layers.len() {
+            self.with_layer(frame, |layer, ctx| layer.on_cancel(ctx));
+        }
+        let state = self.frames.remove(frame).expect("live frame");
+        if let Some(timer) = state.timer {
+            self.queue.cancel(timer);
+        }
+        if let Some(start) = state.delayed_start {
+            self.queue.cancel(start);
+        }
+        if let Some(job) = state.job {
+            self.withdraw(job);
+        }
+    }
+
+    /// The caller gave up on `job`: drop it if it has not reached a worker.
+    fn withdraw(&mut self, job: JobKey) {
+        let Some(record) = self.jobs.get_mut(job) else {
+            return;
+        };
+        let (service, instance) = (record.service, record.instance);
+        match record.state {
+            JobState::InFlight => record.state = JobState::Withdrawn,
+            JobState::Queued => {
+                let queue = &mut self.services[service].instances[instance].queue;
+                if let Some(position) = queue.iter().position(|&queued| queued == job) {
+                    queue.remove(position);
+                }
+                self.jobs.remove(job);
+                self.recorder.services[service].withdrawn += 1;
+            }
+            JobState::Held => {
+                let held = &mut self.services[service].held;
+                if let Some(position) = held.iter().position(|&waiting| waiting == job) {
+                    held.remove(position);
+                }
+                self.jobs.remove(job);
+                self.recorder.services[service].withdrawn += 1;
+            }
+            // Work already on a worker runs to the end; its answer finds no caller.
+            JobState::Running | JobState::Dependencies { .. } | JobState::Withdrawn => {}
         }
     }
 
@@ -552,7 +645,20 @@ impl<'a> World<'a> {
         }
         match state.parent {
             Parent::Request(request) => self.finish_request(request, reply),
-            Parent::Frame(parent) => self.work.push_back(Work::Deliver(parent, reply)),
+            Parent::Frame(parent) => {
+                // A parent that completed earlier abandoned this frame: drop the reply.
+                if let Some(parent_state) = self.frames.get_mut(parent) {
+                    if let Some(position) = parent_state
+                        .children
+                        .iter()
+                        .position(|&child| child == frame)
+                    {
+                        parent_state.children.swap_remove(position);
+                        parent_state.call.outstanding -= 1;
+                    }
+                    self.work.push_back(Work::Deliver(parent, reply));
+                }
+            }
             Parent::Dependency(job, index) => {
                 self.work.push_back(Work::DependencyDone(job, index, reply))
             }
@@ -576,12 +682,18 @@ impl<'a> World<'a> {
             slot: 0,
         });
         self.recorder.attempt_sent(self.now, from_client);
+        self.frames[frame].job = Some(job);
         self.queue
             .push(self.now + latency, Event::JobArrive { job });
     }
 
     fn job_arrive(&mut self, job: JobKey) {
         let service = self.jobs[job].service;
+        if self.jobs[job].state == JobState::Withdrawn {
+            // Cancelled on the way: the connection closed before the request arrived.
+            self.jobs.remove(job);
+            return;
+        }
         self.jobs[job].arrived_at = self.now;
         self.recorder.services[service].arrivals += 1;
         let state = &mut self.services[service];
@@ -794,6 +906,9 @@ impl<'a> World<'a> {
     /// Sends `reply` back to the job's caller and forgets the job.
     fn respond(&mut self, job: JobKey, reply: Reply) {
         let record = self.jobs.remove(job).expect("live job");
+        if let Some(frame) = self.frames.get_mut(record.reply_to) {
+            frame.job = None;
+        }
         let latency = self
             .scenario
             .network_latency

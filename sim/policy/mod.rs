@@ -96,17 +96,32 @@ pub enum ReplyKind {
     QueueFull,
 }
 
+/// Names one invocation of one layer, unique within a run. A layer that
+/// makes calls wait (a bulkhead) keeps the ids of the waiting calls and hands
+/// them back through `Ctx::wake` when they may go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct CallId(pub u64);
+
 /// Per-invocation scratch state that a layer keeps between its hooks. One
 /// exists for each call through each layer; the shared state (a breaker's
 /// counts) lives in the layer itself.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CallState {
-    /// Attempts started so far by this invocation (retry).
+    /// Attempts started so far by this invocation (retry, hedging).
     pub attempt: u32,
     /// When this invocation began.
     pub started_at: SimTime,
     /// The previous backoff delay (decorrelated jitter).
     pub delay_last: SimDuration,
+    /// A value the layer chose at start and needs again later (the adaptive
+    /// timeout it armed, say).
+    pub chosen: SimDuration,
+    /// Whether this invocation holds something it must give back (a
+    /// half-open probe slot, a bulkhead permit).
+    pub holds_permit: bool,
+    /// Inner calls started and not yet returned. Maintained by the model;
+    /// read-only for layers.
+    pub outstanding: u32,
 }
 
 /// Something a layer reports for the run's records; it changes nothing.
@@ -125,12 +140,17 @@ pub enum Note {
 pub struct Ctx<'a> {
     /// The current virtual time.
     pub now: SimTime,
+    /// This invocation's id.
+    pub id: CallId,
     /// This invocation's scratch state.
     pub call: &'a mut CallState,
     /// The stack's random stream.
     pub rng: &'a mut SimRng,
     /// Where the layer reports notes.
     pub notes: &'a mut Vec<Note>,
+    /// Waiting invocations of this layer that may now start their inner
+    /// call, in order. The model forwards each (as `Step::Forward` would).
+    pub wake: &'a mut Vec<CallId>,
 }
 
 /// What a layer wants done next with its invocation.
@@ -144,8 +164,14 @@ pub enum Step {
     /// runs if it fires before the invocation completes.
     ForwardWithTimer(SimDuration),
     /// Finish this invocation with this reply. Inner calls still outstanding
-    /// are abandoned: their results no longer reach this layer.
+    /// are abandoned: they run on, and layers below still see their results,
+    /// but the results no longer reach this layer.
     Complete(Reply),
+    /// Finish this invocation with this reply and cancel the inner calls
+    /// still outstanding: each inner layer's `on_cancel` runs, a call still
+    /// waiting in a service's queue is withdrawn, and a call already running
+    /// finishes unobserved.
+    CompleteCancelling(Reply),
     /// Keep waiting for an inner result or the timer.
     Wait,
 }
@@ -162,8 +188,17 @@ pub trait Layer: Send {
     fn on_timer(&mut self, _ctx: &mut Ctx) -> Step {
         Step::Wait
     }
+    /// An outer layer cancelled this invocation before it completed: give
+    /// back whatever it holds (a permit, a probe slot). The invocation ends
+    /// here; nothing it returns would be seen.
+    fn on_cancel(&mut self, _ctx: &mut Ctx) {}
     /// The layer's counters, for the run summary, in a stable order.
     fn counters(&self) -> Vec<(&'static str, u64)>;
+    /// The layer's shared state (not per-call), for `sim policy` and
+    /// debugging: a JSON object with snake_case keys.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Object(serde_json::Map::new())
+    }
 }
 
 /// One entry of a scenario's `policies` array: `{"kind": "retry", ...}`.

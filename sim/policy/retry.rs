@@ -120,11 +120,14 @@ mod tests {
         let mut call = CallState::default();
         let mut rng = RngFactory::new(1).stream("r");
         let mut notes = Vec::new();
+        let mut wake = Vec::new();
         let mut ctx = Ctx {
             now: SimTime::ZERO,
+            id: crate::policy::CallId(0),
             call: &mut call,
             rng: &mut rng,
             notes: &mut notes,
+            wake: &mut wake,
         };
         let mut steps = vec![layer.on_start(&mut ctx)];
         for reply in replies {
