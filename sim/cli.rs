@@ -98,10 +98,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn run_scenario(args: &RunArgs) -> Result<(), Error> {
-    let mut scenario = Scenario::load(&args.file)?;
-    if let Some(events_max) = args.events_max {
-        scenario.limits.events_max = events_max;
-    }
+    let scenario = Scenario::load_with(&args.file, args.events_max)?;
     let file = args.file.display().to_string();
     let output = crate::model::run(&scenario, args.seed).map_err(|source| Error::Run {
         file: file.clone(),

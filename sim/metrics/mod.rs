@@ -31,19 +31,22 @@ pub enum Outcome {
     RejectedBreaker,
     /// A full queue rejected it.
     RejectedQueue,
+    /// A client-side concurrency limit (bulkhead) rejected it.
+    RejectedBulkhead,
     /// It was still in flight when the run's drain period ended.
     Unfinished,
 }
 
 impl Outcome {
     /// Every outcome, in column order.
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Success,
         Outcome::Fallback,
         Outcome::Error,
         Outcome::Timeout,
         Outcome::RejectedBreaker,
         Outcome::RejectedQueue,
+        Outcome::RejectedBulkhead,
         Outcome::Unfinished,
     ];
 
@@ -56,6 +59,7 @@ impl Outcome {
             Reply::Timeout => Outcome::Timeout,
             Reply::BreakerOpen => Outcome::RejectedBreaker,
             Reply::QueueFull => Outcome::RejectedQueue,
+            Reply::BulkheadFull => Outcome::RejectedBulkhead,
         }
     }
 
@@ -68,6 +72,7 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::RejectedBreaker => "rejected_breaker",
             Outcome::RejectedQueue => "rejected_queue",
+            Outcome::RejectedBulkhead => "rejected_bulkhead",
             Outcome::Unfinished => "unfinished",
         }
     }
@@ -79,7 +84,7 @@ impl Outcome {
 
 /// Counts per outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OutcomeCounts([u64; 7]);
+pub struct OutcomeCounts([u64; 8]);
 
 impl OutcomeCounts {
     /// Adds one `outcome`.

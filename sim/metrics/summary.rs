@@ -86,6 +86,8 @@ pub struct OutcomeSummary {
     pub rejected_breaker: u64,
     /// Rejected by a full queue.
     pub rejected_queue: u64,
+    /// Rejected by a client-side concurrency limit.
+    pub rejected_bulkhead: u64,
     /// Still open when the run ended.
     pub unfinished: u64,
 }
@@ -100,6 +102,7 @@ impl OutcomeSummary {
             timeout: counts.get(Outcome::Timeout),
             rejected_breaker: counts.get(Outcome::RejectedBreaker),
             rejected_queue: counts.get(Outcome::RejectedQueue),
+            rejected_bulkhead: counts.get(Outcome::RejectedBulkhead),
             unfinished: counts.get(Outcome::Unfinished),
         }
     }
@@ -112,6 +115,7 @@ impl OutcomeSummary {
             + self.timeout
             + self.rejected_breaker
             + self.rejected_queue
+            + self.rejected_bulkhead
             + self.unfinished
     }
 }
@@ -298,7 +302,8 @@ fn ratio(numerator: u64, denominator: u64) -> f64 {
 
 /// Nines of an availability: 0.999 has 3. `None` for 1.0.
 pub fn nines(availability: f64) -> Option<f64> {
-    (availability < 1.0).then(|| round3(-(1.0 - availability).log10()))
+    // `+ 0.0` turns the -0.0 of zero availability into 0.0.
+    (availability < 1.0).then(|| round3(-(1.0 - availability).log10()) + 0.0)
 }
 
 impl Summary {
@@ -428,6 +433,7 @@ mod tests {
     fn nines_and_downtime_match_the_chapter_table() {
         assert_eq!(nines(0.999), Some(3.0));
         assert_eq!(nines(1.0), None);
+        assert_eq!(nines(0.0).map(f64::to_bits), Some(0.0f64.to_bits()));
         let hours = (1.0 - 0.999) * HOURS_PER_YEAR;
         assert!((hours - 8.76).abs() < 1e-9);
         let minutes = (1.0 - 0.9999) * HOURS_PER_YEAR * 60.0;

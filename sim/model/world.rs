@@ -168,7 +168,8 @@ struct Stack {
 }
 
 struct Instance {
-    up: bool,
+    /// Crashes in effect; the instance serves only at zero.
+    crashes: u32,
     /// Jobs holding a worker, for crash handling.
     running: Vec<JobKey>,
     queue: VecDeque<JobKey>,
@@ -273,7 +274,7 @@ impl<'a> World<'a> {
             for instance in 0..service.instances {
                 for (index, call) in service.dependencies.iter().enumerate() {
                     let target = &scenario.services[call.service].name;
-                    let name = format!("{base}[{instance}]->{target}");
+                    let name = format!("{base}[{instance}]/calls[{index}]->{target}");
                     stacks.push(Stack {
                         layers: call.policies.iter().map(|policy| policy.build()).collect(),
                         target: call.service,
@@ -286,7 +287,7 @@ impl<'a> World<'a> {
             services.push(ServiceState {
                 instances: (0..service.instances)
                     .map(|_| Instance {
-                        up: true,
+                        crashes: 0,
                         running: Vec::with_capacity(service.workers.min(1024) as usize),
                         queue: VecDeque::new(),
                     })
@@ -733,9 +734,12 @@ impl<'a> World<'a> {
                 })
                 .expect("at least one instance"),
         };
-        self.jobs[job].instance = instance;
+        let record = &mut self.jobs[job];
+        record.instance = instance;
+        // Queue wait counts from here: time held by a hang outage is not queueing.
+        record.arrived_at = self.now;
         let target = &mut state.instances[instance];
-        if !target.up {
+        if target.crashes > 0 {
             self.recorder.services[service].refused += 1;
             self.respond(job, Reply::Error { retryable: true });
         } else if target.running.len() < config.workers as usize {
@@ -757,7 +761,7 @@ impl<'a> World<'a> {
         let config = &self.scenario.services[service];
         let state = &mut self.services[service];
         let target = &mut state.instances[instance];
-        debug_assert!(target.up);
+        debug_assert_eq!(target.crashes, 0);
         debug_assert!(target.running.len() < config.workers as usize);
         let slot = target.running.len();
         target.running.push(job);
@@ -802,6 +806,10 @@ impl<'a> World<'a> {
         }
         if state.error_rng.chance(1.0 - survive) {
             self.finish_job(job, Reply::Error { retryable: true });
+        } else if config.client_error_probability > 0.0
+            && state.error_rng.chance(config.client_error_probability)
+        {
+            self.finish_job(job, Reply::Error { retryable: false });
         } else if config.dependencies.is_empty() {
             self.finish_job(job, Reply::Success);
         } else {
@@ -896,7 +904,7 @@ impl<'a> World<'a> {
 
     fn start_next_queued(&mut self, service: usize, instance: usize) {
         let target = &mut self.services[service].instances[instance];
-        if target.up {
+        if target.crashes == 0 {
             if let Some(next) = target.queue.pop_front() {
                 self.start_job(next);
             }
@@ -971,14 +979,14 @@ impl<'a> World<'a> {
             }
             Fault::ErrorRate { .. } => state.error_faults.retain(|&active| active != fault),
             Fault::Latency { .. } => state.latency_faults.retain(|&active| active != fault),
-            Fault::Crash { instance, .. } => state.instances[*instance as usize].up = true,
+            Fault::Crash { instance, .. } => state.instances[*instance as usize].crashes -= 1,
         }
     }
 
     /// The instance dies: every job on it is reset and its queue is lost.
     fn crash(&mut self, service: usize, instance: usize) {
         let target = &mut self.services[service].instances[instance];
-        target.up = false;
+        target.crashes += 1;
         let mut victims: Vec<JobKey> = std::mem::take(&mut target.running);
         victims.extend(target.queue.drain(..));
         for job in victims {

@@ -23,6 +23,7 @@ fn on_default() -> Vec<ReplyKind> {
         ReplyKind::Timeout,
         ReplyKind::BreakerOpen,
         ReplyKind::QueueFull,
+        ReplyKind::BulkheadFull,
     ]
 }
 
@@ -39,7 +40,7 @@ pub fn validate_failure_kinds(path: &str, kinds: &[ReplyKind]) -> Result<(), Inv
         if matches!(kind, ReplyKind::Success | ReplyKind::Fallback) {
             return Err(Invalid::new(
                 format!("{path}[{index}]"),
-                "must be one of error, timeout, breaker_open, queue_full",
+                "must be one of error, timeout, breaker_open, queue_full, bulkhead_full",
             ));
         }
     }

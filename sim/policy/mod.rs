@@ -56,6 +56,9 @@ pub enum Reply {
     BreakerOpen,
     /// The service's queue was full and it rejected the call (503).
     QueueFull,
+    /// A client-side concurrency limit (a bulkhead, an adaptive limit) had
+    /// no room and rejected the call without trying it.
+    BulkheadFull,
 }
 
 impl Reply {
@@ -74,6 +77,7 @@ impl Reply {
             Reply::Timeout => ReplyKind::Timeout,
             Reply::BreakerOpen => ReplyKind::BreakerOpen,
             Reply::QueueFull => ReplyKind::QueueFull,
+            Reply::BulkheadFull => ReplyKind::BulkheadFull,
         }
     }
 }
@@ -94,6 +98,8 @@ pub enum ReplyKind {
     BreakerOpen,
     /// `Reply::QueueFull`.
     QueueFull,
+    /// `Reply::BulkheadFull`.
+    BulkheadFull,
 }
 
 /// Names one invocation of one layer, unique within a run. A layer that
@@ -233,15 +239,6 @@ impl PolicySpec {
             PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
             PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
             PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),
-        }
-    }
-
-    /// The most attempts one call through this layer can make of the layer
-    /// below, for estimating a run's size.
-    pub fn attempts_max(&self) -> u64 {
-        match self {
-            PolicySpec::Retry(config) => u64::from(config.attempts_max),
-            _ => 1,
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::metrics::{Outcome, WindowRow};
 use std::fmt::Write;
 
 /// The header line, without the newline.
-pub const HEADER: &str = "window_start_ms,issued,finished,success,fallback,error,timeout,rejected_breaker,rejected_queue,attempts,availability,latency_ms_p50,latency_ms_p90,latency_ms_p99,latency_ms_p999";
+pub const HEADER: &str = "window_start_ms,issued,finished,success,fallback,error,timeout,rejected_breaker,rejected_queue,rejected_bulkhead,attempts,availability,latency_ms_p50,latency_ms_p90,latency_ms_p99,latency_ms_p999";
 
 /// The whole CSV text.
 pub fn timeseries(rows: &[WindowRow]) -> String {
@@ -21,7 +21,8 @@ pub fn timeseries(rows: &[WindowRow]) -> String {
             row.issued,
             row.finished()
         );
-        for outcome in &Outcome::ALL[..6] {
+        // Every outcome but `unfinished`, which never falls in a window.
+        for outcome in &Outcome::ALL[..7] {
             let _ = write!(out, ",{}", row.outcomes.get(*outcome));
         }
         let _ = write!(out, ",{}", row.attempts);
@@ -75,9 +76,9 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[1],
-            "0,2,2,1,0,0,1,0,0,3,0.500000,1.000,2.000,3.000,4.500"
+            "0,2,2,1,0,0,1,0,0,0,3,0.500000,1.000,2.000,3.000,4.500"
         );
-        assert_eq!(lines[2], "1000,0,0,0,0,0,0,0,0,0,,,,,");
+        assert_eq!(lines[2], "1000,0,0,0,0,0,0,0,0,0,0,,,,,");
         assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
     }
 }

@@ -77,6 +77,7 @@ pub fn render(summary: &Summary) -> String {
         ("timeout", requests.timeout),
         ("rejected (breaker)", requests.rejected_breaker),
         ("rejected (queue)", requests.rejected_queue),
+        ("rejected (bulkhead)", requests.rejected_bulkhead),
         ("unfinished", requests.unfinished),
     ] {
         let _ = writeln!(out, "  {name:<18} {count:>9}  {:>6.2}%", share(count));

@@ -56,8 +56,10 @@ pub struct Service {
     pub load_balancer: LoadBalancerKind,
     /// Per-request work.
     pub service_time: Distribution,
-    /// Chance of an error after the work.
+    /// Chance of a server error (retryable) after the work.
     pub error_probability: f64,
+    /// Chance of a client error (not retryable) after the work.
+    pub client_error_probability: f64,
     /// How dependencies are called.
     pub dependency_mode: DependencyMode,
     /// Dependency calls, each with its policies.
@@ -213,6 +215,12 @@ pub struct Limits {
 impl Scenario {
     /// Reads and checks the scenario at `path`.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::load_with(path, None)
+    }
+
+    /// Reads and checks the scenario at `path`, with `limits.events_max`
+    /// replaced by `events_max` if given (before the event-budget check).
+    pub fn load_with(path: &Path, events_max: Option<u64>) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
             file: file.clone(),
@@ -222,12 +230,22 @@ impl Scenario {
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".to_string());
-        Scenario::from_bytes(&file, &name, &bytes)
+        Scenario::from_bytes_with(&file, &name, &bytes, events_max)
     }
 
     /// Parses and checks scenario text; `file` is used in messages and
     /// `name` for report folders.
     pub fn from_bytes(file: &str, name: &str, bytes: &[u8]) -> Result<Scenario, ScenarioError> {
+        Scenario::from_bytes_with(file, name, bytes, None)
+    }
+
+    /// `from_bytes`, with `limits.events_max` replaced by `events_max` if given.
+    pub fn from_bytes_with(
+        file: &str,
+        name: &str,
+        bytes: &[u8],
+        events_max: Option<u64>,
+    ) -> Result<Scenario, ScenarioError> {
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
         let raw: raw::RawScenario =
             serde_path_to_error::deserialize(deserializer).map_err(|error| {
@@ -249,7 +267,7 @@ impl Scenario {
                 }
             })?;
         let hash = hex(&Sha256::digest(bytes));
-        validate::validate(raw, name, hash).map_err(|invalid| ScenarioError::Invalid {
+        validate::validate(raw, name, hash, events_max).map_err(|invalid| ScenarioError::Invalid {
             file: file.to_string(),
             invalid,
         })

@@ -103,9 +103,14 @@ pub struct RawService {
     pub load_balancer: LoadBalancerKind,
     /// Time a worker spends on one request, before any dependency calls.
     pub service_time_ms: Distribution,
-    /// Chance that a request fails after its service time; default 0.
+    /// Chance that a request fails with a server error (5xx, retryable)
+    /// after its service time; default 0.
     #[serde(default)]
     pub error_probability: f64,
+    /// Chance that a request fails with a client error (4xx, never
+    /// retried) after its service time; default 0.
+    #[serde(default)]
+    pub client_error_probability: f64,
     /// Calls made while handling each request.
     #[serde(default)]
     pub dependencies: Option<RawDependencies>,

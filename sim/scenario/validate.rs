@@ -16,11 +16,22 @@ pub const DURATION_MS_MAX: u64 = 30 * 86_400_000;
 pub const WINDOWS_MAX: u64 = 100_000;
 /// The highest rate any schedule may ask for.
 pub const RPS_MAX: f64 = 10_000_000.0;
-/// Events one request costs at least, without retries: arrival, network
-/// both ways, service start and end. Used to reject hopeless scenarios early.
+/// Events one request costs at least, without retries: its arrival, the
+/// request crossing the network, the end of its service time and the reply
+/// crossing back. Used to reject hopeless scenarios early; retries only add.
 const EVENTS_PER_REQUEST_MIN: f64 = 4.0;
 
-pub fn validate(raw: RawScenario, name: &str, hash: String) -> Result<Scenario, Invalid> {
+/// The most services, and the most clients, a scenario may have.
+pub const COMPONENTS_MAX: usize = 1_000;
+
+pub fn validate(
+    raw: RawScenario,
+    name: &str,
+    hash: String,
+    events_max_override: Option<u64>,
+) -> Result<Scenario, Invalid> {
+    check::within("services (length)", raw.services.len(), 0, COMPONENTS_MAX)?;
+    check::within("clients (length)", raw.clients.len(), 0, COMPONENTS_MAX)?;
     if raw.description.trim().is_empty() {
         return Err(Invalid::new(
             "description",
@@ -65,7 +76,7 @@ pub fn validate(raw: RawScenario, name: &str, hash: String) -> Result<Scenario, 
         clients,
         faults,
         limits: Limits {
-            events_max: raw.limits.events_max,
+            events_max: events_max_override.unwrap_or(raw.limits.events_max),
             drain: SimDuration::from_ms(raw.limits.drain_ms),
         },
     };
@@ -139,6 +150,10 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
             .service_time_ms
             .validate(&join(&path, "service_time_ms"))?;
         check::probability(&join(&path, "error_probability"), service.error_probability)?;
+        check::probability(
+            &join(&path, "client_error_probability"),
+            service.client_error_probability,
+        )?;
         let mut dependencies = Vec::new();
         let mut dependency_mode = Default::default();
         if let Some(raw_dependencies) = &service.dependencies {
@@ -174,6 +189,7 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
             load_balancer: service.load_balancer,
             service_time: service.service_time_ms.clone(),
             error_probability: service.error_probability,
+            client_error_probability: service.client_error_probability,
             dependency_mode,
             dependencies,
         });
@@ -284,6 +300,16 @@ fn validate_rate(path: &str, rate: &RateSchedule) -> Result<(), Invalid> {
     }
 }
 
+/// A fault that starts after the load has ended would never be seen.
+fn starts_during_load(
+    path: &str,
+    field: &str,
+    at_ms: u64,
+    duration_ms: u64,
+) -> Result<(), Invalid> {
+    check::within(&join(path, field), at_ms, 0, duration_ms.saturating_sub(1))
+}
+
 fn ends_after_start(path: &str, start_ms: u64, end_ms: u64) -> Result<(), Invalid> {
     if end_ms > start_ms {
         Ok(())
@@ -377,6 +403,7 @@ fn validate_faults(raw: &RawScenario, services: &[Service]) -> Result<Vec<Fault>
                 end_ms,
                 mode,
             } => {
+                starts_during_load(&path, "start_ms", *start_ms, raw.duration_ms)?;
                 ends_after_start(&path, *start_ms, *end_ms)?;
                 Fault::Outage {
                     service: resolve(&join(&path, "service"), service, &names)?,
@@ -391,6 +418,7 @@ fn validate_faults(raw: &RawScenario, services: &[Service]) -> Result<Vec<Fault>
                 end_ms,
                 probability,
             } => {
+                starts_during_load(&path, "start_ms", *start_ms, raw.duration_ms)?;
                 ends_after_start(&path, *start_ms, *end_ms)?;
                 check::probability(&join(&path, "probability"), *probability)?;
                 Fault::ErrorRate {
@@ -407,6 +435,7 @@ fn validate_faults(raw: &RawScenario, services: &[Service]) -> Result<Vec<Fault>
                 probability,
                 added_ms,
             } => {
+                starts_during_load(&path, "start_ms", *start_ms, raw.duration_ms)?;
                 ends_after_start(&path, *start_ms, *end_ms)?;
                 check::probability(&join(&path, "probability"), *probability)?;
                 added_ms.validate(&join(&path, "added_ms"))?;
@@ -425,6 +454,7 @@ fn validate_faults(raw: &RawScenario, services: &[Service]) -> Result<Vec<Fault>
                 restart_after_ms,
             } => {
                 let service = resolve(&join(&path, "service"), service, &names)?;
+                starts_during_load(&path, "at_ms", *at_ms, raw.duration_ms)?;
                 let instances = services[service].instances;
                 check::within(&join(&path, "instance"), *instance, 0, instances - 1)?;
                 check::within(
