@@ -113,6 +113,16 @@ fn bad_flags_are_usage_errors() {
         .run();
 }
 
+// An event limit too small for the load is caught before the run starts.
+#[test]
+fn events_max_too_small_for_the_load_is_rejected_up_front() {
+    Sim::new()
+        .args(["run", "scenarios/thundering-herd.json", "--events-max", "5000"])
+        .code(2)
+        .stderr("error: scenarios/thundering-herd.json: duration_ms: is too long to simulate within limits.events_max 5000: about 300000 requests need at least 1200000 events; shorten duration_ms, lower the rates or raise limits.events_max\n")
+        .run();
+}
+
 // A run that would pass the event limit stops with a message and the command to reproduce it.
 #[test]
 fn event_limit_stops_the_run_with_a_reproduce_line() {
@@ -127,7 +137,7 @@ fn event_limit_stops_the_run_with_a_reproduce_line() {
             "--no-charts",
         ])
         .code(2)
-        .stderr_contains("the run reached limits.events_max (5000 events) at ")
+        .stderr_contains("the run reached limits.events_max (2000000 events) at ")
         .stderr_contains("reproduce: sim run scenarios/thundering-herd.json --seed 3\n")
         .run();
 }
