@@ -133,7 +133,7 @@ fn event_limit_stops_the_run_with_a_reproduce_line() {
             "--seed",
             "3",
             "--events-max",
-            "5000",
+            "2000000",
             "--no-charts",
         ])
         .code(2)
@@ -166,7 +166,7 @@ fn failed_run_leaves_the_previous_report_intact() {
             "6",
             "--no-charts",
             "--events-max",
-            "5000",
+            "2000000",
             "--out",
         ])
         .args([dir.to_str().unwrap()])
