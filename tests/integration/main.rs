@@ -6,4 +6,5 @@ mod determinism;
 mod golden;
 mod properties;
 mod queueing;
+mod regression;
 mod support;
