@@ -173,6 +173,24 @@ pub struct ServiceCounters {
     pub reset: u64,
     /// Calls withdrawn by their caller before a worker took them.
     pub withdrawn: u64,
+    /// Calls refused by load shedding.
+    pub shed: u64,
+    /// Calls refused because no instance was in rotation.
+    pub no_instance: u64,
+    /// Calls cut off by a graceful shutdown's deadline.
+    pub cut: u64,
+    /// Instances restarted by their liveness check.
+    pub restarts: u64,
+    /// Instances killed by a scheduled chaos kill.
+    pub kills: u64,
+    /// Instances taken out of rotation by readiness checks.
+    pub rotation_removals: u64,
+    /// Instances put back into rotation by readiness checks.
+    pub rotation_additions: u64,
+    /// Calls failed by the chaos monkey.
+    pub chaos_failures: u64,
+    /// Calls delayed by the chaos monkey.
+    pub chaos_delays: u64,
 }
 
 /// Per-client totals.

@@ -183,6 +183,24 @@ pub struct ServiceSummary {
     pub reset: u64,
     /// Withdrawn by a cancelling caller before a worker took them.
     pub withdrawn: u64,
+    /// Refused by load shedding (answered 503).
+    pub shed: u64,
+    /// Refused because no instance was in rotation (answered 503).
+    pub no_instance: u64,
+    /// Cut off by a graceful shutdown's deadline.
+    pub cut: u64,
+    /// Instances restarted by liveness checks.
+    pub restarts: u64,
+    /// Instances killed by scheduled chaos kills.
+    pub kills: u64,
+    /// Instances taken out of rotation by readiness checks.
+    pub rotation_removals: u64,
+    /// Instances put back into rotation.
+    pub rotation_additions: u64,
+    /// Calls failed by the chaos monkey.
+    pub chaos_failures: u64,
+    /// Calls delayed by the chaos monkey.
+    pub chaos_delays: u64,
     /// Fraction of started calls that waited in a queue.
     pub wait_probability: f64,
     /// Mean queue wait of started calls, ms.
@@ -202,6 +220,15 @@ impl ServiceSummary {
             failed: counters.failed,
             reset: counters.reset,
             withdrawn: counters.withdrawn,
+            shed: counters.shed,
+            no_instance: counters.no_instance,
+            cut: counters.cut,
+            restarts: counters.restarts,
+            kills: counters.kills,
+            rotation_removals: counters.rotation_removals,
+            rotation_additions: counters.rotation_additions,
+            chaos_failures: counters.chaos_failures,
+            chaos_delays: counters.chaos_delays,
             wait_probability: counters.waited as f64 / started,
             wait_ms_mean: counters.wait_total_us as f64 / 1_000.0 / started,
         }

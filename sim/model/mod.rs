@@ -4,6 +4,7 @@
 
 pub mod arrivals;
 pub mod distribution;
+pub mod health;
 pub mod world;
 
 pub use world::{run, RunError, RunOutput};

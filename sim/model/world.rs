@@ -28,6 +28,7 @@
 use crate::engine::{EventId, EventQueue, RngFactory, SimDuration, SimRng, SimTime};
 use crate::metrics::{Outcome, Recorder, WindowRow};
 use crate::model::arrivals::ArrivalProcess;
+use crate::model::health::{Liveness, Readiness, RotationChange, SheddingMode};
 use crate::policy::{CallId, CallState, Ctx, Layer, Note, Reply, Step};
 use crate::scenario::{DependencyMode, Fault, Load, LoadBalancerKind, OutageMode, Scenario};
 use slotmap::{new_key_type, Key, KeyData, SlotMap};
@@ -80,16 +81,55 @@ pub struct StackReport {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Event {
-    Arrival { client: usize },
-    Burst { client: usize, count: u32 },
-    UserWake { client: usize },
-    FrameStart { frame: FrameKey },
-    FrameTimer { frame: FrameKey },
-    JobArrive { job: JobKey },
-    JobLocalDone { job: JobKey },
-    ReplyArrive { frame: FrameKey, reply: Reply },
-    FaultBegin { fault: usize },
-    FaultEnd { fault: usize },
+    Arrival {
+        client: usize,
+    },
+    Burst {
+        client: usize,
+        count: u32,
+    },
+    UserWake {
+        client: usize,
+    },
+    FrameStart {
+        frame: FrameKey,
+    },
+    FrameTimer {
+        frame: FrameKey,
+    },
+    JobArrive {
+        job: JobKey,
+    },
+    JobLocalDone {
+        job: JobKey,
+    },
+    ReplyArrive {
+        frame: FrameKey,
+        reply: Reply,
+    },
+    FaultBegin {
+        fault: usize,
+    },
+    FaultEnd {
+        fault: usize,
+    },
+    /// Probe every instance of a service (readiness, startup, liveness).
+    HealthCheck {
+        service: usize,
+    },
+    /// A restarted instance comes back (and begins its startup period).
+    InstanceRestart {
+        service: usize,
+        instance: usize,
+    },
+    /// A graceful shutdown's drain deadline.
+    ShutdownDeadline {
+        fault: usize,
+    },
+    /// A scheduled chance to kill a random instance.
+    KillDraw {
+        fault: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -157,6 +197,8 @@ struct Job {
     state: JobState,
     /// Index in the instance's `running` list while it holds a worker.
     slot: usize,
+    /// The chaos monkey failed it.
+    chaos_failed: bool,
 }
 
 struct Stack {
@@ -168,8 +210,14 @@ struct Stack {
 }
 
 struct Instance {
-    /// Crashes in effect; the instance serves only at zero.
+    /// Crashes, restarts and shutdowns in effect; the instance serves only at zero.
     crashes: u32,
+    /// The end of its startup period after the latest restart.
+    starting_until: SimTime,
+    /// Shutting down gracefully: out of rotation, finishing its work.
+    draining: bool,
+    readiness: Readiness,
+    liveness: Liveness,
     /// Jobs holding a worker, for crash handling.
     running: Vec<JobKey>,
     queue: VecDeque<JobKey>,
@@ -190,6 +238,9 @@ struct ServiceState {
     hang_outages: u32,
     error_faults: Vec<usize>,
     latency_faults: Vec<usize>,
+    chaos_faults: Vec<usize>,
+    chaos_rng: SimRng,
+    kill_rng: SimRng,
 }
 
 struct ClientState {
@@ -221,6 +272,18 @@ struct World<'a> {
     notes: Vec<Note>,
     wake: Vec<CallId>,
     recorder: Recorder,
+}
+
+/// Whether load shedding refuses a call arriving behind `queued` others.
+fn shed_on_arrival(config: &crate::scenario::Service, queued: usize) -> bool {
+    match &config.load_shedding {
+        Some(shedding) if shedding.mode == SheddingMode::RejectPredicted => {
+            // Each worker takes one queued call per mean service time.
+            let wait_ms = queued as f64 * config.service_time.mean_ms() / f64::from(config.workers);
+            wait_ms > shedding.max_queue_wait_ms as f64
+        }
+        _ => false,
+    }
 }
 
 /// Runs `scenario` with `seed` to completion.
@@ -288,6 +351,10 @@ impl<'a> World<'a> {
                 instances: (0..service.instances)
                     .map(|_| Instance {
                         crashes: 0,
+                        starting_until: SimTime::ZERO,
+                        draining: false,
+                        readiness: Readiness::default(),
+                        liveness: Liveness::default(),
                         running: Vec::with_capacity(service.workers.min(1024) as usize),
                         queue: VecDeque::new(),
                     })
@@ -303,6 +370,9 @@ impl<'a> World<'a> {
                 hang_outages: 0,
                 error_faults: Vec::new(),
                 latency_faults: Vec::new(),
+                chaos_faults: Vec::new(),
+                chaos_rng: rngs.stream(&format!("{base}/chaos")),
+                kill_rng: rngs.stream(&format!("{base}/kills")),
             });
         }
         let clients = scenario
@@ -378,7 +448,17 @@ impl<'a> World<'a> {
         for (index, fault) in scenario.faults.iter().enumerate() {
             let (start, end) = fault.window();
             self.queue.push(start, Event::FaultBegin { fault: index });
-            self.queue.push(end, Event::FaultEnd { fault: index });
+            // Shutdowns and kills schedule their own follow-up events.
+            if !matches!(fault, Fault::Shutdown { .. } | Fault::KillInstances { .. }) {
+                self.queue.push(end, Event::FaultEnd { fault: index });
+            }
+        }
+        for (index, service) in scenario.services.iter().enumerate() {
+            if let Some(health_check) = &service.health_check {
+                let first = SimTime::ZERO + SimDuration::from_ms(health_check.interval_ms);
+                self.queue
+                    .push(first, Event::HealthCheck { service: index });
+            }
         }
     }
 
@@ -422,6 +502,10 @@ impl<'a> World<'a> {
             }
             Event::FaultBegin { fault } => self.fault_begin(fault),
             Event::FaultEnd { fault } => self.fault_end(fault),
+            Event::HealthCheck { service } => self.health_check(service),
+            Event::InstanceRestart { service, instance } => self.restart(service, instance),
+            Event::ShutdownDeadline { fault } => self.shutdown_deadline(fault),
+            Event::KillDraw { fault } => self.kill_draw(fault),
         }
     }
 
@@ -681,6 +765,7 @@ impl<'a> World<'a> {
             arrived_at: self.now,
             state: JobState::InFlight,
             slot: 0,
+            chaos_failed: false,
         });
         self.recorder.attempt_sent(self.now, from_client);
         self.frames[frame].job = Some(job);
@@ -718,21 +803,39 @@ impl<'a> World<'a> {
         let service = self.jobs[job].service;
         let config = &self.scenario.services[service];
         let state = &mut self.services[service];
-        let instance = match config.load_balancer {
+        // The balancer sends calls to instances in rotation: all of them
+        // without health checks (it cannot see that one is down: a crashed
+        // instance refuses fast, looks idle and so attracts traffic, as real
+        // least-connection balancers do), the ready ones with health checks,
+        // and never to one that is shutting down.
+        let checked = config.health_check.is_some();
+        let eligible = |instance: &Instance| {
+            !instance.draining && (!checked || instance.readiness.in_rotation())
+        };
+        let count = state.instances.len();
+        let chosen = match config.load_balancer {
             LoadBalancerKind::RoundRobin => {
-                let chosen = state.round_robin_next;
-                state.round_robin_next = (chosen + 1) % state.instances.len();
-                chosen
+                let start = state.round_robin_next;
+                let found = (0..count)
+                    .map(|offset| (start + offset) % count)
+                    .find(|&index| eligible(&state.instances[index]));
+                if let Some(index) = found {
+                    state.round_robin_next = (index + 1) % count;
+                }
+                found
             }
-            // Without health checks the balancer cannot see that an instance
-            // is down; a crashed instance refuses fast, looks idle and so
-            // attracts traffic, as real least-connection balancers do.
-            LoadBalancerKind::LeastOutstanding => (0..state.instances.len())
+            LoadBalancerKind::LeastOutstanding => (0..count)
+                .filter(|&index| eligible(&state.instances[index]))
                 .min_by_key(|&index| {
                     let instance = &state.instances[index];
                     instance.running.len() + instance.queue.len()
-                })
-                .expect("at least one instance"),
+                }),
+        };
+        let Some(instance) = chosen else {
+            // No instance in rotation: the balancer answers 503 itself.
+            self.recorder.services[service].no_instance += 1;
+            self.respond(job, Reply::QueueFull);
+            return;
         };
         let record = &mut self.jobs[job];
         record.instance = instance;
@@ -744,6 +847,9 @@ impl<'a> World<'a> {
             self.respond(job, Reply::Error { retryable: true });
         } else if target.running.len() < config.workers as usize {
             self.start_job(job);
+        } else if shed_on_arrival(config, target.queue.len()) {
+            self.recorder.services[service].shed += 1;
+            self.respond(job, Reply::QueueFull);
         } else if target.queue.len() < config.queue_capacity as usize {
             self.jobs[job].state = JobState::Queued;
             target.queue.push_back(job);
@@ -772,7 +878,35 @@ impl<'a> World<'a> {
             counters.waited += 1;
             counters.wait_total_us += u128::from(wait.0);
         }
-        let mut work = config.service_time.sample(&mut state.work_rng);
+        // The chaos monkey sits in front of the handler: it fails the call at
+        // once, or delays it, before any work (the chapter's middleware).
+        let mut chaos_failed = false;
+        let mut chaos_delay = SimDuration::ZERO;
+        for &fault in &state.chaos_faults {
+            if let Fault::ChaosMonkey {
+                failure_rate,
+                latency_rate,
+                latency_ms,
+                ..
+            } = &self.scenario.faults[fault]
+            {
+                let draw = state.chaos_rng.unit();
+                if draw < *failure_rate {
+                    chaos_failed = true;
+                } else if draw < failure_rate + latency_rate {
+                    chaos_delay =
+                        chaos_delay + SimDuration::from_ms_f64(state.chaos_rng.unit() * latency_ms);
+                }
+            }
+        }
+        let counters = &mut self.recorder.services[service];
+        counters.chaos_failures += u64::from(chaos_failed);
+        counters.chaos_delays += u64::from(chaos_delay > SimDuration::ZERO);
+        let mut work = if chaos_failed {
+            SimDuration::ZERO
+        } else {
+            chaos_delay + config.service_time.sample(&mut state.work_rng)
+        };
         for &fault in &state.latency_faults {
             if let Fault::Latency {
                 probability, added, ..
@@ -783,9 +917,13 @@ impl<'a> World<'a> {
                 }
             }
         }
+        if chaos_failed {
+            work = SimDuration::ZERO;
+        }
         let record = &mut self.jobs[job];
         record.state = JobState::Running;
         record.slot = slot;
+        record.chaos_failed = chaos_failed;
         self.queue
             .push(self.now + work, Event::JobLocalDone { job });
     }
@@ -796,6 +934,10 @@ impl<'a> World<'a> {
             return;
         };
         let service = record.service;
+        if record.chaos_failed {
+            self.finish_job(job, Reply::Error { retryable: true });
+            return;
+        }
         let config = &self.scenario.services[service];
         let state = &mut self.services[service];
         let mut survive = 1.0 - config.error_probability;
@@ -903,11 +1045,29 @@ impl<'a> World<'a> {
     }
 
     fn start_next_queued(&mut self, service: usize, instance: usize) {
-        let target = &mut self.services[service].instances[instance];
-        if target.crashes == 0 {
-            if let Some(next) = target.queue.pop_front() {
-                self.start_job(next);
+        let stale_after = match &self.scenario.services[service].load_shedding {
+            Some(shedding) if shedding.mode == SheddingMode::DropStale => {
+                Some(SimDuration::from_ms(shedding.max_queue_wait_ms))
             }
+            _ => None,
+        };
+        loop {
+            let target = &mut self.services[service].instances[instance];
+            if target.crashes > 0 {
+                return;
+            }
+            let Some(next) = target.queue.pop_front() else {
+                return;
+            };
+            let waited = self.now.saturating_since(self.jobs[next].arrived_at);
+            if stale_after.is_some_and(|limit| waited > limit) {
+                // Its caller has most likely given up: answer 503 rather than work for nobody.
+                self.recorder.services[service].shed += 1;
+                self.respond(next, Reply::QueueFull);
+                continue;
+            }
+            self.start_job(next);
+            return;
         }
     }
 
@@ -946,7 +1106,21 @@ impl<'a> World<'a> {
             } => state.hang_outages += 1,
             Fault::ErrorRate { .. } => state.error_faults.push(fault),
             Fault::Latency { .. } => state.latency_faults.push(fault),
+            Fault::ChaosMonkey { .. } => state.chaos_faults.push(fault),
             Fault::Crash { instance, .. } => self.crash(service, *instance as usize),
+            Fault::Shutdown {
+                instance,
+                drain_timeout,
+                ..
+            } => {
+                state.instances[*instance as usize].draining = true;
+                self.queue
+                    .push(self.now + *drain_timeout, Event::ShutdownDeadline { fault });
+            }
+            Fault::KillInstances { interval, .. } => {
+                self.queue
+                    .push(self.now + *interval, Event::KillDraw { fault });
+            }
         }
     }
 
@@ -979,19 +1153,158 @@ impl<'a> World<'a> {
             }
             Fault::ErrorRate { .. } => state.error_faults.retain(|&active| active != fault),
             Fault::Latency { .. } => state.latency_faults.retain(|&active| active != fault),
-            Fault::Crash { instance, .. } => state.instances[*instance as usize].crashes -= 1,
+            Fault::ChaosMonkey { .. } => state.chaos_faults.retain(|&active| active != fault),
+            // Their ends are scheduled by their own events.
+            Fault::Shutdown { .. } | Fault::KillInstances { .. } => {}
+            Fault::Crash { instance, .. } => self.restart(service, *instance as usize),
         }
     }
 
     /// The instance dies: every job on it is reset and its queue is lost.
     fn crash(&mut self, service: usize, instance: usize) {
+        let reset = self.stop_instance(service, instance);
+        self.recorder.services[service].reset += reset;
+    }
+
+    /// Takes an instance down: every job running or queued on it is answered
+    /// with a connection reset. Returns how many.
+    fn stop_instance(&mut self, service: usize, instance: usize) -> u64 {
         let target = &mut self.services[service].instances[instance];
         target.crashes += 1;
         let mut victims: Vec<JobKey> = std::mem::take(&mut target.running);
         victims.extend(target.queue.drain(..));
+        let count = victims.len() as u64;
         for job in victims {
-            self.recorder.services[service].reset += 1;
             self.respond(job, Reply::Error { retryable: true });
+        }
+        count
+    }
+
+    /// One reason for an instance to be down has ended; at zero it starts
+    /// again, through its startup period.
+    fn restart(&mut self, service: usize, instance: usize) {
+        let startup = self.scenario.services[service]
+            .health_check
+            .as_ref()
+            .map_or(SimDuration::ZERO, |check| {
+                SimDuration::from_ms(check.startup_ms)
+            });
+        let target = &mut self.services[service].instances[instance];
+        debug_assert!(target.crashes > 0);
+        target.crashes -= 1;
+        if target.crashes == 0 {
+            target.draining = false;
+            target.starting_until = self.now + startup;
+        }
+    }
+
+    /// Probes every instance: readiness moves it in or out of rotation,
+    /// liveness restarts it when it has stopped answering.
+    fn health_check(&mut self, service: usize) {
+        let config = &self.scenario.services[service];
+        let check = config
+            .health_check
+            .as_ref()
+            .expect("health-checked service");
+        let state = &mut self.services[service];
+        // An outage answers no probe: a hang never replies, fail-fast refuses.
+        let outage = state.hang_outages > 0 || state.fail_fast_outages > 0;
+        let hung = state.hang_outages > 0;
+        let mut restarts = Vec::new();
+        for (index, instance) in state.instances.iter_mut().enumerate() {
+            let up = instance.crashes == 0;
+            let overloaded = check
+                .readiness_queue_max
+                .is_some_and(|limit| instance.queue.len() >= limit as usize);
+            let ready = up
+                && !outage
+                && !instance.draining
+                && self.now >= instance.starting_until
+                && !overloaded;
+            match instance.readiness.probe(ready, check) {
+                Some(RotationChange::Remove) => {
+                    self.recorder.services[service].rotation_removals += 1
+                }
+                Some(RotationChange::Add) => {
+                    self.recorder.services[service].rotation_additions += 1
+                }
+                None => {}
+            }
+            if let Some(liveness) = &check.liveness {
+                if up && instance.liveness.probe(!hung, liveness) {
+                    restarts.push((index, SimDuration::from_ms(liveness.restart_ms)));
+                }
+            }
+        }
+        for (instance, restart_after) in restarts {
+            self.recorder.services[service].restarts += 1;
+            let reset = self.stop_instance(service, instance);
+            self.recorder.services[service].reset += reset;
+            self.queue.push(
+                self.now + restart_after,
+                Event::InstanceRestart { service, instance },
+            );
+        }
+        // Probing goes on while there is load or work in flight, not through
+        // an idle drain period (which would only stretch the report).
+        let next = self.now + SimDuration::from_ms(check.interval_ms);
+        if next <= self.end_of_load || !self.requests.is_empty() {
+            self.queue.push(next, Event::HealthCheck { service });
+        }
+    }
+
+    /// A graceful shutdown's deadline: whatever has not finished is cut off.
+    fn shutdown_deadline(&mut self, fault: usize) {
+        let Fault::Shutdown {
+            service,
+            instance,
+            restart_after,
+            ..
+        } = &self.scenario.faults[fault]
+        else {
+            return;
+        };
+        let (service, instance) = (*service, *instance as usize);
+        let cut = self.stop_instance(service, instance);
+        self.recorder.services[service].cut += cut;
+        if let Some(restart_after) = restart_after {
+            self.queue.push(
+                self.now + *restart_after,
+                Event::InstanceRestart { service, instance },
+            );
+        }
+    }
+
+    /// The chapter's `setInterval(() => Math.random() < p && killRandomInstance())`.
+    fn kill_draw(&mut self, fault: usize) {
+        let Fault::KillInstances {
+            service,
+            end,
+            interval,
+            probability,
+            restart_after,
+            ..
+        } = &self.scenario.faults[fault]
+        else {
+            return;
+        };
+        let service = *service;
+        let state = &mut self.services[service];
+        if state.kill_rng.chance(*probability) {
+            let victim = state.kill_rng.index(state.instances.len());
+            self.recorder.services[service].kills += 1;
+            self.crash(service, victim);
+            self.queue.push(
+                self.now + *restart_after,
+                Event::InstanceRestart {
+                    service,
+                    instance: victim,
+                },
+            );
+        }
+        let next = self.now + *interval;
+        if next < *end {
+            self.queue.push(next, Event::KillDraw { fault });
         }
     }
 

@@ -10,6 +10,7 @@ mod validate;
 
 use crate::engine::{SimDuration, SimTime};
 use crate::model::distribution::Distribution;
+use crate::model::health::{HealthCheckConfig, LoadSheddingConfig};
 use crate::policy::PolicySpec;
 pub use error::{Invalid, ScenarioError};
 pub use raw::{ArrivalKind, DependencyMode, LoadBalancerKind, OutageMode, RateSchedule};
@@ -64,6 +65,10 @@ pub struct Service {
     pub dependency_mode: DependencyMode,
     /// Dependency calls, each with its policies.
     pub dependencies: Vec<DependencyCall>,
+    /// Health checking, if any.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Load shedding, if any.
+    pub load_shedding: Option<LoadSheddingConfig>,
 }
 
 /// A checked dependency call.
@@ -158,6 +163,49 @@ pub enum Fault {
         /// Down time.
         restart_after: SimDuration,
     },
+    /// Graceful shutdown of one instance.
+    Shutdown {
+        /// Service index.
+        service: usize,
+        /// Instance index.
+        instance: u32,
+        /// When draining begins.
+        at: SimTime,
+        /// Drain deadline after `at`.
+        drain_timeout: SimDuration,
+        /// Down time after the deadline, if it restarts.
+        restart_after: Option<SimDuration>,
+    },
+    /// Random failures and latency in front of the handler.
+    ChaosMonkey {
+        /// Service index.
+        service: usize,
+        /// Start.
+        start: SimTime,
+        /// End.
+        end: SimTime,
+        /// Chance of failure.
+        failure_rate: f64,
+        /// Chance of latency.
+        latency_rate: f64,
+        /// Most latency, ms.
+        latency_ms: f64,
+    },
+    /// Random instance kills on a schedule.
+    KillInstances {
+        /// Service index.
+        service: usize,
+        /// Start.
+        start: SimTime,
+        /// End.
+        end: SimTime,
+        /// Time between draws.
+        interval: SimDuration,
+        /// Chance per draw.
+        probability: f64,
+        /// Down time.
+        restart_after: SimDuration,
+    },
 }
 
 impl Fault {
@@ -167,7 +215,10 @@ impl Fault {
             Fault::Outage { service, .. }
             | Fault::ErrorRate { service, .. }
             | Fault::Latency { service, .. }
-            | Fault::Crash { service, .. } => *service,
+            | Fault::Crash { service, .. }
+            | Fault::Shutdown { service, .. }
+            | Fault::ChaosMonkey { service, .. }
+            | Fault::KillInstances { service, .. } => *service,
         }
     }
 
@@ -176,7 +227,18 @@ impl Fault {
         match self {
             Fault::Outage { start, end, .. }
             | Fault::ErrorRate { start, end, .. }
-            | Fault::Latency { start, end, .. } => (*start, *end),
+            | Fault::Latency { start, end, .. }
+            | Fault::ChaosMonkey { start, end, .. }
+            | Fault::KillInstances { start, end, .. } => (*start, *end),
+            Fault::Shutdown {
+                at,
+                drain_timeout,
+                restart_after,
+                ..
+            } => (
+                *at,
+                *at + *drain_timeout + restart_after.unwrap_or(SimDuration::ZERO),
+            ),
             Fault::Crash {
                 at, restart_after, ..
             } => (*at, *at + *restart_after),
@@ -199,6 +261,9 @@ impl Fault {
             }
             Fault::Latency { .. } => format!("latency {service}"),
             Fault::Crash { instance, .. } => format!("crash {service}[{instance}]"),
+            Fault::Shutdown { instance, .. } => format!("shutdown {service}[{instance}]"),
+            Fault::ChaosMonkey { .. } => format!("chaos monkey {service}"),
+            Fault::KillInstances { .. } => format!("instance kills {service}"),
         }
     }
 }

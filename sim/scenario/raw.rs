@@ -3,6 +3,7 @@
 //! them. Field docs here are the scenario reference's source of truth.
 
 use crate::model::distribution::Distribution;
+use crate::model::health::{HealthCheckConfig, LoadSheddingConfig};
 use crate::policy::PolicySpec;
 use serde::Deserialize;
 
@@ -114,6 +115,13 @@ pub struct RawService {
     /// Calls made while handling each request.
     #[serde(default)]
     pub dependencies: Option<RawDependencies>,
+    /// Readiness, startup and liveness checks; default none (every instance
+    /// always in rotation).
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
+    /// Refusing work that cannot be useful; default none.
+    #[serde(default)]
+    pub load_shedding: Option<LoadSheddingConfig>,
 }
 
 fn one() -> u32 {
@@ -338,6 +346,80 @@ pub enum RawFault {
         /// How long until it restarts, in ms, `> 0`.
         restart_after_ms: u64,
     },
+    /// Graceful shutdown of one instance (section 8.6): at `at_ms` it leaves
+    /// the load balancer's rotation and takes no new calls, finishes what it
+    /// is running and has queued, and at `at_ms + drain_timeout_ms` cuts off
+    /// whatever is left (counted as `cut`). It restarts after
+    /// `restart_after_ms` from the deadline, if given.
+    Shutdown {
+        /// The service.
+        service: String,
+        /// The instance index, in `[0, instances)`.
+        instance: u32,
+        /// When shutdown begins, in ms.
+        at_ms: u64,
+        /// The drain deadline, in `[0, 3600000]` ms; default 30000 (the chapter's).
+        #[serde(default = "drain_timeout_default")]
+        drain_timeout_ms: u64,
+        /// Down time after the deadline before it starts again; default none (stays down).
+        #[serde(default)]
+        restart_after_ms: Option<u64>,
+    },
+    /// The chapter's ChaosMonkey (section 8.8) in front of a service's
+    /// handler in `[start_ms, end_ms)`: with `failure_rate` a call fails at
+    /// once; otherwise with `latency_rate` it is delayed by a uniform draw in
+    /// `[0, latency_ms)` before it is handled.
+    ChaosMonkey {
+        /// The service.
+        service: String,
+        /// Start, in ms.
+        start_ms: u64,
+        /// End, in ms, after `start_ms`.
+        end_ms: u64,
+        /// Chance of an injected failure, in `[0, 1]`; default 0.01.
+        #[serde(default = "chaos_failure_default")]
+        failure_rate: f64,
+        /// Chance of injected latency, in `[0, 1 - failure_rate]`; default 0.05.
+        #[serde(default = "chaos_latency_rate_default")]
+        latency_rate: f64,
+        /// The most latency injected, in `[0, 3600000]` ms; default 5000.
+        #[serde(default = "chaos_latency_default")]
+        latency_ms: f64,
+    },
+    /// The chapter's scheduled `killRandomInstance`: every `interval_ms` in
+    /// `[start_ms, end_ms)`, with `probability`, one instance picked at random
+    /// crashes and restarts after `restart_after_ms`.
+    KillInstances {
+        /// The service.
+        service: String,
+        /// Start, in ms.
+        start_ms: u64,
+        /// End, in ms, after `start_ms`.
+        end_ms: u64,
+        /// Time between draws, in `[1, 86400000]` ms.
+        interval_ms: u64,
+        /// Chance of a kill at each draw, in `[0, 1]`; default 1.
+        #[serde(default = "probability_one")]
+        probability: f64,
+        /// Down time of a killed instance, in ms, `> 0`.
+        restart_after_ms: u64,
+    },
+}
+
+fn drain_timeout_default() -> u64 {
+    30_000
+}
+
+fn chaos_failure_default() -> f64 {
+    0.01
+}
+
+fn chaos_latency_rate_default() -> f64 {
+    0.05
+}
+
+fn chaos_latency_default() -> f64 {
+    5_000.0
 }
 
 fn probability_one() -> f64 {

@@ -154,6 +154,12 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
             &join(&path, "client_error_probability"),
             service.client_error_probability,
         )?;
+        if let Some(health_check) = &service.health_check {
+            health_check.validate(&join(&path, "health_check"))?;
+        }
+        if let Some(load_shedding) = &service.load_shedding {
+            load_shedding.validate(&join(&path, "load_shedding"))?;
+        }
         let mut dependencies = Vec::new();
         let mut dependency_mode = Default::default();
         if let Some(raw_dependencies) = &service.dependencies {
@@ -192,6 +198,8 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
             client_error_probability: service.client_error_probability,
             dependency_mode,
             dependencies,
+            health_check: service.health_check.clone(),
+            load_shedding: service.load_shedding.clone(),
         });
     }
     reject_cycles(&services)?;
@@ -467,6 +475,93 @@ fn validate_faults(raw: &RawScenario, services: &[Service]) -> Result<Vec<Fault>
                     service,
                     instance: *instance,
                     at: SimTime::from_ms(*at_ms),
+                    restart_after: SimDuration::from_ms(*restart_after_ms),
+                }
+            }
+            RawFault::Shutdown {
+                service,
+                instance,
+                at_ms,
+                drain_timeout_ms,
+                restart_after_ms,
+            } => {
+                starts_during_load(&path, "at_ms", *at_ms, raw.duration_ms)?;
+                let service = resolve(&join(&path, "service"), service, &names)?;
+                let instances = services[service].instances;
+                check::within(&join(&path, "instance"), *instance, 0, instances - 1)?;
+                check::within(
+                    &join(&path, "drain_timeout_ms"),
+                    *drain_timeout_ms,
+                    0,
+                    3_600_000,
+                )?;
+                if let Some(restart_after_ms) = restart_after_ms {
+                    check::within(
+                        &join(&path, "restart_after_ms"),
+                        *restart_after_ms,
+                        1,
+                        DURATION_MS_MAX,
+                    )?;
+                }
+                Fault::Shutdown {
+                    service,
+                    instance: *instance,
+                    at: SimTime::from_ms(*at_ms),
+                    drain_timeout: SimDuration::from_ms(*drain_timeout_ms),
+                    restart_after: restart_after_ms.map(SimDuration::from_ms),
+                }
+            }
+            RawFault::ChaosMonkey {
+                service,
+                start_ms,
+                end_ms,
+                failure_rate,
+                latency_rate,
+                latency_ms,
+            } => {
+                starts_during_load(&path, "start_ms", *start_ms, raw.duration_ms)?;
+                ends_after_start(&path, *start_ms, *end_ms)?;
+                check::probability(&join(&path, "failure_rate"), *failure_rate)?;
+                check::within_f64(
+                    &join(&path, "latency_rate"),
+                    *latency_rate,
+                    0.0,
+                    1.0 - failure_rate,
+                )?;
+                check::within_f64(&join(&path, "latency_ms"), *latency_ms, 0.0, 3_600_000.0)?;
+                Fault::ChaosMonkey {
+                    service: resolve(&join(&path, "service"), service, &names)?,
+                    start: SimTime::from_ms(*start_ms),
+                    end: SimTime::from_ms(*end_ms),
+                    failure_rate: *failure_rate,
+                    latency_rate: *latency_rate,
+                    latency_ms: *latency_ms,
+                }
+            }
+            RawFault::KillInstances {
+                service,
+                start_ms,
+                end_ms,
+                interval_ms,
+                probability,
+                restart_after_ms,
+            } => {
+                starts_during_load(&path, "start_ms", *start_ms, raw.duration_ms)?;
+                ends_after_start(&path, *start_ms, *end_ms)?;
+                check::within(&join(&path, "interval_ms"), *interval_ms, 1, 86_400_000)?;
+                check::probability(&join(&path, "probability"), *probability)?;
+                check::within(
+                    &join(&path, "restart_after_ms"),
+                    *restart_after_ms,
+                    1,
+                    DURATION_MS_MAX,
+                )?;
+                Fault::KillInstances {
+                    service: resolve(&join(&path, "service"), service, &names)?,
+                    start: SimTime::from_ms(*start_ms),
+                    end: SimTime::from_ms(*end_ms),
+                    interval: SimDuration::from_ms(*interval_ms),
+                    probability: *probability,
                     restart_after: SimDuration::from_ms(*restart_after_ms),
                 }
             }

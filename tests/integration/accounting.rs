@@ -155,3 +155,101 @@ fn closed_loop_users_wait_for_their_answers() {
     assert_eq!(summary.requests.issued, 200);
     assert_eq!(summary.requests.success, 200);
 }
+
+const FOUR_INSTANCES: &str = r#"{
+    "description": "server-side features",
+    "duration_ms": 60000,
+    "services": [{ "name": "api", "instances": 4, "workers": 50, "queue_capacity": 100,
+                   "service_time_ms": { "kind": "constant", "value_ms": 100 } HEALTH }],
+    "clients": [{ "name": "c", "target": "api",
+                  "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 400 } } }],
+    "faults": [FAULTS]
+}"#;
+
+fn four_instances(health: &str, faults: &str) -> sim::scenario::Scenario {
+    scenario(
+        &FOUR_INSTANCES
+            .replace("HEALTH", health)
+            .replace("FAULTS", faults),
+    )
+}
+
+// Readiness probes take a crashed instance out of rotation after two failed
+// probes, so only the calls of about two seconds are refused, and put it back
+// after it restarts and passes its startup period.
+#[test]
+fn health_checks_take_a_crashed_instance_out_of_rotation() {
+    let crash = r#"{ "kind": "crash", "service": "api", "instance": 1, "at_ms": 10000, "restart_after_ms": 20000 }"#;
+    let checked = r#", "health_check": { "interval_ms": 1000, "unhealthy_after": 2, "healthy_after": 2, "startup_ms": 5000 }"#;
+    let (_, unchecked) = run_summary(&four_instances("", crash), 1);
+    let (_, checked) = run_summary(&four_instances(checked, crash), 1);
+    // Without checks a quarter of 20 s of calls hit the dead instance.
+    assert_eq!(unchecked.services["api"].refused, 2_000);
+    let refused = checked.services["api"].refused;
+    assert!((100..=300).contains(&refused), "refused {refused}");
+    assert_eq!(checked.services["api"].rotation_removals, 1);
+    assert_eq!(checked.services["api"].rotation_additions, 1);
+    assert_eq!(checked.requests.total(), checked.requests.issued);
+}
+
+// Graceful shutdown finishes the running work; an abrupt one cuts it off.
+#[test]
+fn graceful_shutdown_drains_and_abrupt_shutdown_cuts() {
+    let shutdown = |drain: u64| {
+        format!(
+            r#"{{ "kind": "shutdown", "service": "api", "instance": 0, "at_ms": 20000, "drain_timeout_ms": {drain}, "restart_after_ms": 1000 }}"#
+        )
+    };
+    let (_, graceful) = run_summary(&four_instances("", &shutdown(30_000)), 1);
+    let (_, abrupt) = run_summary(&four_instances("", &shutdown(0)), 1);
+    assert_eq!(graceful.services["api"].cut, 0);
+    assert_eq!(graceful.requests.error, 0);
+    // 100 calls/s reach each instance and each takes 100 ms: about 10 are running.
+    let cut = abrupt.services["api"].cut;
+    assert!((8..=12).contains(&cut), "cut {cut}");
+    assert_eq!(abrupt.requests.error, cut);
+}
+
+// Dropping stale work answers 503 instead of serving calls that waited too long.
+#[test]
+fn load_shedding_drops_calls_that_waited_too_long() {
+    let json = r#"{
+        "description": "overload",
+        "duration_ms": 20000,
+        "services": [{ "name": "api", "workers": 10, "queue_capacity": 1000,
+                       "service_time_ms": { "kind": "constant", "value_ms": 100 },
+                       "load_shedding": { "mode": "drop_stale", "max_queue_wait_ms": 200 } }],
+        "clients": [{ "name": "c", "target": "api",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 200 } } }]
+    }"#;
+    let (_, summary) = run_summary(&scenario(json), 1);
+    let service = &summary.services["api"];
+    assert!(service.shed > 1_000, "shed {}", service.shed);
+    // Every call that started waited at most the limit.
+    assert!(
+        service.wait_ms_mean <= 200.0,
+        "mean wait {}",
+        service.wait_ms_mean
+    );
+    assert_eq!(summary.requests.rejected_queue, service.shed);
+}
+
+// The chaos monkey fails and delays calls at its configured rates; kills happen on schedule.
+#[test]
+fn chaos_monkey_and_instance_kills_follow_their_rates() {
+    let chaos = r#"{ "kind": "chaos_monkey", "service": "api", "start_ms": 0, "end_ms": 60000, "failure_rate": 0.1, "latency_rate": 0.2, "latency_ms": 50 },
+                   { "kind": "kill_instances", "service": "api", "start_ms": 0, "end_ms": 60000, "interval_ms": 10000, "probability": 1.0, "restart_after_ms": 1000 }"#;
+    let (_, summary) = run_summary(&four_instances("", chaos), 1);
+    let service = &summary.services["api"];
+    let started = service.started as f64;
+    let failure_rate = service.chaos_failures as f64 / started;
+    let delay_rate = service.chaos_delays as f64 / started;
+    assert!(
+        (failure_rate - 0.1).abs() < 0.01,
+        "failure rate {failure_rate}"
+    );
+    assert!((delay_rate - 0.2).abs() < 0.01, "delay rate {delay_rate}");
+    // Draws at 10, 20, 30, 40 and 50 s.
+    assert_eq!(service.kills, 5);
+    assert_eq!(summary.requests.total(), summary.requests.issued);
+}

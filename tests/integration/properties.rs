@@ -55,8 +55,19 @@ fn fault(services: usize) -> impl Strategy<Value = Value> {
         (service.clone(), window, distribution()).prop_map(|(service, (start, length), added)| json!({
             "kind": "latency", "service": format!("s{service}"), "start_ms": start, "end_ms": start + length, "added_ms": added
         })),
-        (service, 0u64..8_000, 1u64..3_000).prop_map(|(service, at, restart)| json!({
+        (service.clone(), 0u64..8_000, 1u64..3_000).prop_map(|(service, at, restart)| json!({
             "kind": "crash", "service": format!("s{service}"), "instance": 0, "at_ms": at, "restart_after_ms": restart
+        })),
+        (service.clone(), 0u64..8_000, 0u64..3_000, proptest::option::of(1u64..3_000)).prop_map(|(service, at, drain, restart)| json!({
+            "kind": "shutdown", "service": format!("s{service}"), "instance": 0, "at_ms": at, "drain_timeout_ms": drain, "restart_after_ms": restart
+        })),
+        (service.clone(), 0u64..8_000, 0.0f64..0.5, 0.0f64..0.5).prop_map(|(service, start, failure, latency)| json!({
+            "kind": "chaos_monkey", "service": format!("s{service}"), "start_ms": start, "end_ms": start + 2_000,
+            "failure_rate": failure, "latency_rate": latency, "latency_ms": 200
+        })),
+        (service, 0u64..8_000, 100u64..2_000).prop_map(|(service, start, interval)| json!({
+            "kind": "kill_instances", "service": format!("s{service}"), "start_ms": start, "end_ms": start + 4_000,
+            "interval_ms": interval, "probability": 0.5, "restart_after_ms": 500
         })),
     ]
 }
@@ -70,6 +81,7 @@ prop_compose! {
         clients in proptest::collection::vec((0usize..3, 1.0f64..150.0, proptest::collection::vec(policy(), 0..4), any::<bool>()), 1..3),
         faults in proptest::collection::vec(fault(services), 0..4),
         bursts in proptest::collection::vec((0u64..9_000, 1u32..200), 0..2),
+        server_side in proptest::collection::vec((any::<bool>(), 0u64..3_000, proptest::option::of(1u32..10), proptest::option::of((any::<bool>(), 1u64..500))), services),
     ) -> Value {
         let services_json: Vec<Value> = (0..services).map(|index| {
             let (instances, workers, queue, least, errors, parallel) = shapes[index];
@@ -78,6 +90,16 @@ prop_compose! {
                 "load_balancer": if least { "least_outstanding" } else { "round_robin" },
                 "service_time_ms": service_times[index], "error_probability": errors
             });
+            let (checked, startup, queue_max, shedding) = server_side[index];
+            if checked {
+                service["health_check"] = json!({
+                    "interval_ms": 200, "startup_ms": startup, "readiness_queue_max": queue_max,
+                    "liveness": {"restart_after_failures": 2, "restart_ms": 300}
+                });
+            }
+            if let Some((stale, wait)) = shedding {
+                service["load_shedding"] = json!({"mode": if stale { "drop_stale" } else { "reject_predicted" }, "max_queue_wait_ms": wait});
+            }
             // Only later services are called, so there is never a cycle.
             if index + 1 < services {
                 service["dependencies"] = json!({
