@@ -191,6 +191,19 @@ pub struct ServiceCounters {
     pub chaos_failures: u64,
     /// Calls delayed by the chaos monkey.
     pub chaos_delays: u64,
+    /// Dependency calls skipped because a feature flag was off.
+    pub calls_skipped: u64,
+}
+
+/// A feature flag switched on or off.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlagRecord {
+    /// When, in ms.
+    pub at_ms: f64,
+    /// `service/feature`.
+    pub flag: String,
+    /// The new setting.
+    pub enabled: bool,
 }
 
 /// Per-client totals.
@@ -229,6 +242,8 @@ pub struct Recorder {
     pub transitions: Vec<TransitionRecord>,
     /// Transitions beyond the cap.
     pub transitions_dropped: u64,
+    /// Feature flag changes, at most `TRANSITIONS_KEPT_MAX`.
+    pub flag_transitions: Vec<FlagRecord>,
 }
 
 impl Recorder {
@@ -256,6 +271,7 @@ impl Recorder {
             services: vec![ServiceCounters::default(); services],
             transitions: Vec::new(),
             transitions_dropped: 0,
+            flag_transitions: Vec::new(),
         }
     }
 
@@ -337,6 +353,17 @@ impl Recorder {
             });
         } else {
             self.transitions_dropped += 1;
+        }
+    }
+
+    /// A feature flag changed.
+    pub fn flag_transition(&mut self, now: SimTime, flag: &str, enabled: bool) {
+        if self.flag_transitions.len() < TRANSITIONS_KEPT_MAX {
+            self.flag_transitions.push(FlagRecord {
+                at_ms: now.as_ms_f64(),
+                flag: flag.to_string(),
+                enabled,
+            });
         }
     }
 

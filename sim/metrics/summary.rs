@@ -3,7 +3,7 @@
 //! hashing.
 
 use super::histogram::LatencyHistogram;
-use super::{Outcome, OutcomeCounts, ServiceCounters, TransitionRecord, WindowRow};
+use super::{FlagRecord, Outcome, OutcomeCounts, ServiceCounters, TransitionRecord, WindowRow};
 use crate::engine::SimTime;
 use crate::model::RunOutput;
 use crate::scenario::Scenario;
@@ -65,6 +65,8 @@ pub struct Summary {
     pub breaker_transitions: Vec<TransitionRecord>,
     /// Transitions beyond the kept maximum.
     pub breaker_transitions_dropped: u64,
+    /// Feature flags switched on or off, in time order.
+    pub flag_transitions: Vec<FlagRecord>,
     /// The faults, as shaded on the charts.
     pub faults: Vec<FaultSummary>,
 }
@@ -201,6 +203,8 @@ pub struct ServiceSummary {
     pub chaos_failures: u64,
     /// Calls delayed by the chaos monkey.
     pub chaos_delays: u64,
+    /// Dependency calls skipped because a feature flag was off.
+    pub calls_skipped: u64,
     /// Fraction of started calls that waited in a queue.
     pub wait_probability: f64,
     /// Mean queue wait of started calls, ms.
@@ -229,6 +233,7 @@ impl ServiceSummary {
             rotation_additions: counters.rotation_additions,
             chaos_failures: counters.chaos_failures,
             chaos_delays: counters.chaos_delays,
+            calls_skipped: counters.calls_skipped,
             wait_probability: counters.waited as f64 / started,
             wait_ms_mean: counters.wait_total_us as f64 / 1_000.0 / started,
         }
@@ -417,6 +422,7 @@ impl Summary {
             policies,
             breaker_transitions: recorder.transitions.clone(),
             breaker_transitions_dropped: recorder.transitions_dropped,
+            flag_transitions: recorder.flag_transitions.clone(),
             faults,
         }
     }

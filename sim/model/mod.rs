@@ -4,6 +4,7 @@
 
 pub mod arrivals;
 pub mod distribution;
+pub mod flags;
 pub mod health;
 pub mod world;
 

@@ -28,6 +28,7 @@
 use crate::engine::{EventId, EventQueue, RngFactory, SimDuration, SimRng, SimTime};
 use crate::metrics::{Outcome, Recorder, WindowRow};
 use crate::model::arrivals::ArrivalProcess;
+use crate::model::flags::Flag;
 use crate::model::health::{Liveness, Readiness, RotationChange, SheddingMode};
 use crate::policy::{CallId, CallState, Ctx, Layer, Note, Reply, Step};
 use crate::scenario::{DependencyMode, Fault, Load, LoadBalancerKind, OutageMode, Scenario};
@@ -129,6 +130,11 @@ enum Event {
     /// A scheduled chance to kill a random instance.
     KillDraw {
         fault: usize,
+    },
+    /// A feature flag's health check of its dependency.
+    FlagCheck {
+        service: usize,
+        flag: usize,
     },
 }
 
@@ -241,6 +247,8 @@ struct ServiceState {
     chaos_faults: Vec<usize>,
     chaos_rng: SimRng,
     kill_rng: SimRng,
+    /// One per feature flag, in configuration order.
+    flags: Vec<Flag>,
 }
 
 struct ClientState {
@@ -373,6 +381,7 @@ impl<'a> World<'a> {
                 chaos_faults: Vec::new(),
                 chaos_rng: rngs.stream(&format!("{base}/chaos")),
                 kill_rng: rngs.stream(&format!("{base}/kills")),
+                flags: vec![Flag::default(); service.feature_flags.len()],
             });
         }
         let clients = scenario
@@ -459,6 +468,16 @@ impl<'a> World<'a> {
                 self.queue
                     .push(first, Event::HealthCheck { service: index });
             }
+            for (flag, (config, _)) in service.feature_flags.iter().enumerate() {
+                let first = SimTime::ZERO + SimDuration::from_ms(config.check_interval_ms);
+                self.queue.push(
+                    first,
+                    Event::FlagCheck {
+                        service: index,
+                        flag,
+                    },
+                );
+            }
         }
     }
 
@@ -506,6 +525,7 @@ impl<'a> World<'a> {
             Event::InstanceRestart { service, instance } => self.restart(service, instance),
             Event::ShutdownDeadline { fault } => self.shutdown_deadline(fault),
             Event::KillDraw { fault } => self.kill_draw(fault),
+            Event::FlagCheck { service, flag } => self.flag_check(service, flag),
         }
     }
 
@@ -902,10 +922,21 @@ impl<'a> World<'a> {
         let counters = &mut self.recorder.services[service];
         counters.chaos_failures += u64::from(chaos_failed);
         counters.chaos_delays += u64::from(chaos_delay > SimDuration::ZERO);
+        // A feature that is off may change the work (a simpler search, say).
+        let service_time = config
+            .feature_flags
+            .iter()
+            .zip(&state.flags)
+            .find_map(|((flag, _), setting)| {
+                (!setting.enabled())
+                    .then_some(flag.service_time_off_ms.as_ref())
+                    .flatten()
+            })
+            .unwrap_or(&config.service_time);
         let mut work = if chaos_failed {
             SimDuration::ZERO
         } else {
-            chaos_delay + config.service_time.sample(&mut state.work_rng)
+            chaos_delay + service_time.sample(&mut state.work_rng)
         };
         for &fault in &state.latency_faults {
             if let Fault::Latency {
@@ -979,7 +1010,21 @@ impl<'a> World<'a> {
 
     fn call_dependency(&mut self, job: JobKey, index: usize) {
         let record = &self.jobs[job];
-        let calls = self.scenario.services[record.service].dependencies.len();
+        let config = &self.scenario.services[record.service];
+        let target = config.dependencies[index].service;
+        let switched_off = config
+            .feature_flags
+            .iter()
+            .zip(&self.services[record.service].flags)
+            .any(|((_, watched), flag)| *watched == target && !flag.enabled());
+        if switched_off {
+            // The feature is off: the handler answers without this call.
+            self.recorder.services[record.service].calls_skipped += 1;
+            self.work
+                .push_back(Work::DependencyDone(job, index, Reply::Success));
+            return;
+        }
+        let calls = config.dependencies.len();
         let stack = self.services[record.service].stack_base + record.instance * calls + index;
         self.start_call(stack, Parent::Dependency(job, index));
     }
@@ -1272,6 +1317,35 @@ impl<'a> World<'a> {
                 self.now + *restart_after,
                 Event::InstanceRestart { service, instance },
             );
+        }
+    }
+
+    /// A feature flag checks its dependency's health, as a health endpoint
+    /// would see it: unhealthy during an outage, with no instance up, or
+    /// while at least half of its calls fail (configured plus injected errors).
+    fn flag_check(&mut self, service: usize, flag: usize) {
+        let (config, watched) = &self.scenario.services[service].feature_flags[flag];
+        let target = &self.services[*watched];
+        let mut survive = 1.0 - self.scenario.services[*watched].error_probability;
+        for &fault in &target.error_faults {
+            if let Fault::ErrorRate { probability, .. } = &self.scenario.faults[fault] {
+                survive *= 1.0 - probability;
+            }
+        }
+        let healthy = target.fail_fast_outages == 0
+            && target.hang_outages == 0
+            && target
+                .instances
+                .iter()
+                .any(|instance| instance.crashes == 0)
+            && survive > 0.5;
+        if let Some(enabled) = self.services[service].flags[flag].check(healthy, config) {
+            let name = format!("{}/{}", self.scenario.services[service].name, config.name);
+            self.recorder.flag_transition(self.now, &name, enabled);
+        }
+        let next = self.now + SimDuration::from_ms(config.check_interval_ms);
+        if next <= self.end_of_load || !self.requests.is_empty() {
+            self.queue.push(next, Event::FlagCheck { service, flag });
         }
     }
 

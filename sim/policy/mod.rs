@@ -128,6 +128,8 @@ pub struct CallState {
     /// Inner calls started and not yet returned. Maintained by the model;
     /// read-only for layers.
     pub outstanding: u32,
+    /// The request's key, for layers that cache per key (fallback).
+    pub key: u64,
 }
 
 /// Something a layer reports for the run's records; it changes nothing.

@@ -10,6 +10,7 @@ mod validate;
 
 use crate::engine::{SimDuration, SimTime};
 use crate::model::distribution::Distribution;
+use crate::model::flags::FeatureFlagConfig;
 use crate::model::health::{HealthCheckConfig, LoadSheddingConfig};
 use crate::policy::PolicySpec;
 pub use error::{Invalid, ScenarioError};
@@ -69,6 +70,8 @@ pub struct Service {
     pub health_check: Option<HealthCheckConfig>,
     /// Load shedding, if any.
     pub load_shedding: Option<LoadSheddingConfig>,
+    /// Feature flags, each with the index of the service it watches.
+    pub feature_flags: Vec<(FeatureFlagConfig, usize)>,
 }
 
 /// A checked dependency call.

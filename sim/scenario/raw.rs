@@ -3,6 +3,7 @@
 //! them. Field docs here are the scenario reference's source of truth.
 
 use crate::model::distribution::Distribution;
+use crate::model::flags::FeatureFlagConfig;
 use crate::model::health::{HealthCheckConfig, LoadSheddingConfig};
 use crate::policy::PolicySpec;
 use serde::Deserialize;
@@ -122,6 +123,9 @@ pub struct RawService {
     /// Refusing work that cannot be useful; default none.
     #[serde(default)]
     pub load_shedding: Option<LoadSheddingConfig>,
+    /// Features switched off while a dependency is unhealthy; default none.
+    #[serde(default)]
+    pub feature_flags: Vec<FeatureFlagConfig>,
 }
 
 fn one() -> u32 {

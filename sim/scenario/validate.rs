@@ -160,6 +160,51 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
         if let Some(load_shedding) = &service.load_shedding {
             load_shedding.validate(&join(&path, "load_shedding"))?;
         }
+        let flags_path = join(&path, "feature_flags");
+        check::within(
+            &format!("{flags_path} (length)"),
+            service.feature_flags.len(),
+            0,
+            64,
+        )?;
+        let mut feature_flags = Vec::with_capacity(service.feature_flags.len());
+        for (flag_index, flag) in service.feature_flags.iter().enumerate() {
+            let here = item(&flags_path, flag_index);
+            flag.validate(&here)?;
+            if service.feature_flags[..flag_index]
+                .iter()
+                .any(|earlier| earlier.name == flag.name)
+            {
+                return Err(Invalid::new(
+                    join(&here, "name"),
+                    format!("duplicate name {:?}: names must be unique", flag.name),
+                ));
+            }
+            let called: Vec<&str> = service
+                .dependencies
+                .iter()
+                .flat_map(|dependencies| {
+                    dependencies.calls.iter().map(|call| call.service.as_str())
+                })
+                .collect();
+            if !called.contains(&flag.dependency.as_str()) {
+                return Err(Invalid::new(
+                    join(&here, "dependency"),
+                    format!(
+                        "must be a service that {:?} calls (got {:?}; it calls: {})",
+                        service.name,
+                        flag.dependency,
+                        if called.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            called.join(", ")
+                        }
+                    ),
+                ));
+            }
+            let target = resolve(&join(&here, "dependency"), &flag.dependency, &names)?;
+            feature_flags.push((flag.clone(), target));
+        }
         let mut dependencies = Vec::new();
         let mut dependency_mode = Default::default();
         if let Some(raw_dependencies) = &service.dependencies {
@@ -200,6 +245,7 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
             dependencies,
             health_check: service.health_check.clone(),
             load_shedding: service.load_shedding.clone(),
+            feature_flags,
         });
     }
     reject_cycles(&services)?;

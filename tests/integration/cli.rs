@@ -53,7 +53,7 @@ fn invalid_scenarios_name_file_path_and_allowed_values() {
 fn malformed_scenarios_name_the_path_and_position() {
     bad(
         "unknown-field",
-        "services[0].wrokers: unknown field `wrokers`, expected one of `name`, `instances`, `workers`, `queue_capacity`, `load_balancer`, `service_time_ms`, `error_probability`, `client_error_probability`, `dependencies`, `health_check`, `load_shedding` at line 8 column 15",
+        "services[0].wrokers: unknown field `wrokers`, expected one of `name`, `instances`, `workers`, `queue_capacity`, `load_balancer`, `service_time_ms`, `error_probability`, `client_error_probability`, `dependencies`, `health_check`, `load_shedding`, `feature_flags` at line 8 column 15",
     );
     bad(
         "wrong-type",

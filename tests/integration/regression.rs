@@ -81,3 +81,80 @@ fn breaker_with_jitter_recovers_within_seconds() {
         .count();
     assert!(opened >= 1);
 }
+
+// The chapter's feature flag switches recommendations off during the hang and
+// never back on; the recovering variant switches them on again after recovery.
+#[test]
+fn chapter_flags_never_recover_and_recovering_flags_do() {
+    let (_, none) = run_summary(&load("feature-flags-none"), 42);
+    let (_, chapter) = run_summary(&load("feature-flags-chapter"), 42);
+    let (_, recovering) = run_summary(&load("feature-flags-recovering"), 42);
+    assert!(
+        none.availability < 0.8,
+        "without flags {}",
+        none.availability
+    );
+    assert!(
+        chapter.availability > 0.98,
+        "chapter {}",
+        chapter.availability
+    );
+    assert_eq!(chapter.flag_transitions.len(), 1);
+    assert!(!chapter.flag_transitions[0].enabled);
+    assert_eq!(recovering.flag_transitions.len(), 2);
+    assert!(recovering.flag_transitions[1].enabled);
+    assert!(recovering.flag_transitions[1].at_ms > 122_500.0);
+    // Skipped calls: about 60 s of pages while off for the recovering flag, the rest of the run for the chapter's.
+    assert!(chapter.services["web"].calls_skipped > 2 * recovering.services["web"].calls_skipped);
+}
+
+// Every request is served during the outage: the cache answers popular keys, the default the rest.
+#[test]
+fn fallback_chain_serves_everything_mostly_from_cache() {
+    let (_, summary) = run_summary(&load("fallback-cache"), 42);
+    assert_eq!(summary.availability_served, 1.0);
+    let counters = &summary.policies["client/users"][0].counters;
+    assert!(
+        counters["from_cache"] > 10 * counters["from_default"],
+        "{counters:?}"
+    );
+    assert_eq!(counters["fallbacks"], summary.requests.fallback);
+}
+
+// Shedding stale work keeps goodput up through a spike and avoids the metastable collapse.
+#[test]
+fn load_shedding_prevents_the_overload_collapse() {
+    let (_, without) = run_summary(&load("overload-no-shedding"), 42);
+    let (_, with) = run_summary(&load("load-shedding"), 42);
+    assert!(
+        without.availability < 0.5,
+        "without shedding {}",
+        without.availability
+    );
+    assert!(
+        with.availability > 0.85,
+        "with shedding {}",
+        with.availability
+    );
+    assert!(with.services["api"].shed > 0);
+}
+
+// Draining loses no call; killing the instance at once cuts off what it was running.
+#[test]
+fn graceful_rolling_restart_loses_nothing_and_abrupt_one_does() {
+    let (_, graceful) = run_summary(&load("rolling-restart-graceful"), 42);
+    let (_, abrupt) = run_summary(&load("rolling-restart-abrupt"), 42);
+    assert_eq!(graceful.requests.success, graceful.requests.issued);
+    assert_eq!(graceful.services["api"].cut, 0);
+    assert!(abrupt.services["api"].cut > 100);
+    assert_eq!(abrupt.requests.error, abrupt.services["api"].cut);
+}
+
+// Health checks cut the errors of a crashed instance by an order of magnitude.
+#[test]
+fn health_checks_hide_a_crashed_instance() {
+    let (_, without) = run_summary(&load("crash-without-health-checks"), 42);
+    let (_, with) = run_summary(&load("health-checks"), 42);
+    assert!(without.requests.error > 10 * with.requests.error.max(1));
+    assert_eq!(with.services["api"].rotation_removals, 1);
+}
