@@ -135,6 +135,36 @@ pub fn render(summary: &Summary) -> String {
             fault.end_ms / 1_000.0
         );
     }
+    for (name, service) in &summary.services {
+        let notable: Vec<String> = [
+            (service.rejected_queue_full, "rejected (queue full)"),
+            (service.refused, "refused (down)"),
+            (service.held, "held by a hang"),
+            (service.shed, "shed"),
+            (service.no_instance, "refused (no instance in rotation)"),
+            (service.cut, "cut by shutdown"),
+            (service.reset, "reset by crash"),
+            (service.withdrawn, "withdrawn by callers"),
+            (service.calls_skipped, "dependency calls skipped (feature off)"),
+            (service.chaos_failures, "chaos failures"),
+            (service.chaos_delays, "chaos delays"),
+            (service.kills, "instances killed"),
+            (service.restarts, "liveness restarts"),
+            (service.rotation_removals, "removals from rotation"),
+        ]
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{count} {what}"))
+        .collect();
+        let _ = writeln!(
+            out,
+            "  service {name:<11} queue wait {:.1} ms mean ({:.1}% waited){}{}",
+            service.wait_ms_mean,
+            service.wait_probability * 100.0,
+            if notable.is_empty() { "" } else { "; " },
+            notable.join(", ")
+        );
+    }
     if summary.clients.len() > 1 {
         let _ = writeln!(out);
         for (name, client) in &summary.clients {
