@@ -148,8 +148,9 @@ pub struct TransitionRecord {
 /// The most breaker transitions kept for the report; later ones are counted only.
 pub const TRANSITIONS_KEPT_MAX: usize = 100_000;
 
-/// A service's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A service's counters, as written in `summary.json` (but for the two
+/// queue-wait sums, which the summary turns into a probability and a mean).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ServiceCounters {
     /// Calls that reached the service.
     pub arrivals: u64,
@@ -162,8 +163,10 @@ pub struct ServiceCounters {
     /// Calls that started on a worker.
     pub started: u64,
     /// Of those, calls that waited in the queue first.
+    #[serde(skip)]
     pub waited: u64,
     /// Total queue wait of started calls, in microseconds.
+    #[serde(skip)]
     pub wait_total_us: u128,
     /// Calls answered successfully.
     pub succeeded: u64,

@@ -167,44 +167,9 @@ pub struct ClientSummary {
 /// One service's counters and queueing.
 #[derive(Clone, Debug, Serialize)]
 pub struct ServiceSummary {
-    /// Calls that reached it.
-    pub arrivals: u64,
-    /// Refused by an outage or a crashed instance.
-    pub refused: u64,
-    /// Held by a hang outage.
-    pub held: u64,
-    /// Rejected by a full queue.
-    pub rejected_queue_full: u64,
-    /// Started on a worker.
-    pub started: u64,
-    /// Answered with success.
-    pub succeeded: u64,
-    /// Answered with an error.
-    pub failed: u64,
-    /// Cut off by a crash.
-    pub reset: u64,
-    /// Withdrawn by a cancelling caller before a worker took them.
-    pub withdrawn: u64,
-    /// Refused by load shedding (answered 503).
-    pub shed: u64,
-    /// Refused because no instance was in rotation (answered 503).
-    pub no_instance: u64,
-    /// Cut off by a graceful shutdown's deadline.
-    pub cut: u64,
-    /// Instances restarted by liveness checks.
-    pub restarts: u64,
-    /// Instances killed by scheduled chaos kills.
-    pub kills: u64,
-    /// Instances taken out of rotation by readiness checks.
-    pub rotation_removals: u64,
-    /// Instances put back into rotation.
-    pub rotation_additions: u64,
-    /// Calls failed by the chaos monkey.
-    pub chaos_failures: u64,
-    /// Calls delayed by the chaos monkey.
-    pub chaos_delays: u64,
-    /// Dependency calls skipped because a feature flag was off.
-    pub calls_skipped: u64,
+    /// The raw counters.
+    #[serde(flatten)]
+    pub counters: ServiceCounters,
     /// Fraction of started calls that waited in a queue.
     pub wait_probability: f64,
     /// Mean queue wait of started calls, ms.
@@ -215,25 +180,7 @@ impl ServiceSummary {
     fn new(counters: &ServiceCounters) -> Self {
         let started = counters.started.max(1) as f64;
         ServiceSummary {
-            arrivals: counters.arrivals,
-            refused: counters.refused,
-            held: counters.held,
-            rejected_queue_full: counters.rejected_queue_full,
-            started: counters.started,
-            succeeded: counters.succeeded,
-            failed: counters.failed,
-            reset: counters.reset,
-            withdrawn: counters.withdrawn,
-            shed: counters.shed,
-            no_instance: counters.no_instance,
-            cut: counters.cut,
-            restarts: counters.restarts,
-            kills: counters.kills,
-            rotation_removals: counters.rotation_removals,
-            rotation_additions: counters.rotation_additions,
-            chaos_failures: counters.chaos_failures,
-            chaos_delays: counters.chaos_delays,
-            calls_skipped: counters.calls_skipped,
+            counters: *counters,
             wait_probability: counters.waited as f64 / started,
             wait_ms_mean: counters.wait_total_us as f64 / 1_000.0 / started,
         }

@@ -9,6 +9,7 @@
 //! switches it back on after `healthy_after` passing checks in a row.
 
 use super::distribution::Distribution;
+use super::health::Hysteresis;
 use crate::scenario::check::{self, join};
 use crate::scenario::error::Invalid;
 use serde::{Deserialize, Serialize};
@@ -88,49 +89,19 @@ impl FeatureFlagConfig {
 }
 
 /// A flag's state: on or off, with the current run of check results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Flag {
-    enabled: bool,
-    failures_consecutive: u32,
-    passes_consecutive: u32,
-}
-
-impl Default for Flag {
-    /// Enabled: the chapter's `isEnabled` defaults to true.
-    fn default() -> Self {
-        Flag {
-            enabled: true,
-            failures_consecutive: 0,
-            passes_consecutive: 0,
-        }
-    }
-}
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flag(Hysteresis);
 
 impl Flag {
-    /// Whether the feature is on.
+    /// Whether the feature is on (the chapter's `isEnabled` defaults to true).
     pub fn enabled(&self) -> bool {
-        self.enabled
+        self.0.is_up()
     }
 
     /// Takes one health-check result; returns the new setting if it changed.
     pub fn check(&mut self, healthy: bool, config: &FeatureFlagConfig) -> Option<bool> {
-        if healthy {
-            self.failures_consecutive = 0;
-            self.passes_consecutive = self.passes_consecutive.saturating_add(1);
-            let may_recover = config.variant == FlagVariant::Recovering;
-            if !self.enabled && may_recover && self.passes_consecutive >= config.healthy_after {
-                self.enabled = true;
-                return Some(true);
-            }
-        } else {
-            self.passes_consecutive = 0;
-            self.failures_consecutive = self.failures_consecutive.saturating_add(1);
-            if self.enabled && self.failures_consecutive >= config.unhealthy_after {
-                self.enabled = false;
-                return Some(false);
-            }
-        }
-        None
+        let recovers = (config.variant == FlagVariant::Recovering).then_some(config.healthy_after);
+        self.0.observe(healthy, config.unhealthy_after, recovers)
     }
 }
 

@@ -111,50 +111,80 @@ pub enum RotationChange {
     Add,
 }
 
-/// Readiness hysteresis for one instance: `unhealthy_after` failures in a
-/// row take it out, `healthy_after` passes in a row put it back.
+/// Hysteresis over pass/fail results: `down_after` failures in a row switch
+/// it down, `up_after` passes in a row switch it up again (never, if `None`).
+/// Used for readiness (in or out of rotation) and feature flags (on or off).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Readiness {
-    in_rotation: bool,
+pub struct Hysteresis {
+    up: bool,
     failures_consecutive: u32,
     passes_consecutive: u32,
 }
 
-impl Default for Readiness {
-    /// In rotation: instances are ready when a run starts.
+impl Default for Hysteresis {
+    /// Up: instances start in rotation, features start on.
     fn default() -> Self {
-        Readiness {
-            in_rotation: true,
+        Hysteresis {
+            up: true,
             failures_consecutive: 0,
             passes_consecutive: 0,
         }
     }
 }
 
-impl Readiness {
-    /// Whether the load balancer may send this instance calls.
-    pub fn in_rotation(&self) -> bool {
-        self.in_rotation
+impl Hysteresis {
+    /// Whether it is up.
+    pub fn is_up(&self) -> bool {
+        self.up
     }
 
-    /// Takes one probe result.
-    pub fn probe(&mut self, passed: bool, config: &HealthCheckConfig) -> Option<RotationChange> {
+    /// Takes one result; returns the new setting if it changed.
+    pub fn observe(
+        &mut self,
+        passed: bool,
+        down_after: u32,
+        up_after: Option<u32>,
+    ) -> Option<bool> {
         if passed {
             self.failures_consecutive = 0;
             self.passes_consecutive = self.passes_consecutive.saturating_add(1);
-            if !self.in_rotation && self.passes_consecutive >= config.healthy_after {
-                self.in_rotation = true;
-                return Some(RotationChange::Add);
+            if !self.up && up_after.is_some_and(|needed| self.passes_consecutive >= needed) {
+                self.up = true;
+                return Some(true);
             }
         } else {
             self.passes_consecutive = 0;
             self.failures_consecutive = self.failures_consecutive.saturating_add(1);
-            if self.in_rotation && self.failures_consecutive >= config.unhealthy_after {
-                self.in_rotation = false;
-                return Some(RotationChange::Remove);
+            if self.up && self.failures_consecutive >= down_after {
+                self.up = false;
+                return Some(false);
             }
         }
         None
+    }
+}
+
+/// Readiness of one instance: in rotation or not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readiness(Hysteresis);
+
+impl Readiness {
+    /// Whether the load balancer may send this instance calls.
+    pub fn in_rotation(&self) -> bool {
+        self.0.is_up()
+    }
+
+    /// Takes one probe result.
+    pub fn probe(&mut self, passed: bool, config: &HealthCheckConfig) -> Option<RotationChange> {
+        self.0
+            .observe(passed, config.unhealthy_after, Some(config.healthy_after))
+            .map(|up| {
+                if up {
+                    RotationChange::Add
+                } else {
+                    RotationChange::Remove
+                }
+            })
     }
 }
 

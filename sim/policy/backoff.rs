@@ -117,9 +117,7 @@ impl Backoff {
                 let initial = SimDuration::from_ms_f64(initial_ms);
                 let cap = SimDuration::from_ms_f64(max_ms);
                 // f64 powers saturate to infinity, which `min` then caps.
-                let exponent = i32::try_from(retry - 1).unwrap_or(i32::MAX);
-                let capped =
-                    SimDuration::from_ms_f64((initial_ms * factor.powi(exponent)).min(max_ms));
+                let capped = capped_exponential(initial_ms, factor, max_ms, retry);
                 let delay = match jitter {
                     Jitter::None => capped,
                     Jitter::Full => SimDuration(rng.between(0, capped.0)),
@@ -154,9 +152,7 @@ impl Backoff {
                 max_ms,
                 jitter,
             } => {
-                let exponent = i32::try_from(retry - 1).unwrap_or(i32::MAX);
-                let capped =
-                    SimDuration::from_ms_f64((initial_ms * factor.powi(exponent)).min(max_ms));
+                let capped = capped_exponential(initial_ms, factor, max_ms, retry);
                 let cap = SimDuration::from_ms_f64(max_ms);
                 match jitter {
                     Jitter::None => (capped, capped),
@@ -167,6 +163,13 @@ impl Backoff {
             }
         }
     }
+}
+
+/// `initial_ms * factor^(retry - 1)`, capped at `max_ms`. The f64 power
+/// saturates to infinity, which the cap then bounds.
+fn capped_exponential(initial_ms: f64, factor: f64, max_ms: f64, retry: u32) -> SimDuration {
+    let exponent = i32::try_from(retry - 1).unwrap_or(i32::MAX);
+    SimDuration::from_ms_f64((initial_ms * factor.powi(exponent)).min(max_ms))
 }
 
 #[cfg(test)]

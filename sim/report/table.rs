@@ -137,20 +137,29 @@ pub fn render(summary: &Summary) -> String {
     }
     for (name, service) in &summary.services {
         let notable: Vec<String> = [
-            (service.rejected_queue_full, "rejected (queue full)"),
-            (service.refused, "refused (down)"),
-            (service.held, "held by a hang"),
-            (service.shed, "shed"),
-            (service.no_instance, "refused (no instance in rotation)"),
-            (service.cut, "cut by shutdown"),
-            (service.reset, "reset by crash"),
-            (service.withdrawn, "withdrawn by callers"),
-            (service.calls_skipped, "dependency calls skipped (feature off)"),
-            (service.chaos_failures, "chaos failures"),
-            (service.chaos_delays, "chaos delays"),
-            (service.kills, "instances killed"),
-            (service.restarts, "liveness restarts"),
-            (service.rotation_removals, "removals from rotation"),
+            (
+                service.counters.rejected_queue_full,
+                "rejected (queue full)",
+            ),
+            (service.counters.refused, "refused (down)"),
+            (service.counters.held, "held by a hang"),
+            (service.counters.shed, "shed"),
+            (
+                service.counters.no_instance,
+                "refused (no instance in rotation)",
+            ),
+            (service.counters.cut, "cut by shutdown"),
+            (service.counters.reset, "reset by crash"),
+            (service.counters.withdrawn, "withdrawn by callers"),
+            (
+                service.counters.calls_skipped,
+                "dependency calls skipped (feature off)",
+            ),
+            (service.counters.chaos_failures, "chaos failures"),
+            (service.counters.chaos_delays, "chaos delays"),
+            (service.counters.kills, "instances killed"),
+            (service.counters.restarts, "liveness restarts"),
+            (service.counters.rotation_removals, "removals from rotation"),
         ]
         .iter()
         .filter(|(count, _)| *count > 0)

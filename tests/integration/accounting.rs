@@ -101,8 +101,8 @@ fn crash_resets_in_flight_work_and_restart_restores_service() {
     let (_, summary) = run_summary(&scenario, 1);
     let service = &summary.services["api"];
     // Calls issued at 2.6 s to 2.9 s are running at the crash (3.0 s is refused: the crash comes first).
-    assert_eq!(service.reset, 5);
-    assert_eq!(service.refused, 20);
+    assert_eq!(service.counters.reset, 5);
+    assert_eq!(service.counters.refused, 20);
     assert_eq!(summary.requests.error, 25);
     assert_eq!(summary.requests.success, 99 - 25);
 }
@@ -130,12 +130,15 @@ fn slow_dependency_exhausts_the_callers_workers() {
     let (_, summary) = run_summary(&scenario, 1);
     let front = &summary.services["front"];
     assert!(
-        front.rejected_queue_full > 1_000,
+        front.counters.rejected_queue_full > 1_000,
         "front rejected only {}",
-        front.rejected_queue_full
+        front.counters.rejected_queue_full
     );
-    assert_eq!(summary.services["slow"].rejected_queue_full, 0);
-    assert_eq!(summary.requests.rejected_queue, front.rejected_queue_full);
+    assert_eq!(summary.services["slow"].counters.rejected_queue_full, 0);
+    assert_eq!(
+        summary.requests.rejected_queue,
+        front.counters.rejected_queue_full
+    );
 }
 
 // Closed-loop users never have more than one request each outstanding.
@@ -184,11 +187,11 @@ fn health_checks_take_a_crashed_instance_out_of_rotation() {
     let (_, unchecked) = run_summary(&four_instances("", crash), 1);
     let (_, checked) = run_summary(&four_instances(checked, crash), 1);
     // Without checks a quarter of 20 s of calls hit the dead instance.
-    assert_eq!(unchecked.services["api"].refused, 2_000);
-    let refused = checked.services["api"].refused;
+    assert_eq!(unchecked.services["api"].counters.refused, 2_000);
+    let refused = checked.services["api"].counters.refused;
     assert!((100..=300).contains(&refused), "refused {refused}");
-    assert_eq!(checked.services["api"].rotation_removals, 1);
-    assert_eq!(checked.services["api"].rotation_additions, 1);
+    assert_eq!(checked.services["api"].counters.rotation_removals, 1);
+    assert_eq!(checked.services["api"].counters.rotation_additions, 1);
     assert_eq!(checked.requests.total(), checked.requests.issued);
 }
 
@@ -202,10 +205,10 @@ fn graceful_shutdown_drains_and_abrupt_shutdown_cuts() {
     };
     let (_, graceful) = run_summary(&four_instances("", &shutdown(30_000)), 1);
     let (_, abrupt) = run_summary(&four_instances("", &shutdown(0)), 1);
-    assert_eq!(graceful.services["api"].cut, 0);
+    assert_eq!(graceful.services["api"].counters.cut, 0);
     assert_eq!(graceful.requests.error, 0);
     // 100 calls/s reach each instance and each takes 100 ms: about 10 are running.
-    let cut = abrupt.services["api"].cut;
+    let cut = abrupt.services["api"].counters.cut;
     assert!((8..=12).contains(&cut), "cut {cut}");
     assert_eq!(abrupt.requests.error, cut);
 }
@@ -224,14 +227,18 @@ fn load_shedding_drops_calls_that_waited_too_long() {
     }"#;
     let (_, summary) = run_summary(&scenario(json), 1);
     let service = &summary.services["api"];
-    assert!(service.shed > 1_000, "shed {}", service.shed);
+    assert!(
+        service.counters.shed > 1_000,
+        "shed {}",
+        service.counters.shed
+    );
     // Every call that started waited at most the limit.
     assert!(
         service.wait_ms_mean <= 200.0,
         "mean wait {}",
         service.wait_ms_mean
     );
-    assert_eq!(summary.requests.rejected_queue, service.shed);
+    assert_eq!(summary.requests.rejected_queue, service.counters.shed);
 }
 
 // The chaos monkey fails and delays calls at its configured rates; kills happen on schedule.
@@ -241,15 +248,15 @@ fn chaos_monkey_and_instance_kills_follow_their_rates() {
                    { "kind": "kill_instances", "service": "api", "start_ms": 0, "end_ms": 60000, "interval_ms": 10000, "probability": 1.0, "restart_after_ms": 1000 }"#;
     let (_, summary) = run_summary(&four_instances("", chaos), 1);
     let service = &summary.services["api"];
-    let started = service.started as f64;
-    let failure_rate = service.chaos_failures as f64 / started;
-    let delay_rate = service.chaos_delays as f64 / started;
+    let started = service.counters.started as f64;
+    let failure_rate = service.counters.chaos_failures as f64 / started;
+    let delay_rate = service.counters.chaos_delays as f64 / started;
     assert!(
         (failure_rate - 0.1).abs() < 0.01,
         "failure rate {failure_rate}"
     );
     assert!((delay_rate - 0.2).abs() < 0.01, "delay rate {delay_rate}");
     // Draws at 10, 20, 30, 40 and 50 s.
-    assert_eq!(service.kills, 5);
+    assert_eq!(service.counters.kills, 5);
     assert_eq!(summary.requests.total(), summary.requests.issued);
 }

@@ -70,9 +70,9 @@ fn breaker_with_jitter_recovers_within_seconds() {
     assert!(recovery_ms <= 10_000.0, "took {recovery_ms} ms");
     assert!(summary.requests.rejected_breaker > 0);
     assert!(
-        summary.services["api"].held < 20_000,
+        summary.services["api"].counters.held < 20_000,
         "held {}",
-        summary.services["api"].held
+        summary.services["api"].counters.held
     );
     let opened = summary
         .breaker_transitions
@@ -105,7 +105,10 @@ fn chapter_flags_never_recover_and_recovering_flags_do() {
     assert!(recovering.flag_transitions[1].enabled);
     assert!(recovering.flag_transitions[1].at_ms > 122_500.0);
     // Skipped calls: about 60 s of pages while off for the recovering flag, the rest of the run for the chapter's.
-    assert!(chapter.services["web"].calls_skipped > 2 * recovering.services["web"].calls_skipped);
+    assert!(
+        chapter.services["web"].counters.calls_skipped
+            > 2 * recovering.services["web"].counters.calls_skipped
+    );
 }
 
 // Every request is served during the outage: the cache answers popular keys, the default the rest.
@@ -136,7 +139,7 @@ fn load_shedding_prevents_the_overload_collapse() {
         "with shedding {}",
         with.availability
     );
-    assert!(with.services["api"].shed > 0);
+    assert!(with.services["api"].counters.shed > 0);
 }
 
 // Draining loses no call; killing the instance at once cuts off what it was running.
@@ -145,9 +148,9 @@ fn graceful_rolling_restart_loses_nothing_and_abrupt_one_does() {
     let (_, graceful) = run_summary(&load("rolling-restart-graceful"), 42);
     let (_, abrupt) = run_summary(&load("rolling-restart-abrupt"), 42);
     assert_eq!(graceful.requests.success, graceful.requests.issued);
-    assert_eq!(graceful.services["api"].cut, 0);
-    assert!(abrupt.services["api"].cut > 100);
-    assert_eq!(abrupt.requests.error, abrupt.services["api"].cut);
+    assert_eq!(graceful.services["api"].counters.cut, 0);
+    assert!(abrupt.services["api"].counters.cut > 100);
+    assert_eq!(abrupt.requests.error, abrupt.services["api"].counters.cut);
 }
 
 // Health checks cut the errors of a crashed instance by an order of magnitude.
@@ -156,5 +159,5 @@ fn health_checks_hide_a_crashed_instance() {
     let (_, without) = run_summary(&load("crash-without-health-checks"), 42);
     let (_, with) = run_summary(&load("health-checks"), 42);
     assert!(without.requests.error > 10 * with.requests.error.max(1));
-    assert_eq!(with.services["api"].rotation_removals, 1);
+    assert_eq!(with.services["api"].counters.rotation_removals, 1);
 }
