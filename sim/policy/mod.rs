@@ -28,6 +28,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod bulkhead;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
@@ -219,6 +220,8 @@ pub enum PolicySpec {
     CircuitBreaker(breaker::BreakerConfig),
     /// A fallback answer on failure.
     Fallback(fallback::FallbackConfig),
+    /// A fixed concurrency limit with a waiting queue (the chapter's bulkhead).
+    Bulkhead(bulkhead::BulkheadConfig),
 }
 
 impl PolicySpec {
@@ -229,6 +232,7 @@ impl PolicySpec {
             PolicySpec::Retry(config) => config.validate(path),
             PolicySpec::CircuitBreaker(config) => config.validate(path),
             PolicySpec::Fallback(config) => config.validate(path),
+            PolicySpec::Bulkhead(config) => config.validate(path),
         }
     }
 
@@ -239,6 +243,7 @@ impl PolicySpec {
             PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
             PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
             PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),
+            PolicySpec::Bulkhead(config) => Box::new(bulkhead::BulkheadLayer::new(config)),
         }
     }
 }

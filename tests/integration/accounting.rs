@@ -3,7 +3,9 @@
 //! cancelled never fire.
 
 use crate::support::{run_summary, scenario, scenario_files};
+use sim::model::RunOutput;
 use sim::scenario::Scenario;
+use std::collections::BTreeMap;
 
 // Each committed scenario's outcomes add up to the requests issued, overall and per client.
 #[test]
@@ -154,4 +156,72 @@ fn closed_loop_users_wait_for_their_answers() {
     // Each user cycles every 500 ms after its first 400 ms think: 10 users * 20 cycles.
     assert_eq!(summary.requests.issued, 200);
     assert_eq!(summary.requests.success, 200);
+}
+
+/// The counters of layer `index` of the stack named `stack`.
+fn layer_counters(output: &RunOutput, stack: &str, index: usize) -> BTreeMap<&'static str, u64> {
+    let report = output
+        .policies
+        .iter()
+        .find(|report| report.name == stack)
+        .unwrap_or_else(|| panic!("no stack {stack}"));
+    report.layers[index].1.iter().copied().collect()
+}
+
+// A client bulkhead is the bottleneck: calls beyond its slots wait in its
+// queue, not the service's, the excess is rejected, and every call is counted.
+#[test]
+fn client_bulkhead_queues_and_rejects_the_excess() {
+    let scenario = scenario(
+        r#"{
+        "description": "bulkhead of 2 slots in front of a roomy service",
+        "duration_ms": 10000,
+        "services": [{ "name": "api", "workers": 100, "service_time_ms": { "kind": "constant", "value_ms": 50 } }],
+        "clients": [{ "name": "c", "target": "api",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 100 } },
+                      "policies": [{ "kind": "bulkhead", "max_concurrent": 2, "max_queue": 3 }] }]
+    }"#,
+    );
+    let (output, summary) = run_summary(&scenario, 1);
+    let counters = layer_counters(&output, "client/c", 0);
+    assert_eq!(counters["offered"], summary.requests.issued);
+    assert_eq!(counters["rejected"], summary.requests.rejected_bulkhead);
+    assert_eq!(counters["executed"], summary.requests.success);
+    assert_eq!(counters["executed"], summary.services["api"].started);
+    assert_eq!(
+        summary.requests.success + summary.requests.rejected_bulkhead,
+        summary.requests.issued
+    );
+    // Two slots of 50 ms serve 40 calls a second.
+    assert!(
+        (398..=404).contains(&counters["executed"]),
+        "executed {}",
+        counters["executed"]
+    );
+    assert_eq!(summary.services["api"].wait_probability, 0.0);
+}
+
+// The chapter's bulkhead keeps a call whose caller timed out (an abandoned
+// call) in its queue and runs it later: every call reaches the service,
+// although every caller got a timeout.
+#[test]
+fn abandoned_calls_waiting_in_a_bulkhead_still_run() {
+    let scenario = scenario(
+        r#"{
+        "description": "timeout around a one-slot bulkhead",
+        "duration_ms": 1000,
+        "services": [{ "name": "api", "workers": 100, "service_time_ms": { "kind": "constant", "value_ms": 50 } }],
+        "clients": [{ "name": "c", "target": "api",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 40 } },
+                      "policies": [{ "kind": "timeout", "timeout_ms": 30 },
+                                   { "kind": "bulkhead", "max_concurrent": 1, "max_queue": 100 }] }]
+    }"#,
+    );
+    let (output, summary) = run_summary(&scenario, 1);
+    assert!(summary.requests.issued > 30);
+    assert_eq!(summary.requests.timeout, summary.requests.issued);
+    assert_eq!(summary.services["api"].started, summary.requests.issued);
+    let counters = layer_counters(&output, "client/c", 1);
+    assert_eq!(counters["executed"], summary.requests.issued);
+    assert_eq!(counters["queued"], summary.requests.issued - 1);
 }
