@@ -422,6 +422,11 @@ pub(crate) mod harness {
             woken
         }
 
+        /// The scratch state of a live call.
+        pub(crate) fn call(&self, id: CallId) -> &CallState {
+            &self.calls[&id]
+        }
+
         fn hook<T>(
             &mut self,
             layer: &mut dyn Layer,

@@ -29,6 +29,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod bulkhead;
+pub mod concurrency_limit;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
@@ -222,6 +223,8 @@ pub enum PolicySpec {
     Fallback(fallback::FallbackConfig),
     /// A fixed concurrency limit with a waiting queue (the chapter's bulkhead).
     Bulkhead(bulkhead::BulkheadConfig),
+    /// An adaptive concurrency limit (Netflix concurrency-limits).
+    ConcurrencyLimit(concurrency_limit::ConcurrencyLimitConfig),
 }
 
 impl PolicySpec {
@@ -233,6 +236,7 @@ impl PolicySpec {
             PolicySpec::CircuitBreaker(config) => config.validate(path),
             PolicySpec::Fallback(config) => config.validate(path),
             PolicySpec::Bulkhead(config) => config.validate(path),
+            PolicySpec::ConcurrencyLimit(config) => config.validate(path),
         }
     }
 
@@ -244,6 +248,9 @@ impl PolicySpec {
             PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
             PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),
             PolicySpec::Bulkhead(config) => Box::new(bulkhead::BulkheadLayer::new(config)),
+            PolicySpec::ConcurrencyLimit(config) => {
+                Box::new(concurrency_limit::ConcurrencyLimitLayer::new(config))
+            }
         }
     }
 }

@@ -225,3 +225,45 @@ fn abandoned_calls_waiting_in_a_bulkhead_still_run() {
     assert_eq!(counters["executed"], summary.requests.issued);
     assert_eq!(counters["queued"], summary.requests.issued - 1);
 }
+
+// An AIMD limit in front of a service that sheds load (no queue) backs off
+// on the service's queue_full replies: most of the excess is rejected on the
+// client side before it reaches the service, and every call is counted.
+#[test]
+fn adaptive_limit_backs_off_when_the_service_sheds_load() {
+    let json = |policies: &str| {
+        format!(
+            r#"{{
+            "description": "five workers, no queue, twenty calls in flight offered",
+            "duration_ms": 2000,
+            "services": [{{ "name": "api", "workers": 5, "queue_capacity": 0,
+                            "service_time_ms": {{ "kind": "constant", "value_ms": 20 }} }}],
+            "clients": [{{ "name": "c", "target": "api",
+                          "load": {{ "kind": "open_loop", "arrival": "uniform", "rate": {{ "kind": "constant", "rps": 1000 }} }},
+                          "policies": {policies} }}]
+        }}"#
+        )
+    };
+    let (_, unlimited) = run_summary(&scenario(&json("[]")), 1);
+    let limited_scenario = scenario(&json(
+        r#"[{ "kind": "concurrency_limit", "algorithm": "aimd", "initial_limit": 20 }]"#,
+    ));
+    let (output, limited) = run_summary(&limited_scenario, 1);
+    let counters = layer_counters(&output, "client/c", 0);
+    assert_eq!(counters["offered"], limited.requests.issued);
+    assert_eq!(counters["rejected"], limited.requests.rejected_bulkhead);
+    assert_eq!(counters["successes"], limited.requests.success);
+    assert_eq!(counters["drops"], limited.requests.rejected_queue);
+    assert!(counters["limit_decreases"] > 0);
+    // AIMD keeps probing above the service's five workers, so some calls
+    // still meet a full service; most of the excess never leaves the client.
+    assert!(limited.requests.rejected_bulkhead > limited.requests.rejected_queue);
+    assert!(
+        limited.requests.rejected_queue * 2 < unlimited.requests.rejected_queue,
+        "queue_full with the limit {}, without {}",
+        limited.requests.rejected_queue,
+        unlimited.requests.rejected_queue
+    );
+    // The service's five workers stay the bottleneck: throughput is unchanged.
+    assert!(limited.requests.success * 100 >= unlimited.requests.success * 95);
+}
