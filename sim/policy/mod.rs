@@ -28,6 +28,8 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod bulkhead;
+pub mod concurrency_limit;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
@@ -221,6 +223,10 @@ pub enum PolicySpec {
     CircuitBreaker(breaker::BreakerConfig),
     /// A fallback answer on failure.
     Fallback(fallback::FallbackConfig),
+    /// A fixed concurrency limit with a waiting queue (the chapter's bulkhead).
+    Bulkhead(bulkhead::BulkheadConfig),
+    /// An adaptive concurrency limit (Netflix concurrency-limits).
+    ConcurrencyLimit(concurrency_limit::ConcurrencyLimitConfig),
 }
 
 impl PolicySpec {
@@ -231,6 +237,8 @@ impl PolicySpec {
             PolicySpec::Retry(config) => config.validate(path),
             PolicySpec::CircuitBreaker(config) => config.validate(path),
             PolicySpec::Fallback(config) => config.validate(path),
+            PolicySpec::Bulkhead(config) => config.validate(path),
+            PolicySpec::ConcurrencyLimit(config) => config.validate(path),
         }
     }
 
@@ -241,6 +249,10 @@ impl PolicySpec {
             PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
             PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
             PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),
+            PolicySpec::Bulkhead(config) => Box::new(bulkhead::BulkheadLayer::new(config)),
+            PolicySpec::ConcurrencyLimit(config) => {
+                Box::new(concurrency_limit::ConcurrencyLimitLayer::new(config))
+            }
         }
     }
 }

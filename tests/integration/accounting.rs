@@ -3,7 +3,9 @@
 //! cancelled never fire.
 
 use crate::support::{run_summary, scenario, scenario_files};
+use sim::model::RunOutput;
 use sim::scenario::Scenario;
+use std::collections::BTreeMap;
 
 // Each committed scenario's outcomes add up to the requests issued, overall and per client.
 #[test]
@@ -259,4 +261,120 @@ fn chaos_monkey_and_instance_kills_follow_their_rates() {
     // Draws at 10, 20, 30, 40 and 50 s.
     assert_eq!(service.counters.kills, 5);
     assert_eq!(summary.requests.total(), summary.requests.issued);
+}
+
+/// The counters of layer `index` of the stack named `stack`.
+fn layer_counters(output: &RunOutput, stack: &str, index: usize) -> BTreeMap<&'static str, u64> {
+    let report = output
+        .policies
+        .iter()
+        .find(|report| report.name == stack)
+        .unwrap_or_else(|| panic!("no stack {stack}"));
+    report.layers[index].1.iter().copied().collect()
+}
+
+// A client bulkhead is the bottleneck: calls beyond its slots wait in its
+// queue, not the service's, the excess is rejected, and every call is counted.
+#[test]
+fn client_bulkhead_queues_and_rejects_the_excess() {
+    let scenario = scenario(
+        r#"{
+        "description": "bulkhead of 2 slots in front of a roomy service",
+        "duration_ms": 10000,
+        "services": [{ "name": "api", "workers": 100, "service_time_ms": { "kind": "constant", "value_ms": 50 } }],
+        "clients": [{ "name": "c", "target": "api",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 100 } },
+                      "policies": [{ "kind": "bulkhead", "max_concurrent": 2, "max_queue": 3 }] }]
+    }"#,
+    );
+    let (output, summary) = run_summary(&scenario, 1);
+    let counters = layer_counters(&output, "client/c", 0);
+    assert_eq!(counters["offered"], summary.requests.issued);
+    assert_eq!(counters["rejected"], summary.requests.rejected_bulkhead);
+    assert_eq!(counters["executed"], summary.requests.success);
+    assert_eq!(
+        counters["executed"],
+        summary.services["api"].counters.started
+    );
+    assert_eq!(
+        summary.requests.success + summary.requests.rejected_bulkhead,
+        summary.requests.issued
+    );
+    // Two slots of 50 ms serve 40 calls a second.
+    assert!(
+        (398..=404).contains(&counters["executed"]),
+        "executed {}",
+        counters["executed"]
+    );
+    assert_eq!(summary.services["api"].wait_probability, 0.0);
+}
+
+// The chapter's bulkhead keeps a call whose caller timed out (an abandoned
+// call) in its queue and runs it later: every call reaches the service,
+// although every caller got a timeout.
+#[test]
+fn abandoned_calls_waiting_in_a_bulkhead_still_run() {
+    let scenario = scenario(
+        r#"{
+        "description": "timeout around a one-slot bulkhead",
+        "duration_ms": 1000,
+        "services": [{ "name": "api", "workers": 100, "service_time_ms": { "kind": "constant", "value_ms": 50 } }],
+        "clients": [{ "name": "c", "target": "api",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 40 } },
+                      "policies": [{ "kind": "timeout", "timeout_ms": 30 },
+                                   { "kind": "bulkhead", "max_concurrent": 1, "max_queue": 100 }] }]
+    }"#,
+    );
+    let (output, summary) = run_summary(&scenario, 1);
+    assert!(summary.requests.issued > 30);
+    assert_eq!(summary.requests.timeout, summary.requests.issued);
+    assert_eq!(
+        summary.services["api"].counters.started,
+        summary.requests.issued
+    );
+    let counters = layer_counters(&output, "client/c", 1);
+    assert_eq!(counters["executed"], summary.requests.issued);
+    assert_eq!(counters["queued"], summary.requests.issued - 1);
+}
+
+// An AIMD limit in front of a service that sheds load (no queue) backs off
+// on the service's queue_full replies: most of the excess is rejected on the
+// client side before it reaches the service, and every call is counted.
+#[test]
+fn adaptive_limit_backs_off_when_the_service_sheds_load() {
+    let json = |policies: &str| {
+        format!(
+            r#"{{
+            "description": "five workers, no queue, twenty calls in flight offered",
+            "duration_ms": 2000,
+            "services": [{{ "name": "api", "workers": 5, "queue_capacity": 0,
+                            "service_time_ms": {{ "kind": "constant", "value_ms": 20 }} }}],
+            "clients": [{{ "name": "c", "target": "api",
+                          "load": {{ "kind": "open_loop", "arrival": "uniform", "rate": {{ "kind": "constant", "rps": 1000 }} }},
+                          "policies": {policies} }}]
+        }}"#
+        )
+    };
+    let (_, unlimited) = run_summary(&scenario(&json("[]")), 1);
+    let limited_scenario = scenario(&json(
+        r#"[{ "kind": "concurrency_limit", "algorithm": "aimd", "initial_limit": 20 }]"#,
+    ));
+    let (output, limited) = run_summary(&limited_scenario, 1);
+    let counters = layer_counters(&output, "client/c", 0);
+    assert_eq!(counters["offered"], limited.requests.issued);
+    assert_eq!(counters["rejected"], limited.requests.rejected_bulkhead);
+    assert_eq!(counters["successes"], limited.requests.success);
+    assert_eq!(counters["drops"], limited.requests.rejected_queue);
+    assert!(counters["limit_decreases"] > 0);
+    // AIMD keeps probing above the service's five workers, so some calls
+    // still meet a full service; most of the excess never leaves the client.
+    assert!(limited.requests.rejected_bulkhead > limited.requests.rejected_queue);
+    assert!(
+        limited.requests.rejected_queue * 2 < unlimited.requests.rejected_queue,
+        "queue_full with the limit {}, without {}",
+        limited.requests.rejected_queue,
+        unlimited.requests.rejected_queue
+    );
+    // The service's five workers stay the bottleneck: throughput is unchanged.
+    assert!(limited.requests.success * 100 >= unlimited.requests.success * 95);
 }

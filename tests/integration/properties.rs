@@ -38,6 +38,12 @@ fn policy() -> impl Strategy<Value = Value> {
             "kind": "circuit_breaker", "failure_threshold": failures, "success_threshold": successes, "open_timeout_ms": open
         })),
         Just(json!({"kind": "fallback"})),
+        (1u32..4, 0u32..4).prop_map(|(slots, queue)| json!({
+            "kind": "bulkhead", "max_concurrent": slots, "max_queue": queue
+        })),
+        (1u32..5, prop_oneof![Just("aimd"), Just("gradient2"), Just("vegas")]).prop_map(|(initial, algorithm)| json!({
+            "kind": "concurrency_limit", "algorithm": algorithm, "initial_limit": initial, "min_limit": 1
+        })),
     ]
 }
 
