@@ -156,6 +156,8 @@ struct Frame {
     children: SmallVec<[FrameKey; 2]>,
     /// The attempt a transport frame sent, while it may still be withdrawn.
     job: Option<JobKey>,
+    /// The armed timer is a waiting deadline, disarmed when the frame is woken.
+    timer_until_woken: bool,
 }
 
 impl Frame {
@@ -172,6 +174,7 @@ impl Frame {
             delayed_start: None,
             children: SmallVec::new(),
             job: None,
+            timer_until_woken: false,
         }
     }
 }
@@ -506,6 +509,7 @@ impl<'a> World<'a> {
             Event::FrameTimer { frame } => {
                 if let Some(state) = self.frames.get_mut(frame) {
                     state.timer = None;
+                    state.timer_until_woken = false;
                     let step = self.with_layer(frame, |layer, ctx| layer.on_timer(ctx));
                     self.apply(frame, step);
                 }
@@ -534,7 +538,13 @@ impl<'a> World<'a> {
             match work {
                 Work::Start(frame) => self.start_frame(frame),
                 Work::Forward(frame) => {
-                    if self.frames.contains_key(frame) {
+                    if let Some(state) = self.frames.get_mut(frame) {
+                        if state.timer_until_woken {
+                            state.timer_until_woken = false;
+                            if let Some(timer) = state.timer.take() {
+                                self.queue.cancel(timer);
+                            }
+                        }
                         self.spawn_child(frame);
                     }
                 }
@@ -678,6 +688,16 @@ impl<'a> World<'a> {
                 self.complete(frame, reply);
             }
             Step::Wait => {}
+            Step::WaitWithTimer(deadline) => {
+                let id = self
+                    .queue
+                    .push(self.now + deadline, Event::FrameTimer { frame });
+                let state = &mut self.frames[frame];
+                if let Some(previous) = state.timer.replace(id) {
+                    self.queue.cancel(previous);
+                }
+                state.timer_until_woken = true;
+            }
         }
     }
 

@@ -38,16 +38,14 @@
 //! purpose as the chapter's behaviour; `chapter_queued_call_runs_after_its_caller_gave_up`
 //! shows it.
 //!
-//! ## Why there is no `max_wait_ms` yet
+//! ## Bounding the wait
 //!
 //! Resilience4j's bulkhead bounds how long a call may wait for a slot
-//! (`maxWaitDuration`). This layer cannot express that: a waiting call
-//! returned `Step::Wait`, which arms no timer (only `Step::ForwardWithTimer`
-//! arms one, and it forwards the call at once), and `Ctx::wake` can only
-//! start a waiting call, not complete it with a reply. Bounding the wait needs
-//! model support, for example a `Step::WaitWithTimer(SimDuration)` whose timer
-//! the model drops when the call is woken, so that `on_timer` can take the
-//! call out of the queue and answer `Reply::BulkheadFull`.
+//! (`maxWaitDuration`); here that is `max_wait_ms`. A queued call returns
+//! `Step::WaitWithTimer`: the model arms its timer without starting the
+//! inner call and disarms it when the call is woken, so `on_timer` only ever
+//! runs for a call still waiting, which leaves the queue and is answered
+//! `Reply::BulkheadFull`.
 //!
 //! ## Why the layer keeps the running ids
 //!
@@ -57,6 +55,7 @@
 //! `max_concurrent`.
 
 use super::{CallId, Ctx, Layer, Reply, Step};
+use crate::engine::SimDuration;
 use crate::scenario::check::{self, join};
 use crate::scenario::error::Invalid;
 use serde::{Deserialize, Serialize};
@@ -75,6 +74,11 @@ pub struct BulkheadConfig {
     /// rejects every call that finds all slots busy.
     #[serde(default = "max_queue_default")]
     pub max_queue: u32,
+    /// The longest a call may wait for a slot before it is rejected with
+    /// `bulkhead_full` (Resilience4j's `maxWaitDuration`), in `[1, 86400000]`
+    /// ms; default none: it waits for ever, as in the chapter.
+    #[serde(default)]
+    pub max_wait_ms: Option<u64>,
 }
 
 fn max_concurrent_default() -> u32 {
@@ -90,6 +94,7 @@ impl Default for BulkheadConfig {
         BulkheadConfig {
             max_concurrent: max_concurrent_default(),
             max_queue: max_queue_default(),
+            max_wait_ms: None,
         }
     }
 }
@@ -103,7 +108,11 @@ impl BulkheadConfig {
             1,
             1_000_000,
         )?;
-        check::within(&join(path, "max_queue"), self.max_queue, 0, 10_000_000)
+        check::within(&join(path, "max_queue"), self.max_queue, 0, 10_000_000)?;
+        if let Some(max_wait_ms) = self.max_wait_ms {
+            check::within(&join(path, "max_wait_ms"), max_wait_ms, 1, 86_400_000)?;
+        }
+        Ok(())
     }
 }
 
@@ -284,6 +293,8 @@ impl Bulkhead {
 /// queued calls wait (`Step::Wait`) and starts them through `Ctx::wake`.
 pub struct BulkheadLayer {
     bulkhead: Bulkhead,
+    max_wait: Option<SimDuration>,
+    waited_too_long: u64,
 }
 
 impl BulkheadLayer {
@@ -291,6 +302,8 @@ impl BulkheadLayer {
     pub fn new(config: &BulkheadConfig) -> Self {
         BulkheadLayer {
             bulkhead: Bulkhead::new(config),
+            max_wait: config.max_wait_ms.map(SimDuration::from_ms),
+            waited_too_long: 0,
         }
     }
 
@@ -308,9 +321,20 @@ impl Layer for BulkheadLayer {
     fn on_start(&mut self, ctx: &mut Ctx) -> Step {
         match self.bulkhead.offer(ctx.id) {
             BulkheadAdmission::Run => Step::Forward,
-            BulkheadAdmission::Queued => Step::Wait,
+            BulkheadAdmission::Queued => match self.max_wait {
+                Some(max_wait) => Step::WaitWithTimer(max_wait),
+                None => Step::Wait,
+            },
             BulkheadAdmission::Rejected => Step::Complete(Reply::BulkheadFull),
         }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx) -> Step {
+        // Only a waiting call has a timer: waking it disarms the timer.
+        debug_assert!(!self.bulkhead.is_running(ctx.id));
+        self.bulkhead.cancel(ctx.id);
+        self.waited_too_long += 1;
+        Step::Complete(Reply::BulkheadFull)
     }
 
     fn on_result(&mut self, ctx: &mut Ctx, reply: Reply) -> Step {
@@ -337,6 +361,7 @@ impl Layer for BulkheadLayer {
             ("rejected", counters.rejected),
             ("cancelled_queued", counters.cancelled_queued),
             ("cancelled_running", counters.cancelled_running),
+            ("waited_too_long", self.waited_too_long),
         ]
     }
 
@@ -468,6 +493,7 @@ mod tests {
         BulkheadLayer::new(&BulkheadConfig {
             max_concurrent,
             max_queue,
+            max_wait_ms: None,
         })
     }
 

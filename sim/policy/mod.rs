@@ -184,6 +184,10 @@ pub enum Step {
     CompleteCancelling(Reply),
     /// Keep waiting for an inner result or the timer.
     Wait,
+    /// Wait without starting the inner call (a queued call) and arm this
+    /// invocation's timer; the timer is disarmed when the invocation is
+    /// woken through `Ctx::wake`. `on_timer` runs if it fires first.
+    WaitWithTimer(SimDuration),
 }
 
 /// One policy in a stack. See the module docs for the protocol.

@@ -378,3 +378,42 @@ fn adaptive_limit_backs_off_when_the_service_sheds_load() {
     // The service's five workers stay the bottleneck: throughput is unchanged.
     assert!(limited.requests.success * 100 >= unlimited.requests.success * 95);
 }
+
+// With `max_wait_ms`, a call that waits too long for a bulkhead slot is
+// rejected instead of waiting for ever (Resilience4j's maxWaitDuration).
+#[test]
+fn bulkhead_max_wait_rejects_calls_that_wait_too_long() {
+    let json = |max_wait: &str| {
+        format!(
+            r#"{{
+        "description": "bulkhead wait",
+        "duration_ms": 10000,
+        "services": [{{ "name": "api", "workers": 100, "service_time_ms": {{ "kind": "constant", "value_ms": 100 }} }}],
+        "clients": [{{ "name": "c", "target": "api",
+                      "load": {{ "kind": "open_loop", "arrival": "uniform", "rate": {{ "kind": "constant", "rps": 20 }} }},
+                      "policies": [{{ "kind": "bulkhead", "max_concurrent": 1, "max_queue": 1000 {max_wait} }}] }}]
+    }}"#
+        )
+    };
+    let (_, patient) = run_summary(&scenario(&json("")), 1);
+    let (_, impatient) = run_summary(&scenario(&json(r#", "max_wait_ms": 150"#)), 1);
+    // One slot, 100 ms per call, 20 calls/s: the queue grows without bound.
+    assert_eq!(patient.requests.rejected_bulkhead, 0);
+    assert!(patient.latency_ms.max > 4_000.0);
+    assert!(
+        impatient.requests.rejected_bulkhead > 50,
+        "{}",
+        impatient.requests.rejected_bulkhead
+    );
+    assert!(
+        impatient.latency_ms.max <= 300.0,
+        "{}",
+        impatient.latency_ms.max
+    );
+    let counters = &impatient.policies["client/c"][0].counters;
+    assert_eq!(
+        counters["waited_too_long"],
+        impatient.requests.rejected_bulkhead
+    );
+    assert_eq!(impatient.requests.total(), impatient.requests.issued);
+}
