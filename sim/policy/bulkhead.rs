@@ -632,12 +632,13 @@ mod tests {
                 ("rejected", 0),
                 ("cancelled_queued", 1),
                 ("cancelled_running", 0),
+                ("waited_too_long", 0),
             ]
         );
     }
 
     // `{"kind": "bulkhead"}` gets the chapter's defaults; ranges are checked
-    // with the field's path; a maximum wait is not accepted (see module docs).
+    // with the field's path, the maximum wait's too.
     #[test]
     fn scenario_json_defaults_and_ranges() {
         let spec: PolicySpec = serde_json::from_str(r#"{"kind": "bulkhead"}"#).unwrap();
@@ -653,9 +654,18 @@ mod tests {
                 .to_string(),
             "clients[0].policies[1].max_concurrent: must be in [1, 1000000] (got 0)"
         );
+        let spec: PolicySpec =
+            serde_json::from_str(r#"{"kind": "bulkhead", "max_wait_ms": 0}"#).unwrap();
+        assert_eq!(
+            spec.validate("p").unwrap_err().to_string(),
+            "p.max_wait_ms: must be in [1, 86400000] (got 0)"
+        );
         let unknown =
-            serde_json::from_str::<PolicySpec>(r#"{"kind": "bulkhead", "max_wait_ms": 100}"#);
-        assert!(unknown.unwrap_err().to_string().contains("max_wait_ms"));
+            serde_json::from_str::<PolicySpec>(r#"{"kind": "bulkhead", "max_wait": 100}"#);
+        assert!(unknown
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `max_wait`"));
     }
 
     // The chapter's ResilientService is the stack [bulkhead, circuit_breaker]:
