@@ -252,6 +252,8 @@ struct ServiceState {
     kill_rng: SimRng,
     /// One per feature flag, in configuration order.
     flags: Vec<Flag>,
+    /// Whether a request makes a call with a probability below 1.
+    call_rng: SimRng,
 }
 
 struct ClientState {
@@ -385,6 +387,7 @@ impl<'a> World<'a> {
                 chaos_rng: rngs.stream(&format!("{base}/chaos")),
                 kill_rng: rngs.stream(&format!("{base}/kills")),
                 flags: vec![Flag::default(); service.feature_flags.len()],
+                call_rng: rngs.stream(&format!("{base}/calls")),
             });
         }
         let clients = scenario
@@ -1040,6 +1043,13 @@ impl<'a> World<'a> {
         if switched_off {
             // The feature is off: the handler answers without this call.
             self.recorder.services[record.service].calls_skipped += 1;
+            self.work
+                .push_back(Work::DependencyDone(job, index, Reply::Success));
+            return;
+        }
+        let probability = config.dependencies[index].probability;
+        if probability < 1.0 && !self.services[record.service].call_rng.chance(probability) {
+            // This request is of a type that does not make this call.
             self.work
                 .push_back(Work::DependencyDone(job, index, Reply::Success));
             return;

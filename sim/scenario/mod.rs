@@ -79,6 +79,8 @@ pub struct Service {
 pub struct DependencyCall {
     /// The called service's index.
     pub service: usize,
+    /// The fraction of requests that make this call.
+    pub probability: f64,
     /// Caller-side policies, outermost first.
     pub policies: Vec<PolicySpec>,
 }

@@ -180,6 +180,11 @@ pub enum DependencyMode {
 pub struct RawDependencyCall {
     /// The called service.
     pub service: String,
+    /// The fraction of requests whose handling makes this call, in `[0, 1]`;
+    /// default 1. Mixes request types in one handler (checkout calls
+    /// payments, browsing does not).
+    #[serde(default = "probability_one")]
+    pub probability: f64,
     /// The caller-side policies, outermost first.
     #[serde(default)]
     pub policies: Vec<PolicySpec>,

@@ -226,8 +226,10 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
                 let path = item(&join(&path, "calls"), call_index);
                 let target = resolve(&join(&path, "service"), &call.service, &names)?;
                 validate_policies(&join(&path, "policies"), &call.policies)?;
+                check::probability(&join(&path, "probability"), call.probability)?;
                 dependencies.push(DependencyCall {
                     service: target,
+                    probability: call.probability,
                     policies: call.policies.clone(),
                 });
             }

@@ -161,3 +161,30 @@ fn health_checks_hide_a_crashed_instance() {
     assert!(without.requests.error > 10 * with.requests.error.max(1));
     assert_eq!(with.services["api"].counters.rotation_removals, 1);
 }
+
+// Without a bulkhead slow checkouts take every worker and page views fail too;
+// with one, page views keep about 70% of the traffic available.
+#[test]
+fn bulkhead_keeps_unrelated_requests_available() {
+    let (none_output, _) = run_summary(&load("bulkhead-none"), 42);
+    let (bulkhead_output, _) = run_summary(&load("bulkhead"), 42);
+    let during = |rows: &[sim::metrics::WindowRow]| -> f64 {
+        let rows: Vec<_> = rows
+            .iter()
+            .filter(|row| (70_000_000..115_000_000).contains(&row.start.as_micros()))
+            .collect();
+        let success: u64 = rows
+            .iter()
+            .map(|row| row.outcomes.get(sim::metrics::Outcome::Success))
+            .sum();
+        let finished: u64 = rows.iter().map(|row| row.finished()).sum();
+        success as f64 / finished as f64
+    };
+    assert!(
+        during(&none_output.rows) < 0.05,
+        "without: {}",
+        during(&none_output.rows)
+    );
+    let with = during(&bulkhead_output.rows);
+    assert!((0.6..0.8).contains(&with), "with: {with}");
+}
