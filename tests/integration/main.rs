@@ -7,3 +7,4 @@ mod golden;
 mod properties;
 mod queueing;
 mod support;
+mod timeouts;

@@ -1,0 +1,63 @@
+//! Timeouts in a run: what `on_timeout` does to the inner call.
+
+use crate::support::{run_summary, scenario};
+use sim::metrics::summary::Summary;
+
+/// A service that can serve 10 requests/s, offered 20/s, behind
+/// `[timeout, circuit_breaker]` (a breaker that never trips, to count what
+/// reaches it).
+fn overloaded(on_timeout: &str) -> Summary {
+    let scenario = scenario(&format!(
+        r#"{{
+        "description": "an overloaded service behind a 250 ms timeout",
+        "duration_ms": 10000,
+        "services": [{{ "name": "api", "workers": 1, "queue_capacity": 1000,
+                        "service_time_ms": {{ "kind": "constant", "value_ms": 100 }} }}],
+        "clients": [{{ "name": "c", "target": "api",
+                      "load": {{ "kind": "open_loop", "arrival": "uniform", "rate": {{ "kind": "constant", "rps": 20 }} }},
+                      "policies": [
+                        {{ "kind": "timeout", "timeout_ms": 250, "on_timeout": "{on_timeout}" }},
+                        {{ "kind": "circuit_breaker", "failure_threshold": 1000000 }}
+                      ] }}]
+    }}"#
+    ));
+    run_summary(&scenario, 1).1
+}
+
+// Abandoning (the chapter's Promise.race) leaves every timed-out attempt in
+// the queue: the service serves all 199, the breaker below the timeout
+// records every late answer as a success, and the backlog grows to a mean
+// queue wait of 4.95 s, so all but the first 3 requests time out.
+#[test]
+fn abandoned_attempts_are_all_served_and_recorded_below() {
+    let summary = overloaded("abandon");
+    let api = &summary.services["api"];
+    assert_eq!((api.arrivals, api.started, api.withdrawn), (199, 199, 0));
+    assert_eq!(api.wait_ms_mean, 4_950.0);
+    assert_eq!(
+        (summary.requests.success, summary.requests.timeout),
+        (3, 196)
+    );
+    let breaker = &summary.policies["client/c"][1].counters;
+    assert_eq!((breaker["requests"], breaker["successes"]), (199, 199));
+}
+
+// Cancelling withdraws the timed-out attempts still queued (97 of 199), so
+// the backlog stays bounded (mean wait 195 ms instead of 4.95 s), the service
+// does half the work, and the breaker below never sees the cancelled calls.
+// It does not raise goodput here: with a FIFO queue the calls that reach the
+// worker have already waited most of their 250 ms, so they time out while
+// running, and the same 3 requests succeed as when abandoning.
+#[test]
+fn cancelled_attempts_are_withdrawn_from_the_queue() {
+    let summary = overloaded("cancel");
+    let api = &summary.services["api"];
+    assert_eq!((api.arrivals, api.started, api.withdrawn), (199, 102, 97));
+    assert!(api.wait_ms_mean < 250.0);
+    assert_eq!(
+        (summary.requests.success, summary.requests.timeout),
+        (3, 196)
+    );
+    let breaker = &summary.policies["client/c"][1].counters;
+    assert_eq!((breaker["requests"], breaker["successes"]), (199, 3));
+}
