@@ -26,6 +26,7 @@
 //! machine with unit tests, and a `Layer` adapter; then add one variant to
 //! `PolicySpec`. Nothing else changes.
 
+pub mod adaptive_timeout;
 pub mod backoff;
 pub mod breaker;
 pub mod fallback;
@@ -213,6 +214,8 @@ pub trait Layer: Send {
 pub enum PolicySpec {
     /// A per-attempt deadline.
     Timeout(timeout::TimeoutConfig),
+    /// A deadline that follows recent latencies.
+    AdaptiveTimeout(adaptive_timeout::AdaptiveTimeoutConfig),
     /// Retries with a backoff schedule.
     Retry(retry::RetryConfig),
     /// A circuit breaker.
@@ -226,6 +229,7 @@ impl PolicySpec {
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
         match self {
             PolicySpec::Timeout(config) => config.validate(path),
+            PolicySpec::AdaptiveTimeout(config) => config.validate(path),
             PolicySpec::Retry(config) => config.validate(path),
             PolicySpec::CircuitBreaker(config) => config.validate(path),
             PolicySpec::Fallback(config) => config.validate(path),
@@ -236,6 +240,9 @@ impl PolicySpec {
     pub fn build(&self) -> Box<dyn Layer> {
         match self {
             PolicySpec::Timeout(config) => Box::new(timeout::TimeoutLayer::new(config)),
+            PolicySpec::AdaptiveTimeout(config) => {
+                Box::new(adaptive_timeout::AdaptiveTimeoutLayer::new(config))
+            }
             PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
             PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
             PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),

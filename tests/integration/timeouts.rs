@@ -61,3 +61,32 @@ fn cancelled_attempts_are_withdrawn_from_the_queue() {
     let breaker = &summary.policies["client/c"][1].counters;
     assert_eq!((breaker["requests"], breaker["successes"]), (199, 3));
 }
+
+/// A scenario whose client has `policies` (JSON array text).
+fn with_policies(policies: &str) -> String {
+    format!(
+        r#"{{
+        "description": "one client with policies",
+        "duration_ms": 10000,
+        "services": [{{ "name": "api", "service_time_ms": {{ "kind": "constant", "value_ms": 100 }} }}],
+        "clients": [{{ "name": "c", "target": "api",
+                      "load": {{ "kind": "open_loop", "arrival": "uniform", "rate": {{ "kind": "constant", "rps": 10 }} }},
+                      "policies": {policies} }}]
+    }}"#
+    )
+}
+
+// The adaptive timeout runs in a scenario: from a 1000 ms start it settles at
+// min_ms (p99 100 ms × 1.5 is below 500 ms), and nothing times out.
+#[test]
+fn adaptive_timeout_runs_in_a_scenario() {
+    let scenario = scenario(&with_policies(
+        r#"[{ "kind": "adaptive_timeout", "variant": "ignore_timeouts" }]"#,
+    ));
+    let (_, summary) = run_summary(&scenario, 1);
+    let counters = &summary.policies["client/c"][0].counters;
+    assert_eq!(counters["calls"], summary.requests.issued);
+    assert_eq!(counters["timeouts"], 0);
+    assert_eq!(counters["recorded"], summary.requests.issued);
+    assert_eq!(summary.requests.success, summary.requests.issued);
+}
