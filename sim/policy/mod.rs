@@ -29,6 +29,7 @@
 pub mod adaptive_timeout;
 pub mod backoff;
 pub mod breaker;
+pub mod connect_timeout;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
@@ -129,6 +130,9 @@ pub struct CallState {
     /// Inner calls started and not yet returned. Maintained by the model;
     /// read-only for layers.
     pub outstanding: u32,
+    /// Whether this invocation's attempt has been accepted by a service
+    /// instance; a connect timeout sets it in `Layer::on_connected`.
+    pub connected: bool,
 }
 
 /// Something a layer reports for the run's records; it changes nothing.
@@ -195,6 +199,13 @@ pub trait Layer: Send {
     fn on_timer(&mut self, _ctx: &mut Ctx) -> Step {
         Step::Wait
     }
+    /// The attempt this invocation sent has been accepted by a service
+    /// instance (started on a worker, queued, or answered by it). Only the
+    /// innermost layer of a stack receives it. The model does not call it
+    /// yet (see `connect_timeout::MODEL_SUPPORT`).
+    fn on_connected(&mut self, _ctx: &mut Ctx) -> Step {
+        Step::Wait
+    }
     /// An outer layer cancelled this invocation before it completed: give
     /// back whatever it holds (a permit, a probe slot). The invocation ends
     /// here; nothing it returns would be seen.
@@ -216,6 +227,8 @@ pub enum PolicySpec {
     Timeout(timeout::TimeoutConfig),
     /// A deadline that follows recent latencies.
     AdaptiveTimeout(adaptive_timeout::AdaptiveTimeoutConfig),
+    /// A deadline for a service instance to accept the attempt.
+    ConnectTimeout(connect_timeout::ConnectTimeoutConfig),
     /// Retries with a backoff schedule.
     Retry(retry::RetryConfig),
     /// A circuit breaker.
@@ -230,6 +243,7 @@ impl PolicySpec {
         match self {
             PolicySpec::Timeout(config) => config.validate(path),
             PolicySpec::AdaptiveTimeout(config) => config.validate(path),
+            PolicySpec::ConnectTimeout(config) => config.validate(path),
             PolicySpec::Retry(config) => config.validate(path),
             PolicySpec::CircuitBreaker(config) => config.validate(path),
             PolicySpec::Fallback(config) => config.validate(path),
@@ -242,6 +256,9 @@ impl PolicySpec {
             PolicySpec::Timeout(config) => Box::new(timeout::TimeoutLayer::new(config)),
             PolicySpec::AdaptiveTimeout(config) => {
                 Box::new(adaptive_timeout::AdaptiveTimeoutLayer::new(config))
+            }
+            PolicySpec::ConnectTimeout(config) => {
+                Box::new(connect_timeout::ConnectTimeoutLayer::new(config))
             }
             PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
             PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),

@@ -7,7 +7,7 @@ use super::error::Invalid;
 use super::raw::{RateSchedule, RawFault, RawLoad, RawScenario};
 use super::{Client, DependencyCall, Fault, Limits, Load, Scenario, Service};
 use crate::engine::{SimDuration, SimTime};
-use crate::policy::PolicySpec;
+use crate::policy::{connect_timeout, PolicySpec};
 use std::collections::BTreeSet;
 
 /// The longest simulated duration: 30 days.
@@ -117,7 +117,23 @@ fn resolve(path: &str, name: &str, services: &[String]) -> Result<usize, Invalid
 fn validate_policies(path: &str, policies: &[PolicySpec]) -> Result<(), Invalid> {
     check::within(&format!("{path} (length)"), policies.len(), 0, 16)?;
     for (index, policy) in policies.iter().enumerate() {
-        policy.validate(&item(path, index))?;
+        let path = item(path, index);
+        policy.validate(&path)?;
+        if let PolicySpec::ConnectTimeout(_) = policy {
+            // Only the innermost layer hears that its attempt connected.
+            if index + 1 != policies.len() {
+                return Err(Invalid::new(
+                    path,
+                    "connect_timeout must be the innermost (last) policy",
+                ));
+            }
+            if !connect_timeout::MODEL_SUPPORT {
+                return Err(Invalid::new(
+                    path,
+                    "connect_timeout is not supported in scenarios yet: the model does not report connections",
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use crate::support::{run_summary, scenario};
 use sim::metrics::summary::Summary;
+use sim::scenario::Scenario;
 
 /// A service that can serve 10 requests/s, offered 20/s, behind
 /// `[timeout, circuit_breaker]` (a breaker that never trips, to count what
@@ -89,4 +90,29 @@ fn adaptive_timeout_runs_in_a_scenario() {
     assert_eq!(counters["timeouts"], 0);
     assert_eq!(counters["recorded"], summary.requests.issued);
     assert_eq!(summary.requests.success, summary.requests.issued);
+}
+
+fn invalid(policies: &str) -> String {
+    Scenario::from_bytes("x.json", "x", with_policies(policies).as_bytes())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+}
+
+// connect_timeout must be innermost, and scenarios refuse it until the model
+// reports connections (it would otherwise time out every attempt).
+#[test]
+fn connect_timeout_is_innermost_and_waits_for_model_support() {
+    assert_eq!(
+        invalid(r#"[{ "kind": "connect_timeout", "timeout_ms": 100 }, { "kind": "retry" }]"#),
+        "x.json: clients[0].policies[0]: connect_timeout must be the innermost (last) policy"
+    );
+    assert_eq!(
+        invalid(r#"[{ "kind": "retry" }, { "kind": "connect_timeout", "timeout_ms": 100 }]"#),
+        "x.json: clients[0].policies[1]: connect_timeout is not supported in scenarios yet: the model does not report connections"
+    );
+    assert_eq!(
+        invalid(r#"[{ "kind": "adaptive_timeout", "min_ms": 2000 }]"#),
+        "x.json: clients[0].policies[0].initial_ms: must be a finite number in [2000, 10000] (got 1000)"
+    );
 }
