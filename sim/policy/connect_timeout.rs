@@ -12,7 +12,8 @@
 //! The layer learns of the connection through `Layer::on_connected`, which
 //! only the innermost layer of a stack receives: it must be the last entry of
 //! `policies`. The model does not call `on_connected` yet, so scenarios
-//! reject this policy (`MODEL_SUPPORT`).
+//! reject this policy (`MODEL_SUPPORT`); `sim policy connect_timeout` drives
+//! it by hand with `connected` events.
 
 use super::{ms_value, Ctx, Layer, Reply, Step};
 use crate::engine::SimDuration;

@@ -87,4 +87,8 @@ impl Layer for FallbackLayer {
     fn counters(&self) -> Vec<(&'static str, u64)> {
         vec![("calls", self.calls), ("fallbacks", self.fallbacks)]
     }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "on": self.on })
+    }
 }

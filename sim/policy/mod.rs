@@ -30,6 +30,7 @@ pub mod adaptive_timeout;
 pub mod backoff;
 pub mod breaker;
 pub mod connect_timeout;
+pub mod driver;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
@@ -202,7 +203,8 @@ pub trait Layer: Send {
     /// The attempt this invocation sent has been accepted by a service
     /// instance (started on a worker, queued, or answered by it). Only the
     /// innermost layer of a stack receives it. The model does not call it
-    /// yet (see `connect_timeout::MODEL_SUPPORT`).
+    /// yet (see `connect_timeout::MODEL_SUPPORT`); `sim policy` does, on a
+    /// `connected` event.
     fn on_connected(&mut self, _ctx: &mut Ctx) -> Step {
         Step::Wait
     }

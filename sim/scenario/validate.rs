@@ -130,7 +130,7 @@ fn validate_policies(path: &str, policies: &[PolicySpec]) -> Result<(), Invalid>
             if !connect_timeout::MODEL_SUPPORT {
                 return Err(Invalid::new(
                     path,
-                    "connect_timeout is not supported in scenarios yet: the model does not report connections",
+                    "connect_timeout is not supported in scenarios yet: the model does not report connections (try it with sim policy connect_timeout)",
                 ));
             }
         }

@@ -109,7 +109,7 @@ fn connect_timeout_is_innermost_and_waits_for_model_support() {
     );
     assert_eq!(
         invalid(r#"[{ "kind": "retry" }, { "kind": "connect_timeout", "timeout_ms": 100 }]"#),
-        "x.json: clients[0].policies[1]: connect_timeout is not supported in scenarios yet: the model does not report connections"
+        "x.json: clients[0].policies[1]: connect_timeout is not supported in scenarios yet: the model does not report connections (try it with sim policy connect_timeout)"
     );
     assert_eq!(
         invalid(r#"[{ "kind": "adaptive_timeout", "min_ms": 2000 }]"#),
