@@ -205,3 +205,16 @@ fn config_of_another_kind_or_out_of_range_is_rejected() {
         "tests/fixtures/policy/no-such-file.json: cannot read file: No such file or directory (os error 2)",
     );
 }
+
+// The reference's worked example shows the breaker example's output verbatim.
+#[test]
+fn the_reference_shows_the_breaker_example_verbatim() {
+    let reference =
+        std::fs::read_to_string(root().join("docs/scenario-reference.md")).expect("the reference");
+    let golden = std::fs::read_to_string(root().join("tests/golden/policy/breaker.jsonl"))
+        .expect("golden lines");
+    assert!(
+        reference.contains(&golden),
+        "docs/scenario-reference.md section 6 is stale"
+    );
+}
