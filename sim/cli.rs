@@ -1,11 +1,12 @@
-//! The command line: `sim run`, `sim validate`. Parses flags with clap, calls
+//! The command line: `sim run`, `sim validate`, `sim bench`, `sim policy`. Parses flags with clap, calls
 //! the library, prints results. This module and `report` are the only ones
 //! that do I/O.
 
 use crate::error::Error;
 use crate::metrics::summary::Summary;
+use crate::policy::driver;
 use crate::report;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioError};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub enum Command {
         /// The scenario file.
         file: PathBuf,
     },
+    /// Drive one policy alone through a list of timed events and print one
+    /// JSON line per hook call: what the policy decided, its state and counters.
+    Policy(PolicyArgs),
 }
 
 /// How the summary is printed on stdout.
@@ -78,11 +82,29 @@ pub struct BenchArgs {
     pub repeat: u32,
 }
 
+/// Flags of `sim policy`.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// The policy's kind, as in a scenario (`circuit_breaker`); it must match
+    /// the config's `kind`.
+    pub name: String,
+    /// The policy: one object as in a scenario's `policies` array (JSON).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The events: a JSON array of `{"at_ms": 0, "call": 1, "event": "start"}`.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The seed of the policy's random stream (jittered backoff).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Run(args) => run_scenario(&args),
         Command::Bench(args) => bench(&args),
+        Command::Policy(args) => drive_policy(&args),
         Command::Validate { file } => {
             let scenario = Scenario::load(&file)?;
             println!(
@@ -128,6 +150,34 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+fn drive_policy(args: &PolicyArgs) -> Result<(), Error> {
+    let read = |path: &Path| {
+        let file = path.display().to_string();
+        std::fs::read(path)
+            .map(|bytes| (file.clone(), bytes))
+            .map_err(|source| Error::Read { file, source })
+    };
+    let (config_file, config) = read(&args.config)?;
+    let spec = driver::parse_config(&config_file, &config, &args.name)?;
+    let (input_file, input) = read(&args.input)?;
+    let events = driver::parse_events(&input_file, &input)?;
+    let lines =
+        driver::drive(&spec, &events, args.seed).map_err(|invalid| ScenarioError::Invalid {
+            file: input_file.clone(),
+            invalid,
+        })?;
+    // All or nothing: a bad event prints no lines, only the error.
+    let mut text = String::new();
+    for line in &lines {
+        text.push_str(&line.to_json());
+        text.push('\n');
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(Error::Stdout)
 }
 
 // The benchmark is the one place that reads the wall clock: it measures the

@@ -10,6 +10,15 @@ pub enum Error {
     /// The scenario file is missing, malformed or invalid.
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    /// An input file (of `sim policy`) could not be read.
+    #[error("{file}: cannot read file: {source}")]
+    Read {
+        /// The file as given on the command line.
+        file: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The run hit a limit.
     #[error("{file}: {source}\nreproduce: sim run {file} --seed {seed}")]
     Run {

@@ -266,6 +266,8 @@ enum Work {
     Start(FrameKey),
     /// A waiting invocation may start its inner call (a layer woke it).
     Forward(FrameKey),
+    /// The attempt below this innermost-layer invocation reached an instance.
+    Connected(FrameKey),
     Deliver(FrameKey, Reply),
     DependencyDone(JobKey, usize, Reply),
 }
@@ -558,6 +560,12 @@ impl<'a> World<'a> {
                     }
                 }
                 Work::DependencyDone(job, index, reply) => self.dependency_done(job, index, reply),
+                Work::Connected(frame) => {
+                    if self.frames.contains_key(frame) {
+                        let step = self.with_layer(frame, |layer, ctx| layer.on_connected(ctx));
+                        self.apply(frame, step);
+                    }
+                }
             }
         }
     }
@@ -885,6 +893,18 @@ impl<'a> World<'a> {
         // Queue wait counts from here: time held by a hang outage is not queueing.
         record.arrived_at = self.now;
         let target = &mut state.instances[instance];
+        if target.crashes == 0 {
+            // The instance accepts the connection (it will run, queue or 503
+            // the call): tell the innermost layer of the caller's stack.
+            if let Some(Frame {
+                parent: Parent::Frame(innermost),
+                ..
+            }) = self.frames.get(self.jobs[job].reply_to)
+            {
+                self.work.push_back(Work::Connected(*innermost));
+            }
+        }
+        let target = &mut self.services[service].instances[instance];
         if target.crashes > 0 {
             self.recorder.services[service].refused += 1;
             self.respond(job, Reply::Error { retryable: true });

@@ -21,7 +21,7 @@
 //! state admits unlimited concurrent probes, and a consecutive count never
 //! trips on a dependency that fails four calls in five.
 
-use super::{Ctx, Layer, Note, Reply, Step};
+use super::{ms_value, Ctx, Layer, Note, Reply, Step};
 use crate::engine::{SimDuration, SimTime};
 use crate::scenario::check::{self, join};
 use crate::scenario::error::Invalid;
@@ -216,6 +216,11 @@ impl ChapterBreaker {
         self.failures_consecutive
     }
 
+    /// Successes counted towards closing while half-open.
+    pub fn successes_half_open(&self) -> u32 {
+        self.successes_half_open
+    }
+
     /// Asks to make a call at `now` (the chapter's start of `execute`).
     pub fn admit(&mut self, now: SimTime) -> (Admission, Option<Transition>) {
         self.counters.requests += 1;
@@ -333,6 +338,20 @@ impl Layer for BreakerLayer {
             ("rejections", counters.rejections),
             ("trips", counters.trips),
         ]
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let state = self.breaker.state();
+        let reopen_at_ms = match state {
+            BreakerState::Open { reopen_at } => ms_value(reopen_at.as_micros()),
+            BreakerState::Closed | BreakerState::HalfOpen => serde_json::Value::Null,
+        };
+        serde_json::json!({
+            "state": state.name(),
+            "failures_consecutive": self.breaker.failures_consecutive(),
+            "successes_half_open": self.breaker.successes_half_open(),
+            "reopen_at_ms": reopen_at_ms,
+        })
     }
 }
 

@@ -232,6 +232,7 @@ impl Layer for FallbackLayer {
 
     fn state(&self) -> serde_json::Value {
         serde_json::json!({
+            "on": self.config.on,
             "cache_keys": self.cache.as_ref().map(|cache| cache.stored_at.len()),
         })
     }

@@ -26,10 +26,13 @@
 //! machine with unit tests, and a `Layer` adapter; then add one variant to
 //! `PolicySpec`. Nothing else changes.
 
+pub mod adaptive_timeout;
 pub mod backoff;
 pub mod breaker;
 pub mod bulkhead;
 pub mod concurrency_limit;
+pub mod connect_timeout;
+pub mod driver;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
@@ -132,6 +135,9 @@ pub struct CallState {
     pub outstanding: u32,
     /// The request's key, for layers that cache per key (fallback).
     pub key: u64,
+    /// Whether this invocation's attempt has been accepted by a service
+    /// instance; a connect timeout sets it in `Layer::on_connected`.
+    pub connected: bool,
 }
 
 /// Something a layer reports for the run's records; it changes nothing.
@@ -202,6 +208,14 @@ pub trait Layer: Send {
     fn on_timer(&mut self, _ctx: &mut Ctx) -> Step {
         Step::Wait
     }
+    /// The attempt this invocation sent has been accepted by a service
+    /// instance (started on a worker, queued, or answered by it). Only the
+    /// innermost layer of a stack receives it, when the load balancer routes
+    /// the attempt to a live instance; `sim policy` calls it on a
+    /// `connected` event.
+    fn on_connected(&mut self, _ctx: &mut Ctx) -> Step {
+        Step::Wait
+    }
     /// An outer layer cancelled this invocation before it completed: give
     /// back whatever it holds (a permit, a probe slot). The invocation ends
     /// here; nothing it returns would be seen.
@@ -221,6 +235,10 @@ pub trait Layer: Send {
 pub enum PolicySpec {
     /// A per-attempt deadline.
     Timeout(timeout::TimeoutConfig),
+    /// A deadline that follows recent latencies.
+    AdaptiveTimeout(adaptive_timeout::AdaptiveTimeoutConfig),
+    /// A deadline for a service instance to accept the attempt.
+    ConnectTimeout(connect_timeout::ConnectTimeoutConfig),
     /// Retries with a backoff schedule.
     Retry(retry::RetryConfig),
     /// A circuit breaker.
@@ -238,6 +256,8 @@ impl PolicySpec {
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
         match self {
             PolicySpec::Timeout(config) => config.validate(path),
+            PolicySpec::AdaptiveTimeout(config) => config.validate(path),
+            PolicySpec::ConnectTimeout(config) => config.validate(path),
             PolicySpec::Retry(config) => config.validate(path),
             PolicySpec::CircuitBreaker(config) => config.validate(path),
             PolicySpec::Fallback(config) => config.validate(path),
@@ -250,6 +270,12 @@ impl PolicySpec {
     pub fn build(&self) -> Box<dyn Layer> {
         match self {
             PolicySpec::Timeout(config) => Box::new(timeout::TimeoutLayer::new(config)),
+            PolicySpec::AdaptiveTimeout(config) => {
+                Box::new(adaptive_timeout::AdaptiveTimeoutLayer::new(config))
+            }
+            PolicySpec::ConnectTimeout(config) => {
+                Box::new(connect_timeout::ConnectTimeoutLayer::new(config))
+            }
             PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
             PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
             PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),
@@ -258,5 +284,16 @@ impl PolicySpec {
                 Box::new(concurrency_limit::ConcurrencyLimitLayer::new(config))
             }
         }
+    }
+}
+
+/// A time or duration in microseconds as a JSON number of milliseconds: an
+/// integer when whole (`1500`), else a decimal (`1500.25`), as outputs give
+/// times.
+pub fn ms_value(micros: u64) -> serde_json::Value {
+    if micros % 1_000 == 0 {
+        serde_json::Value::from(micros / 1_000)
+    } else {
+        serde_json::Value::from(micros as f64 / 1_000.0)
     }
 }

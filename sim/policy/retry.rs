@@ -108,6 +108,15 @@ impl Layer for RetryLayer {
             ("exhausted", self.exhausted),
         ]
     }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({
+            "attempts_max": self.config.attempts_max,
+            "calls": self.calls,
+            "retries": self.retries,
+            "exhausted": self.exhausted,
+        })
+    }
 }
 
 #[cfg(test)]

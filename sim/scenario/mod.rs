@@ -316,26 +316,7 @@ impl Scenario {
         bytes: &[u8],
         events_max: Option<u64>,
     ) -> Result<Scenario, ScenarioError> {
-        let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-        let raw: raw::RawScenario =
-            serde_path_to_error::deserialize(deserializer).map_err(|error| {
-                let path = error.path().to_string();
-                let path = if path == "." {
-                    String::new()
-                } else {
-                    format!("{path}: ")
-                };
-                let mut message = error.into_inner().to_string();
-                if message.starts_with("expected value") {
-                    // The usual cause is NaN, Infinity or a trailing comma, none of which JSON allows.
-                    message.push_str(" (JSON allows no NaN, Infinity or trailing commas)");
-                }
-                ScenarioError::Parse {
-                    file: file.to_string(),
-                    path,
-                    message,
-                }
-            })?;
+        let raw: raw::RawScenario = parse_json(file, bytes)?;
         let hash = hex(&Sha256::digest(bytes));
         validate::validate(raw, name, hash, events_max).map_err(|invalid| ScenarioError::Invalid {
             file: file.to_string(),
@@ -349,6 +330,34 @@ impl Scenario {
             .iter()
             .position(|service| service.name == name)
     }
+}
+
+/// Parses JSON input (a scenario, or `sim policy`'s config and events);
+/// syntax and type errors become `ScenarioError::Parse` naming `file` and the
+/// JSON path.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    file: &str,
+    bytes: &[u8],
+) -> Result<T, ScenarioError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let path = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        let mut message = error.into_inner().to_string();
+        if message.starts_with("expected value") {
+            // The usual cause is NaN, Infinity or a trailing comma, none of which JSON allows.
+            message.push_str(" (JSON allows no NaN, Infinity or trailing commas)");
+        }
+        ScenarioError::Parse {
+            file: file.to_string(),
+            path,
+            message,
+        }
+    })
 }
 
 /// Lowercase hex of `bytes`.

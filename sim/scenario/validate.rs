@@ -117,7 +117,17 @@ fn resolve(path: &str, name: &str, services: &[String]) -> Result<usize, Invalid
 fn validate_policies(path: &str, policies: &[PolicySpec]) -> Result<(), Invalid> {
     check::within(&format!("{path} (length)"), policies.len(), 0, 16)?;
     for (index, policy) in policies.iter().enumerate() {
-        policy.validate(&item(path, index))?;
+        let path = item(path, index);
+        policy.validate(&path)?;
+        if let PolicySpec::ConnectTimeout(_) = policy {
+            // Only the innermost layer hears that its attempt connected.
+            if index + 1 != policies.len() {
+                return Err(Invalid::new(
+                    path,
+                    "connect_timeout must be the innermost (last) policy",
+                ));
+            }
+        }
     }
     Ok(())
 }
