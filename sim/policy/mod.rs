@@ -28,6 +28,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod budget;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
