@@ -30,6 +30,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod fallback;
+pub mod hedge;
 pub mod retry;
 pub mod timeout;
 
@@ -220,6 +221,8 @@ pub enum PolicySpec {
     CircuitBreaker(breaker::BreakerConfig),
     /// A fallback answer on failure.
     Fallback(fallback::FallbackConfig),
+    /// Hedged requests.
+    Hedge(hedge::HedgeConfig),
 }
 
 impl PolicySpec {
@@ -230,6 +233,7 @@ impl PolicySpec {
             PolicySpec::Retry(config) => config.validate(path),
             PolicySpec::CircuitBreaker(config) => config.validate(path),
             PolicySpec::Fallback(config) => config.validate(path),
+            PolicySpec::Hedge(config) => config.validate(path),
         }
     }
 
@@ -240,6 +244,7 @@ impl PolicySpec {
             PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
             PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
             PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),
+            PolicySpec::Hedge(config) => Box::new(hedge::HedgeLayer::new(config)),
         }
     }
 }
