@@ -756,6 +756,7 @@ mod tests {
             attempts_max: 2,
             backoff: Backoff::Fixed { delay_ms: 50.0 },
             retry_on: vec![crate::policy::ReplyKind::Error],
+            budget: None,
         });
         let early = events(
             r#"[{"at_ms": 0, "call": 1, "event": "start"},

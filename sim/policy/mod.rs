@@ -29,11 +29,13 @@
 pub mod adaptive_timeout;
 pub mod backoff;
 pub mod breaker;
+pub mod budget;
 pub mod bulkhead;
 pub mod concurrency_limit;
 pub mod connect_timeout;
 pub mod driver;
 pub mod fallback;
+pub mod hedge;
 pub mod retry;
 pub mod timeout;
 
@@ -249,6 +251,8 @@ pub enum PolicySpec {
     Bulkhead(bulkhead::BulkheadConfig),
     /// An adaptive concurrency limit (Netflix concurrency-limits).
     ConcurrencyLimit(concurrency_limit::ConcurrencyLimitConfig),
+    /// Hedged requests.
+    Hedge(hedge::HedgeConfig),
 }
 
 impl PolicySpec {
@@ -263,6 +267,7 @@ impl PolicySpec {
             PolicySpec::Fallback(config) => config.validate(path),
             PolicySpec::Bulkhead(config) => config.validate(path),
             PolicySpec::ConcurrencyLimit(config) => config.validate(path),
+            PolicySpec::Hedge(config) => config.validate(path),
         }
     }
 
@@ -283,6 +288,7 @@ impl PolicySpec {
             PolicySpec::ConcurrencyLimit(config) => {
                 Box::new(concurrency_limit::ConcurrencyLimitLayer::new(config))
             }
+            PolicySpec::Hedge(config) => Box::new(hedge::HedgeLayer::new(config)),
         }
     }
 }

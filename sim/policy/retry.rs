@@ -2,8 +2,20 @@
 //! `attempts_max` attempts in all, waiting a backoff delay between them, and
 //! only for replies listed in `retry_on`. A non-retryable error (a client
 //! error, 4xx) is never retried, as in the chapter's `isRetryable`.
+//!
+//! The chapter's simple `retry(fn, 3)` is
+//! `{"kind": "retry", "attempts_max": 3, "backoff": {"kind": "fixed", "delay_ms": 1000}}`.
+//!
+//! An optional `budget` (`super::budget`) limits the retries of all calls
+//! through the layer together. The order of the checks on a failed attempt is
+//! the chapter's and gRPC's: a failure the layer would retry is first shown to
+//! the budget (`record_failure`, which only the token bucket counts); then, if
+//! `attempts_max` is used up the call is *exhausted*; otherwise the budget is
+//! asked for the retry (`try_retry`) and, if it refuses, the call completes
+//! with the failure and counts as *budget exhausted*.
 
 use super::backoff::Backoff;
+use super::budget::{BudgetConfig, RetryBudget};
 use super::fallback::validate_failure_kinds;
 use super::{Ctx, Layer, Reply, ReplyKind, Step};
 use crate::scenario::check::{self, join};
@@ -12,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 /// Retry settings. Defaults: `attempts_max` 3, the chapter's exponential
 /// backoff (1000 ms doubling to 30000 ms, no jitter), `retry_on` error,
-/// timeout and queue_full.
+/// timeout and queue_full, no budget.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
@@ -25,6 +37,9 @@ pub struct RetryConfig {
     /// Which failed replies are retried.
     #[serde(default = "retry_on_default")]
     pub retry_on: Vec<ReplyKind>,
+    /// A limit on the retries of all calls through the layer together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetConfig>,
 }
 
 fn attempts_max_default() -> u32 {
@@ -40,16 +55,22 @@ impl RetryConfig {
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
         check::within(&join(path, "attempts_max"), self.attempts_max, 1, 100)?;
         self.backoff.validate(&join(path, "backoff"))?;
-        validate_failure_kinds(&join(path, "retry_on"), &self.retry_on)
+        validate_failure_kinds(&join(path, "retry_on"), &self.retry_on)?;
+        match &self.budget {
+            Some(budget) => budget.validate(&join(path, "budget")),
+            None => Ok(()),
+        }
     }
 }
 
 /// Retry as a stack layer.
 pub struct RetryLayer {
     config: RetryConfig,
+    budget: Option<RetryBudget>,
     calls: u64,
     retries: u64,
     exhausted: u64,
+    budget_exhausted: u64,
 }
 
 impl RetryLayer {
@@ -57,9 +78,11 @@ impl RetryLayer {
     pub fn new(config: &RetryConfig) -> Self {
         RetryLayer {
             config: config.clone(),
+            budget: config.budget.as_ref().map(RetryBudget::new),
             calls: 0,
             retries: 0,
             exhausted: 0,
+            budget_exhausted: 0,
         }
     }
 
@@ -79,16 +102,34 @@ impl Layer for RetryLayer {
     fn on_start(&mut self, ctx: &mut Ctx) -> Step {
         self.calls += 1;
         ctx.call.attempt = 1;
+        if let Some(budget) = &mut self.budget {
+            budget.record_request(ctx.now);
+        }
         Step::Forward
     }
 
     fn on_result(&mut self, ctx: &mut Ctx, reply: Reply) -> Step {
-        if reply.is_ok() || !self.retryable(reply) {
+        if reply.is_ok() {
+            if let Some(budget) = &mut self.budget {
+                budget.record_success(ctx.now);
+            }
             return Step::Complete(reply);
+        }
+        if !self.retryable(reply) {
+            return Step::Complete(reply);
+        }
+        if let Some(budget) = &mut self.budget {
+            budget.record_failure(ctx.now);
         }
         if ctx.call.attempt >= self.config.attempts_max {
             self.exhausted += 1;
             return Step::Complete(reply);
+        }
+        if let Some(budget) = &mut self.budget {
+            if !budget.try_retry(ctx.now) {
+                self.budget_exhausted += 1;
+                return Step::Complete(reply);
+            }
         }
         let delay = self
             .config
@@ -102,20 +143,30 @@ impl Layer for RetryLayer {
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![
+        let mut counters = vec![
             ("calls", self.calls),
             ("retries", self.retries),
             ("exhausted", self.exhausted),
-        ]
+        ];
+        // Only layers with a budget report it, so summaries without one keep
+        // their shape.
+        if self.budget.is_some() {
+            counters.push(("budget_exhausted", self.budget_exhausted));
+        }
+        counters
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut state = serde_json::json!({
             "attempts_max": self.config.attempts_max,
             "calls": self.calls,
             "retries": self.retries,
             "exhausted": self.exhausted,
-        })
+        });
+        if let Some(budget) = &self.budget {
+            state["budget"] = budget.state();
+        }
+        state
     }
 }
 
@@ -151,6 +202,7 @@ mod tests {
             attempts_max: 3,
             backoff: Backoff::Fixed { delay_ms: 50.0 },
             retry_on: retry_on_default(),
+            budget: None,
         };
         let mut layer = RetryLayer::new(&config);
         let error = Reply::Error { retryable: true };
@@ -172,6 +224,7 @@ mod tests {
             attempts_max: 5,
             backoff: Backoff::Fixed { delay_ms: 1.0 },
             retry_on: vec![ReplyKind::Timeout],
+            budget: None,
         });
         let client_error = Reply::Error { retryable: false };
         assert_eq!(
@@ -189,12 +242,123 @@ mod tests {
         );
     }
 
+    fn with_budget(attempts_max: u32, budget: BudgetConfig) -> RetryLayer {
+        RetryLayer::new(&RetryConfig {
+            attempts_max,
+            backoff: Backoff::Fixed { delay_ms: 10.0 },
+            retry_on: retry_on_default(),
+            budget: Some(budget),
+        })
+    }
+
+    // A refusal completes the call with its failure and counts budget_exhausted.
+    #[test]
+    fn budget_refusal_completes_with_the_failure() {
+        let mut layer = with_budget(
+            3,
+            BudgetConfig::Chapter {
+                ratio: 0.1,
+                window_ms: 60_000,
+            },
+        );
+        let error = Reply::Error { retryable: true };
+        // First call: 0 retries / 1 request is below 0.1, so it retries.
+        assert_eq!(
+            drive(&mut layer, &[error])[1],
+            Step::ForwardAfter(SimDuration::from_ms(10))
+        );
+        // Second call: 1 retry / 2 requests is not.
+        assert_eq!(drive(&mut layer, &[error])[1], Step::Complete(error));
+        assert_eq!(
+            layer.counters(),
+            vec![
+                ("calls", 2),
+                ("retries", 1),
+                ("exhausted", 0),
+                ("budget_exhausted", 1)
+            ]
+        );
+        assert_eq!(
+            layer.state()["budget"]["retries_in_window"],
+            serde_json::json!(1)
+        );
+    }
+
+    // The token bucket loses a token for a failure even when attempts are used up,
+    // as gRPC counts every retryable failure.
+    #[test]
+    fn token_bucket_counts_the_failure_that_exhausts_a_call() {
+        let mut layer = with_budget(
+            2,
+            BudgetConfig::TokenBucket {
+                max_tokens: 3.0,
+                token_ratio: 0.5,
+            },
+        );
+        let error = Reply::Error { retryable: true };
+        // 3 -> 2 (above 1.5, retried) -> 1 (attempts used up).
+        let steps = drive(&mut layer, &[error, error]);
+        assert_eq!(steps[2], Step::Complete(error));
+        // 1 -> 0: refused.
+        assert_eq!(drive(&mut layer, &[error])[1], Step::Complete(error));
+        assert_eq!(
+            layer.counters(),
+            vec![
+                ("calls", 2),
+                ("retries", 1),
+                ("exhausted", 1),
+                ("budget_exhausted", 1)
+            ]
+        );
+        // A success refills half a token: 0.5 is still not above 1.5.
+        drive(&mut layer, &[Reply::Success]);
+        assert_eq!(layer.state()["budget"]["tokens"], serde_json::json!(0.5));
+    }
+
+    // Client errors are neither retried nor shown to the budget.
+    #[test]
+    fn client_errors_leave_the_budget_alone() {
+        let mut layer = with_budget(
+            3,
+            BudgetConfig::TokenBucket {
+                max_tokens: 2.0,
+                token_ratio: 0.1,
+            },
+        );
+        let client_error = Reply::Error { retryable: false };
+        for _ in 0..5 {
+            assert_eq!(
+                drive(&mut layer, &[client_error])[1],
+                Step::Complete(client_error)
+            );
+        }
+        assert_eq!(layer.state()["budget"]["tokens"], serde_json::json!(2.0));
+        assert_eq!(layer.counters()[1], ("retries", 0));
+    }
+
+    // The chapter's simple retry is a fixed 1000 ms backoff with 3 attempts.
+    #[test]
+    fn chapter_simple_retry_is_a_fixed_backoff() {
+        let config: RetryConfig = serde_json::from_str(
+            r#"{"attempts_max": 3, "backoff": {"kind": "fixed", "delay_ms": 1000}}"#,
+        )
+        .unwrap();
+        let mut layer = RetryLayer::new(&config);
+        let error = Reply::Error { retryable: true };
+        let wait = Step::ForwardAfter(SimDuration::from_ms(1_000));
+        assert_eq!(
+            drive(&mut layer, &[error, error, error]),
+            vec![Step::Forward, wait, wait, Step::Complete(error)]
+        );
+    }
+
     #[test]
     fn success_completes_at_once() {
         let mut layer = RetryLayer::new(&RetryConfig {
             attempts_max: 5,
             backoff: Backoff::default(),
             retry_on: retry_on_default(),
+            budget: None,
         });
         assert_eq!(
             drive(&mut layer, &[Reply::Success])[1],

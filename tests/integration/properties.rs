@@ -44,6 +44,23 @@ fn policy() -> impl Strategy<Value = Value> {
         (1u32..5, prop_oneof![Just("aimd"), Just("gradient2"), Just("vegas")]).prop_map(|(initial, algorithm)| json!({
             "kind": "concurrency_limit", "algorithm": algorithm, "initial_limit": initial, "min_limit": 1
         })),
+        (1u32..4, 0.0f64..50.0).prop_map(|(attempts, delay)| json!({
+            "kind": "hedge", "delay_ms": delay, "attempts_max": attempts
+        })),
+        (1u32..5, budget()).prop_map(|(attempts, budget)| json!({
+            "kind": "retry", "attempts_max": attempts,
+            "backoff": {"kind": "fixed", "delay_ms": 20}, "budget": budget
+        })),
+    ]
+}
+
+fn budget() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        (0.0f64..=1.0, 1u64..5_000).prop_map(|(ratio, window)| json!({"kind": "chapter", "ratio": ratio, "window_ms": window})),
+        (0.001f64..20.0, 0.001f64..2.0).prop_map(|(max, ratio)| json!({"kind": "token_bucket", "max_tokens": max, "token_ratio": ratio})),
+        (1_000u64..=60_000, 0u32..20, 0.0f64..2.0).prop_map(|(ttl, min, percent)| json!({
+            "kind": "finagle", "ttl_ms": ttl, "min_retries_per_second": min, "percent_can_retry": percent
+        })),
     ]
 }
 
