@@ -20,14 +20,19 @@
 //! Known weaknesses, kept on purpose as the `chapter` variant: the half-open
 //! state admits unlimited concurrent probes, and a consecutive count never
 //! trips on a dependency that fails four calls in five.
+//!
+//! This file also holds `BreakerConfig`, the `circuit_breaker` entry of a
+//! scenario, which picks the variant and builds its layer.
 
 use super::{Ctx, Layer, Note, Reply, Step};
 use crate::engine::{SimDuration, SimTime};
 use crate::scenario::check::{self, join};
 use crate::scenario::error::Invalid;
-use serde::{Deserialize, Serialize};
+use serde::de::{Error as _, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
 
-/// Which breaker algorithm to run.
+/// Which breaker algorithm to run: the `variant` field of a breaker entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerVariant {
@@ -36,14 +41,162 @@ pub enum BreakerVariant {
     Chapter,
 }
 
-/// Circuit breaker settings. Defaults are the chapter's: `failure_threshold`
-/// 5, `success_threshold` 2, `open_timeout_ms` 60000.
+impl BreakerVariant {
+    /// Every variant, in the order the documentation lists them.
+    pub const ALL: [BreakerVariant; 1] = [BreakerVariant::Chapter];
+
+    /// The name as written in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            BreakerVariant::Chapter => "chapter",
+        }
+    }
+
+    /// The fields this variant accepts besides `kind` and `variant`, in
+    /// declaration order.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            BreakerVariant::Chapter => ChapterConfig::FIELDS,
+        }
+    }
+}
+
+/// A circuit breaker entry of a `policies` array:
+/// `{"kind": "circuit_breaker", "variant": "chapter", ...}`.
+///
+/// A missing `variant` means `chapter`, so scenarios written before there
+/// were variants keep their meaning. Each variant accepts only its own
+/// fields: a field of another variant is rejected with a message naming the
+/// variant it belongs to. serde cannot default an internal tag, hence the
+/// hand-written `Deserialize` (a two-step parse: the fields into a map, then
+/// the map into the variant's struct, which still denies unknown fields).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "variant", rename_all = "snake_case")]
+pub enum BreakerConfig {
+    /// The chapter's breaker.
+    Chapter(ChapterConfig),
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig::Chapter(ChapterConfig::default())
+    }
+}
+
+impl BreakerConfig {
+    /// Which variant this is.
+    pub fn variant(&self) -> BreakerVariant {
+        match self {
+            BreakerConfig::Chapter(_) => BreakerVariant::Chapter,
+        }
+    }
+
+    /// Checks the ranges; `path` names this policy in the file.
+    pub fn validate(&self, path: &str) -> Result<(), Invalid> {
+        match self {
+            BreakerConfig::Chapter(config) => config.validate(path),
+        }
+    }
+
+    /// A fresh breaker layer of this variant, closed.
+    pub fn build(&self) -> Box<dyn Layer> {
+        match self {
+            BreakerConfig::Chapter(config) => Box::new(BreakerLayer::new(config)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BreakerConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = deserializer.deserialize_map(FieldsVisitor)?;
+        let mut variant = BreakerVariant::Chapter;
+        let mut rest = serde_json::Map::new();
+        for (key, value) in fields {
+            if key == "variant" {
+                variant = BreakerVariant::deserialize(value)
+                    .map_err(|error| D::Error::custom(format!("variant: {error}")))?;
+            } else {
+                rest.insert(key, value);
+            }
+        }
+        // Checked here rather than by serde so that the message can say which
+        // variant a misplaced field belongs to; the keys keep file order.
+        if let Some(key) = rest
+            .keys()
+            .find(|key| !variant.fields().contains(&key.as_str()))
+        {
+            return Err(D::Error::custom(unknown_field_message(variant, key)));
+        }
+        let rest = serde_json::Value::Object(rest);
+        let parsed = match variant {
+            BreakerVariant::Chapter => {
+                serde_path_to_error::deserialize(rest).map(BreakerConfig::Chapter)
+            }
+        };
+        parsed.map_err(|error| {
+            let path = error.path().to_string();
+            if path == "." {
+                D::Error::custom(error.into_inner())
+            } else {
+                D::Error::custom(format!("{path}: {}", error.into_inner()))
+            }
+        })
+    }
+}
+
+/// Collects an object's fields in file order, rejecting duplicates as
+/// serde's derived structs do.
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Vec<(String, serde_json::Value)>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a circuit_breaker object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields: Vec<(String, serde_json::Value)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.iter().any(|(seen, _)| *seen == key) {
+                return Err(A::Error::custom(format!("duplicate field `{key}`")));
+            }
+            let value = map.next_value()?;
+            fields.push((key, value));
+        }
+        Ok(fields)
+    }
+}
+
+/// serde's unknown-field message, plus the variants the field belongs to
+/// when it is a field of another variant.
+fn unknown_field_message(variant: BreakerVariant, key: &str) -> String {
+    let owners: Vec<String> = BreakerVariant::ALL
+        .iter()
+        .filter(|other| other.fields().contains(&key))
+        .map(|other| format!("`{}`", other.name()))
+        .collect();
+    let owners = if owners.is_empty() {
+        String::new()
+    } else {
+        format!(" (a field of variant {})", owners.join(", "))
+    };
+    let expected: Vec<String> = std::iter::once("variant")
+        .chain(variant.fields().iter().copied())
+        .map(|field| format!("`{field}`"))
+        .collect();
+    format!(
+        "unknown field `{key}` for variant `{}`{owners}, expected one of {}",
+        variant.name(),
+        expected.join(", ")
+    )
+}
+
+/// The chapter breaker's settings. Defaults are the chapter's:
+/// `failure_threshold` 5, `success_threshold` 2, `open_timeout_ms` 60000.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct BreakerConfig {
-    /// The algorithm; only `chapter` for now.
-    #[serde(default)]
-    pub variant: BreakerVariant,
+pub struct ChapterConfig {
     /// Consecutive failures that trip the breaker, in `[1, 1000000]`.
     #[serde(default = "failure_threshold_default")]
     pub failure_threshold: u32,
@@ -67,10 +220,9 @@ fn open_timeout_default() -> u64 {
     60_000
 }
 
-impl Default for BreakerConfig {
+impl Default for ChapterConfig {
     fn default() -> Self {
-        BreakerConfig {
-            variant: BreakerVariant::Chapter,
+        ChapterConfig {
             failure_threshold: failure_threshold_default(),
             success_threshold: success_threshold_default(),
             open_timeout_ms: open_timeout_default(),
@@ -78,7 +230,11 @@ impl Default for BreakerConfig {
     }
 }
 
-impl BreakerConfig {
+impl ChapterConfig {
+    /// The JSON fields, in declaration order (a test checks them against serde).
+    pub const FIELDS: &'static [&'static str] =
+        &["failure_threshold", "success_threshold", "open_timeout_ms"];
+
     /// Checks the ranges; `path` names this policy in the file.
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
         check::within(
@@ -189,7 +345,7 @@ pub type Transition = (BreakerStateName, BreakerStateName);
 
 impl ChapterBreaker {
     /// A closed breaker with `config`'s thresholds.
-    pub fn new(config: &BreakerConfig) -> Self {
+    pub fn new(config: &ChapterConfig) -> Self {
         ChapterBreaker {
             failure_threshold: config.failure_threshold,
             success_threshold: config.success_threshold,
@@ -286,7 +442,7 @@ pub struct BreakerLayer {
 
 impl BreakerLayer {
     /// A closed breaker layer.
-    pub fn new(config: &BreakerConfig) -> Self {
+    pub fn new(config: &ChapterConfig) -> Self {
         BreakerLayer {
             breaker: ChapterBreaker::new(config),
         }
@@ -347,8 +503,7 @@ mod tests {
         success_threshold: u32,
         open_timeout_ms: u64,
     ) -> ChapterBreaker {
-        ChapterBreaker::new(&BreakerConfig {
-            variant: BreakerVariant::Chapter,
+        ChapterBreaker::new(&ChapterConfig {
             failure_threshold,
             success_threshold,
             open_timeout_ms,
@@ -474,6 +629,112 @@ mod tests {
             }
         );
         assert_eq!(breaker.counters().trips, 2);
+    }
+
+    fn parse(json: &str) -> Result<BreakerConfig, String> {
+        match serde_json::from_str::<crate::policy::PolicySpec>(json) {
+            Ok(crate::policy::PolicySpec::CircuitBreaker(config)) => Ok(config),
+            Ok(other) => panic!("not a breaker: {other:?}"),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    // A breaker without `variant` is the chapter's, with the chapter's defaults.
+    #[test]
+    fn a_missing_variant_means_the_chapter_breaker() {
+        assert_eq!(
+            parse(r#"{"kind": "circuit_breaker"}"#),
+            Ok(BreakerConfig::Chapter(ChapterConfig {
+                failure_threshold: 5,
+                success_threshold: 2,
+                open_timeout_ms: 60_000,
+            }))
+        );
+        assert_eq!(
+            parse(r#"{"kind": "circuit_breaker", "variant": "chapter", "failure_threshold": 3}"#),
+            parse(r#"{"failure_threshold": 3, "kind": "circuit_breaker"}"#)
+        );
+    }
+
+    // The config serializes back to the shape it was read from, `variant` included.
+    #[test]
+    fn the_chapter_config_round_trips_through_json() {
+        let config = parse(r#"{"kind": "circuit_breaker", "open_timeout_ms": 5000}"#).unwrap();
+        let json = serde_json::to_value(crate::policy::PolicySpec::CircuitBreaker(config.clone()))
+            .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "circuit_breaker", "variant": "chapter",
+                "failure_threshold": 5, "success_threshold": 2, "open_timeout_ms": 5000})
+        );
+        assert_eq!(parse(&json.to_string()), Ok(config));
+    }
+
+    // The field lists used for error messages are exactly the fields serde writes.
+    #[test]
+    fn each_variant_lists_exactly_its_serde_fields() {
+        for variant in BreakerVariant::ALL {
+            let config = match variant {
+                BreakerVariant::Chapter => BreakerConfig::Chapter(ChapterConfig::default()),
+            };
+            let json = serde_json::to_value(&config).unwrap();
+            let mut written: Vec<&str> = json
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .filter(|key| *key != "variant")
+                .collect();
+            let mut listed = variant.fields().to_vec();
+            written.sort_unstable();
+            listed.sort_unstable();
+            assert_eq!(written, listed, "{variant:?}");
+        }
+    }
+
+    // Unknown fields, bad variants, duplicates and type errors name the field.
+    #[test]
+    fn bad_breaker_fields_are_rejected_with_the_field_name() {
+        assert_eq!(
+            parse(r#"{"kind": "circuit_breaker", "failure_treshold": 3}"#).unwrap_err(),
+            "unknown field `failure_treshold` for variant `chapter`, expected one of \
+             `variant`, `failure_threshold`, `success_threshold`, `open_timeout_ms`"
+        );
+        assert_eq!(
+            parse(r#"{"kind": "circuit_breaker", "variant": "hystrix"}"#).unwrap_err(),
+            "variant: unknown variant `hystrix`, expected `chapter`"
+        );
+        assert_eq!(
+            parse(r#"{"kind": "circuit_breaker", "open_timeout_ms": 1, "open_timeout_ms": 2}"#)
+                .unwrap_err(),
+            "duplicate field `open_timeout_ms`"
+        );
+        assert_eq!(
+            parse(r#"{"kind": "circuit_breaker", "open_timeout_ms": 1.5}"#).unwrap_err(),
+            "open_timeout_ms: invalid type: floating point `1.5`, expected u64"
+        );
+    }
+
+    // Through a whole scenario, the error names the file and the policy's path.
+    #[test]
+    fn breaker_field_errors_name_the_policy_path_in_the_scenario() {
+        let scenario = r#"{
+  "description": "d",
+  "duration_ms": 1000,
+  "services": [{ "name": "api", "service_time_ms": { "kind": "constant", "value_ms": 1 } }],
+  "clients": [{ "name": "c", "target": "api",
+    "load": { "kind": "open_loop", "rate": { "kind": "constant", "rps": 1 } },
+    "policies": [{ "kind": "timeout", "timeout_ms": 10 }, { "kind": "circuit_breaker", "failures": 3 }] }]
+}"#;
+        let error = crate::scenario::Scenario::from_bytes("x.json", "x", scenario.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "x.json: clients[0].policies[1]: unknown field `failures` for variant `chapter`, \
+             expected one of `variant`, `failure_threshold`, `success_threshold`, \
+             `open_timeout_ms` at line 7 column 103"
+        );
     }
 
     proptest! {

@@ -237,7 +237,7 @@ impl PolicySpec {
         match self {
             PolicySpec::Timeout(config) => Box::new(timeout::TimeoutLayer::new(config)),
             PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
-            PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
+            PolicySpec::CircuitBreaker(config) => config.build(),
             PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),
         }
     }
