@@ -22,8 +22,10 @@
 //! trips on a dependency that fails four calls in five.
 //!
 //! This file also holds `BreakerConfig`, the `circuit_breaker` entry of a
-//! scenario, which picks the variant and builds its layer.
+//! scenario, which picks the variant (`chapter` here, `count_window` and
+//! `time_window` in `sliding_breaker`) and builds its layer.
 
+use super::sliding_breaker::{CountWindowConfig, SlidingBreakerLayer, TimeWindowConfig};
 use super::{Ctx, Layer, Note, Reply, Step};
 use crate::engine::{SimDuration, SimTime};
 use crate::scenario::check::{self, join};
@@ -39,16 +41,28 @@ pub enum BreakerVariant {
     /// The chapter's consecutive-failure breaker with unlimited half-open calls.
     #[default]
     Chapter,
+    /// Failure and slow-call rates over the last calls (Resilience4j
+    /// `COUNT_BASED`), with a half-open probe limit.
+    CountWindow,
+    /// Failure and slow-call rates over the last seconds (Resilience4j
+    /// `TIME_BASED`), with a half-open probe limit.
+    TimeWindow,
 }
 
 impl BreakerVariant {
     /// Every variant, in the order the documentation lists them.
-    pub const ALL: [BreakerVariant; 1] = [BreakerVariant::Chapter];
+    pub const ALL: [BreakerVariant; 3] = [
+        BreakerVariant::Chapter,
+        BreakerVariant::CountWindow,
+        BreakerVariant::TimeWindow,
+    ];
 
     /// The name as written in scenario files.
     pub fn name(self) -> &'static str {
         match self {
             BreakerVariant::Chapter => "chapter",
+            BreakerVariant::CountWindow => "count_window",
+            BreakerVariant::TimeWindow => "time_window",
         }
     }
 
@@ -57,6 +71,8 @@ impl BreakerVariant {
     pub fn fields(self) -> &'static [&'static str] {
         match self {
             BreakerVariant::Chapter => ChapterConfig::FIELDS,
+            BreakerVariant::CountWindow => CountWindowConfig::FIELDS,
+            BreakerVariant::TimeWindow => TimeWindowConfig::FIELDS,
         }
     }
 }
@@ -75,6 +91,10 @@ impl BreakerVariant {
 pub enum BreakerConfig {
     /// The chapter's breaker.
     Chapter(ChapterConfig),
+    /// A count-based sliding window.
+    CountWindow(CountWindowConfig),
+    /// A time-based sliding window.
+    TimeWindow(TimeWindowConfig),
 }
 
 impl Default for BreakerConfig {
@@ -88,6 +108,8 @@ impl BreakerConfig {
     pub fn variant(&self) -> BreakerVariant {
         match self {
             BreakerConfig::Chapter(_) => BreakerVariant::Chapter,
+            BreakerConfig::CountWindow(_) => BreakerVariant::CountWindow,
+            BreakerConfig::TimeWindow(_) => BreakerVariant::TimeWindow,
         }
     }
 
@@ -95,6 +117,8 @@ impl BreakerConfig {
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
         match self {
             BreakerConfig::Chapter(config) => config.validate(path),
+            BreakerConfig::CountWindow(config) => config.validate(path),
+            BreakerConfig::TimeWindow(config) => config.validate(path),
         }
     }
 
@@ -102,6 +126,14 @@ impl BreakerConfig {
     pub fn build(&self) -> Box<dyn Layer> {
         match self {
             BreakerConfig::Chapter(config) => Box::new(BreakerLayer::new(config)),
+            BreakerConfig::CountWindow(config) => Box::new(SlidingBreakerLayer::new(
+                BreakerVariant::CountWindow.name(),
+                &config.settings(),
+            )),
+            BreakerConfig::TimeWindow(config) => Box::new(SlidingBreakerLayer::new(
+                BreakerVariant::TimeWindow.name(),
+                &config.settings(),
+            )),
         }
     }
 }
@@ -131,6 +163,12 @@ impl<'de> Deserialize<'de> for BreakerConfig {
         let parsed = match variant {
             BreakerVariant::Chapter => {
                 serde_path_to_error::deserialize(rest).map(BreakerConfig::Chapter)
+            }
+            BreakerVariant::CountWindow => {
+                serde_path_to_error::deserialize(rest).map(BreakerConfig::CountWindow)
+            }
+            BreakerVariant::TimeWindow => {
+                serde_path_to_error::deserialize(rest).map(BreakerConfig::TimeWindow)
             }
         };
         parsed.map_err(|error| {
@@ -365,6 +403,11 @@ impl ChapterBreaker {
     /// The totals so far.
     pub fn counters(&self) -> BreakerCounters {
         self.counters
+    }
+
+    /// How long a trip keeps it open (`timeout`).
+    pub fn open_timeout(&self) -> SimDuration {
+        self.open_timeout
     }
 
     /// The consecutive failure count (`failureCount`).
@@ -676,6 +719,12 @@ mod tests {
         for variant in BreakerVariant::ALL {
             let config = match variant {
                 BreakerVariant::Chapter => BreakerConfig::Chapter(ChapterConfig::default()),
+                BreakerVariant::CountWindow => {
+                    BreakerConfig::CountWindow(CountWindowConfig::default())
+                }
+                BreakerVariant::TimeWindow => {
+                    BreakerConfig::TimeWindow(TimeWindowConfig::default())
+                }
             };
             let json = serde_json::to_value(&config).unwrap();
             let mut written: Vec<&str> = json
@@ -702,7 +751,7 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"kind": "circuit_breaker", "variant": "hystrix"}"#).unwrap_err(),
-            "variant: unknown variant `hystrix`, expected `chapter`"
+            "variant: unknown variant `hystrix`, expected one of `chapter`, `count_window`, `time_window`"
         );
         assert_eq!(
             parse(r#"{"kind": "circuit_breaker", "open_timeout_ms": 1, "open_timeout_ms": 2}"#)

@@ -30,6 +30,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod fallback;
 pub mod retry;
+pub mod sliding_breaker;
 pub mod timeout;
 
 use crate::engine::{SimDuration, SimRng, SimTime};
