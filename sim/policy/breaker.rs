@@ -538,6 +538,7 @@ impl Layer for BreakerLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::sliding_breaker::properties::{self, Action, Property, Violation};
     use proptest::prelude::*;
     use BreakerStateName::*;
 
@@ -637,9 +638,86 @@ mod tests {
         );
     }
 
-    // The chapter admits every call while half-open: there is no probe limit.
+    /// Runs `property` on the chapter breaker over random move sequences with
+    /// proptest's deterministic runner, and returns the shrunk counterexample.
+    fn chapter_counterexample<T: std::fmt::Debug + Clone>(
+        strategy: impl Strategy<Value = T>,
+        property: impl Fn(T) -> Result<(), String>,
+    ) -> Option<T> {
+        let config = proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        };
+        let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+            config,
+            proptest::test_runner::TestRng::deterministic_rng(
+                proptest::test_runner::RngAlgorithm::ChaCha,
+            ),
+        );
+        match runner.run(&strategy, |value| {
+            property(value).map_err(proptest::test_runner::TestCaseError::fail)
+        }) {
+            Ok(()) => None,
+            Err(proptest::test_runner::TestError::Fail(_, value)) => Some(value),
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// The counterexample the probe-limit property shrinks to on the chapter
+    /// breaker (failure threshold 1, success threshold 2, open for 1000 ms,
+    /// at most 2 probes): two calls start, one fails and trips it, and once
+    /// the 1000 ms have passed three calls in a row are admitted.
+    const UNLIMITED_PROBES: [properties::Move; 7] = [
+        (0, Action::Admit),
+        (0, Action::Admit),
+        (0, Action::Fail),
+        (592, Action::Admit),
+        (408, Action::Admit),
+        (0, Action::Admit),
+        (0, Action::Admit),
+    ];
+
+    fn probe_limit_property(moves: Vec<properties::Move>) -> Result<(), String> {
+        properties::drive(&mut breaker(1, 2, 1_000), &moves, Property::ProbesAtMost(2))
+            .map_err(|violation| format!("{violation:?}"))
+    }
+
+    fn four_in_five_property(failure_threshold: u32) -> Result<(), String> {
+        properties::trips_on_four_failures_in_five(
+            &mut breaker(failure_threshold, 2, 1_000),
+            10_000,
+            SimDuration::from_ms(1),
+        )
+    }
+
+    // The generic probe-limit property, which the sliding breakers pass, fails on
+    // the chapter breaker; proptest (pinned in Cargo.lock, deterministic seed)
+    // shrinks it to `UNLIMITED_PROBES`. Another proptest version may shrink to a
+    // different sequence: then update the constant from this test's message.
     #[test]
-    fn chapter_half_open_admits_unlimited_concurrent_calls() {
+    fn the_probe_limit_property_fails_on_the_chapter_breaker() {
+        let found = chapter_counterexample(properties::moves(60), probe_limit_property);
+        assert_eq!(found.as_deref(), Some(&UNLIMITED_PROBES[..]));
+    }
+
+    // The chapter's half-open state has no probe limit: in the shrunk
+    // counterexample, a third probe is admitted while two are in flight.
+    #[test]
+    fn chapter_half_open_admits_unlimited_concurrent_probes() {
+        assert_eq!(
+            properties::drive(
+                &mut breaker(1, 2, 1_000),
+                &UNLIMITED_PROBES,
+                Property::ProbesAtMost(2)
+            ),
+            Err(Violation::TooManyProbes {
+                step: 6,
+                probes_in_flight: 3,
+                limit: 2
+            })
+        );
+        // And nothing stops it at three: every call offered while half-open goes through.
         let mut breaker = breaker(1, 2, 1_000);
         breaker.admit(ms(0));
         breaker.record(ms(0), CallOutcome::Failure);
@@ -647,6 +725,33 @@ mod tests {
             .filter(|_| breaker.admit(ms(1_000)).0 == Admission::Admitted)
             .count();
         assert_eq!(admitted, 1_000);
+    }
+
+    // The generic four-failures-in-five property fails on the chapter breaker,
+    // and its smallest failing threshold is the chapter's default, 5.
+    #[test]
+    fn the_four_in_five_property_fails_on_the_chapter_breaker_from_threshold_five() {
+        assert_eq!(
+            chapter_counterexample(1u32..=20, four_in_five_property),
+            Some(5)
+        );
+        assert_eq!(four_in_five_property(4), Ok(()));
+    }
+
+    // With the default failure_threshold 5, a dependency failing 80% of calls
+    // (F F F F S repeated) never opens the chapter breaker: each success resets the count.
+    #[test]
+    fn chapter_breaker_never_trips_on_four_failures_in_five() {
+        assert_eq!(
+            four_in_five_property(5),
+            Err("still closed after 10000 calls of which 8000 failed".to_string())
+        );
+        let mut breaker = breaker(5, 2, 60_000);
+        properties::trips_on_four_failures_in_five(&mut breaker, 10_000, SimDuration::from_ms(1))
+            .unwrap_err();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert_eq!(breaker.counters().failures, 8_000);
+        assert_eq!(breaker.counters().trips, 0);
     }
 
     // A late failure arriving while open re-trips and pushes the reopen time out.
@@ -787,6 +892,31 @@ mod tests {
     }
 
     proptest! {
+        // (a) The generic property: after a trip, the chapter breaker admits
+        // nothing before its timeout (late failures only push it further out).
+        #[test]
+        fn chapter_open_breaker_admits_nothing_before_its_timeout(
+            moves in properties::moves(300),
+            failure_threshold in 1u32..6,
+            success_threshold in 1u32..4,
+            open_timeout_ms in 0u64..2_000,
+        ) {
+            let mut breaker = breaker(failure_threshold, success_threshold, open_timeout_ms);
+            prop_assert_eq!(properties::drive(&mut breaker, &moves, Property::OpenWaits), Ok(()));
+        }
+
+        // (c) The generic property: the chapter's counters add up.
+        #[test]
+        fn chapter_counters_add_up(
+            moves in properties::moves(300),
+            failure_threshold in 1u32..6,
+            success_threshold in 1u32..4,
+            open_timeout_ms in 0u64..2_000,
+        ) {
+            let mut breaker = breaker(failure_threshold, success_threshold, open_timeout_ms);
+            prop_assert_eq!(properties::drive(&mut breaker, &moves, Property::CountersAddUp), Ok(()));
+        }
+
         // Whatever happens, an open breaker admits nothing before its timeout,
         // and the counters add up.
         #[test]

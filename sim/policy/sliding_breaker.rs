@@ -1106,10 +1106,423 @@ impl Layer for SlidingBreakerLayer {
 }
 
 #[cfg(test)]
+pub(crate) mod properties {
+    //! Properties every circuit breaker should have, written once against
+    //! `Subject` so that they run on the chapter breaker and on the
+    //! sliding-window ones. Where the chapter breaker is weaker a property
+    //! fails on it, and the tests in `breaker.rs` keep the counterexample.
+
+    use super::*;
+    use crate::policy::breaker::{self, ChapterBreaker};
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    /// One thing that happens to a breaker.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Action {
+        /// A call asks to go ahead.
+        Admit,
+        /// The oldest call in flight succeeds.
+        Succeed,
+        /// The oldest call in flight fails.
+        Fail,
+        /// The oldest call in flight succeeds, slowly: the clock first moves
+        /// to at least its admission plus the slow-call duration.
+        SucceedSlowly,
+        /// The oldest call in flight is cancelled.
+        Cancel,
+    }
+
+    /// Move the clock forward this many milliseconds, then act. Actions on
+    /// the oldest call do nothing when no call is in flight.
+    pub type Move = (u64, Action);
+
+    /// Random sequences of moves, shorter than `length`.
+    pub fn moves(length: usize) -> impl Strategy<Value = Vec<Move>> {
+        let action = prop_oneof![
+            Just(Action::Admit),
+            Just(Action::Succeed),
+            Just(Action::Fail),
+            Just(Action::SucceedSlowly),
+            Just(Action::Cancel),
+        ];
+        proptest::collection::vec((0u64..3_000, action), 1..length)
+    }
+
+    /// Random valid sliding-window settings, small enough that windows fill
+    /// and breakers trip within a few hundred moves.
+    pub fn sliding_settings() -> impl Strategy<Value = SlidingSettings> {
+        let window = prop_oneof![
+            (1u32..12).prop_map(WindowSize::Calls),
+            (1u32..12).prop_map(WindowSize::Seconds),
+        ];
+        (
+            window,
+            1u32..=100,
+            1u32..=100,
+            1u64..3_000,
+            1u32..12,
+            1u32..5,
+            1u64..3_000,
+            prop_oneof![Just(0u64), 1u64..5_000],
+        )
+            .prop_map(
+                |(window, failure, slow, slow_ms, minimum, permitted, wait_ms, max_wait_ms)| {
+                    SlidingSettings {
+                        window,
+                        failure_rate_threshold: f64::from(failure),
+                        slow_call_rate_threshold: f64::from(slow),
+                        slow_call_duration_ms: slow_ms,
+                        minimum_number_of_calls: minimum,
+                        permitted_calls_in_half_open: permitted,
+                        wait_duration_in_open_ms: wait_ms,
+                        max_wait_in_half_open_ms: max_wait_ms,
+                        record_on: record_on_default(),
+                    }
+                },
+            )
+    }
+
+    /// What the harness saw, to hold a breaker's counters against.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Seen {
+        /// Calls admitted.
+        pub admitted: u64,
+        /// Calls rejected.
+        pub rejected: u64,
+        /// Results handed to the breaker.
+        pub completed: u64,
+        /// Cancellations handed to the breaker.
+        pub cancelled: u64,
+        /// Calls admitted and not yet completed or cancelled.
+        pub in_flight: u64,
+        /// Transitions into Open.
+        pub opened: u64,
+    }
+
+    /// A breaker under test, whichever its algorithm.
+    pub trait Subject {
+        /// Asks to make a call; `None` if rejected.
+        fn admit(&mut self, now: SimTime) -> (Option<Ticket>, Option<Transition>);
+        /// The call with `ticket` finished.
+        fn complete(&mut self, now: SimTime, ticket: Ticket, failed: bool) -> Option<Transition>;
+        /// The call with `ticket` was cancelled.
+        fn cancel(&mut self, now: SimTime, ticket: Ticket) -> Option<Transition>;
+        /// How long a trip keeps it open, at least.
+        fn open_wait(&self) -> SimDuration;
+        /// How long a call must take to be slow.
+        fn slow_call_duration(&self) -> SimDuration {
+            SimDuration::from_ms(1_000)
+        }
+        /// Holds the breaker's counters against what the harness saw.
+        fn check_counters(&self, seen: &Seen) -> Result<(), String>;
+    }
+
+    impl Subject for SlidingBreaker {
+        fn admit(&mut self, now: SimTime) -> (Option<Ticket>, Option<Transition>) {
+            match SlidingBreaker::admit(self, now) {
+                (Admission::Admitted(ticket), transition) => (Some(ticket), transition),
+                (Admission::Rejected, transition) => (None, transition),
+            }
+        }
+
+        fn complete(&mut self, now: SimTime, ticket: Ticket, failed: bool) -> Option<Transition> {
+            let outcome = if failed {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            self.record(now, ticket, outcome)
+        }
+
+        fn cancel(&mut self, now: SimTime, ticket: Ticket) -> Option<Transition> {
+            self.release(now, ticket)
+        }
+
+        fn open_wait(&self) -> SimDuration {
+            self.wait_duration_in_open
+        }
+
+        fn slow_call_duration(&self) -> SimDuration {
+            self.slow_call_duration
+        }
+
+        fn check_counters(&self, seen: &Seen) -> Result<(), String> {
+            let counters = self.counters();
+            let ended = counters.successes
+                + counters.failures
+                + counters.ignored
+                + counters.discarded
+                + counters.cancellations;
+            let checks = [
+                (
+                    counters.requests == seen.admitted + seen.rejected,
+                    "requests = admitted + rejections",
+                ),
+                (counters.rejections == seen.rejected, "rejections"),
+                (
+                    ended + seen.in_flight == seen.admitted,
+                    "admitted = successes + failures + ignored + discarded + cancellations + in flight",
+                ),
+                (
+                    counters.cancellations == seen.cancelled,
+                    "cancellations",
+                ),
+                (counters.trips == seen.opened, "trips = transitions to open"),
+                (
+                    counters.slow_calls <= counters.successes + counters.failures,
+                    "slow calls are recorded calls",
+                ),
+                (counters.probes <= seen.admitted, "probes are admitted calls"),
+            ];
+            match checks.iter().find(|(holds, _)| !holds) {
+                Some((_, what)) => Err(format!("{what}: {counters:?} vs {seen:?}")),
+                None => Ok(()),
+            }
+        }
+    }
+
+    impl Subject for ChapterBreaker {
+        fn admit(&mut self, now: SimTime) -> (Option<Ticket>, Option<Transition>) {
+            let (admission, transition) = ChapterBreaker::admit(self, now);
+            let ticket = Ticket {
+                admitted_at: now,
+                probe: self.state() == breaker::BreakerState::HalfOpen,
+            };
+            match admission {
+                breaker::Admission::Admitted => (Some(ticket), transition),
+                breaker::Admission::Rejected => (None, transition),
+            }
+        }
+
+        fn complete(&mut self, now: SimTime, _ticket: Ticket, failed: bool) -> Option<Transition> {
+            let outcome = if failed {
+                breaker::CallOutcome::Failure
+            } else {
+                breaker::CallOutcome::Success
+            };
+            self.record(now, outcome)
+        }
+
+        fn cancel(&mut self, _now: SimTime, _ticket: Ticket) -> Option<Transition> {
+            // The chapter's layer has no `on_cancel`: a cancelled call is
+            // simply never recorded.
+            None
+        }
+
+        fn open_wait(&self) -> SimDuration {
+            self.open_timeout()
+        }
+
+        fn check_counters(&self, seen: &Seen) -> Result<(), String> {
+            let counters = self.counters();
+            let checks = [
+                (
+                    counters.requests == seen.admitted + seen.rejected,
+                    "requests = admitted + rejections",
+                ),
+                (counters.rejections == seen.rejected, "rejections"),
+                (
+                    counters.successes + counters.failures == seen.completed,
+                    "every result is recorded",
+                ),
+                (
+                    counters.trips >= seen.opened,
+                    "trips count every transition to open",
+                ),
+            ];
+            match checks.iter().find(|(holds, _)| !holds) {
+                Some((_, what)) => Err(format!("{what}: {counters:?} vs {seen:?}")),
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// One property of `drive`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Property {
+        /// (a) After a transition to Open, nothing is admitted before the
+        /// open wait has passed.
+        OpenWaits,
+        /// (b) A half-open breaker never has more than this many of its
+        /// probes (calls it admitted while half-open) in flight.
+        ProbesAtMost(u32),
+        /// (c) The counters agree with what the harness saw.
+        CountersAddUp,
+    }
+
+    /// How a property failed.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Violation {
+        /// (a) A call was admitted at `at_ms`, before `opened_at_ms` plus the
+        /// open wait.
+        AdmittedWhileOpen {
+            /// The index of the move.
+            step: usize,
+            /// When the call was admitted.
+            at_ms: u64,
+            /// When the breaker last opened.
+            opened_at_ms: u64,
+        },
+        /// (b) Too many probes were in flight.
+        TooManyProbes {
+            /// The index of the move.
+            step: usize,
+            /// Probes in flight after the move.
+            probes_in_flight: u32,
+            /// The limit.
+            limit: u32,
+        },
+        /// (c) A counter disagrees.
+        CountersDisagree {
+            /// The index of the move.
+            step: usize,
+            /// Which identity failed, and the values.
+            message: String,
+        },
+    }
+
+    /// A call the harness has in flight.
+    struct Call {
+        ticket: Ticket,
+        /// The half-open period that admitted it, if any.
+        period: Option<u64>,
+    }
+
+    /// Plays `moves` against `subject`, checking `property` after each move.
+    pub fn drive<S: Subject>(
+        subject: &mut S,
+        moves: &[Move],
+        property: Property,
+    ) -> Result<(), Violation> {
+        let mut now = SimTime::ZERO;
+        let mut calls: VecDeque<Call> = VecDeque::new();
+        let mut seen = Seen::default();
+        let mut state = BreakerStateName::Closed;
+        let mut opened_at = SimTime::ZERO;
+        let mut period = 0u64;
+        let mut observe = |transition: Option<Transition>, now: SimTime, seen: &mut Seen| {
+            if let Some((from, to)) = transition {
+                assert_eq!(from, state, "a transition from a state it was not in");
+                state = to;
+                match to {
+                    BreakerStateName::Open => {
+                        seen.opened += 1;
+                        opened_at = now;
+                    }
+                    BreakerStateName::HalfOpen => period += 1,
+                    BreakerStateName::Closed => {}
+                }
+            }
+            (state, opened_at, period)
+        };
+        for (step, &(advance_ms, action)) in moves.iter().enumerate() {
+            now = now + SimDuration::from_ms(advance_ms);
+            let (state_before, opened_before, _) = observe(None, now, &mut seen);
+            match action {
+                Action::Admit => {
+                    let (ticket, transition) = subject.admit(now);
+                    let (state_after, _, period_after) = observe(transition, now, &mut seen);
+                    match ticket {
+                        Some(ticket) => {
+                            seen.admitted += 1;
+                            if property == Property::OpenWaits
+                                && state_before == BreakerStateName::Open
+                                && now < opened_before + subject.open_wait()
+                            {
+                                return Err(Violation::AdmittedWhileOpen {
+                                    step,
+                                    at_ms: now.as_micros() / 1_000,
+                                    opened_at_ms: opened_before.as_micros() / 1_000,
+                                });
+                            }
+                            let period =
+                                (state_after == BreakerStateName::HalfOpen).then_some(period_after);
+                            calls.push_back(Call { ticket, period });
+                        }
+                        None => seen.rejected += 1,
+                    }
+                }
+                Action::Succeed | Action::Fail | Action::SucceedSlowly => {
+                    if let Some(call) = calls.pop_front() {
+                        if action == Action::SucceedSlowly {
+                            now = now.max(call.ticket.admitted_at + subject.slow_call_duration());
+                        }
+                        seen.completed += 1;
+                        let transition = subject.complete(now, call.ticket, action == Action::Fail);
+                        observe(transition, now, &mut seen);
+                    }
+                }
+                Action::Cancel => {
+                    if let Some(call) = calls.pop_front() {
+                        seen.cancelled += 1;
+                        let transition = subject.cancel(now, call.ticket);
+                        observe(transition, now, &mut seen);
+                    }
+                }
+            }
+            seen.in_flight = calls.len() as u64;
+            let (state_now, _, period_now) = observe(None, now, &mut seen);
+            match property {
+                Property::OpenWaits => {}
+                Property::ProbesAtMost(limit) => {
+                    let probes_in_flight = calls
+                        .iter()
+                        .filter(|call| call.period == Some(period_now))
+                        .count() as u32;
+                    if state_now == BreakerStateName::HalfOpen && probes_in_flight > limit {
+                        return Err(Violation::TooManyProbes {
+                            step,
+                            probes_in_flight,
+                            limit,
+                        });
+                    }
+                }
+                Property::CountersAddUp => {
+                    subject
+                        .check_counters(&seen)
+                        .map_err(|message| Violation::CountersDisagree { step, message })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// (d) Calls one after another, each answered at once, failing four in
+    /// five (failure, failure, failure, failure, success, ...), `gap` apart:
+    /// `Ok` once the breaker opens, `Err` if it is still not open after
+    /// `calls` calls.
+    pub fn trips_on_four_failures_in_five<S: Subject>(
+        subject: &mut S,
+        calls: usize,
+        gap: SimDuration,
+    ) -> Result<(), String> {
+        let mut now = SimTime::ZERO;
+        for index in 0..calls {
+            let (ticket, _) = subject.admit(now);
+            let Some(ticket) = ticket else {
+                return Ok(());
+            };
+            let failed = index % 5 != 4;
+            if let Some((_, BreakerStateName::Open)) = subject.complete(now, ticket, failed) {
+                return Ok(());
+            }
+            now = now + gap;
+        }
+        Err(format!(
+            "still closed after {calls} calls of which {} failed",
+            calls - calls / 5
+        ))
+    }
+}
+
+#[cfg(test)]
 mod tests {
+    use super::properties::{self, Property};
     use super::*;
     use crate::policy::breaker::BreakerConfig;
     use crate::policy::{CallId, CallState, PolicySpec};
+    use proptest::prelude::*;
     use BreakerStateName::*;
 
     fn settings(window: WindowSize) -> SlidingSettings {
@@ -1820,5 +2233,78 @@ mod tests {
             invalid(r#"{"kind": "circuit_breaker", "variant": "time_window", "record_on": []}"#),
             ""
         );
+    }
+
+    proptest! {
+        // (a) Whatever happens, an open breaker admits nothing before its wait has passed.
+        #[test]
+        fn an_open_breaker_admits_nothing_before_its_wait(
+            settings in properties::sliding_settings(),
+            moves in properties::moves(300),
+        ) {
+            let mut breaker = SlidingBreaker::new(&settings);
+            let result = properties::drive(&mut breaker, &moves, Property::OpenWaits);
+            prop_assert_eq!(result, Ok(()));
+        }
+
+        // (b) A half-open breaker never has more probes in flight than it permits.
+        #[test]
+        fn half_open_never_has_more_probes_in_flight_than_permitted(
+            settings in properties::sliding_settings(),
+            moves in properties::moves(300),
+        ) {
+            let mut breaker = SlidingBreaker::new(&settings);
+            let limit = settings.permitted_calls_in_half_open;
+            let result = properties::drive(&mut breaker, &moves, Property::ProbesAtMost(limit));
+            prop_assert_eq!(result, Ok(()));
+        }
+
+        // (c) Every counter adds up: each offered call is admitted or rejected, and
+        // each admitted call is recorded, ignored, discarded, cancelled or in flight.
+        #[test]
+        fn sliding_breaker_counters_add_up(
+            settings in properties::sliding_settings(),
+            moves in properties::moves(300),
+        ) {
+            let mut breaker = SlidingBreaker::new(&settings);
+            let result = properties::drive(&mut breaker, &moves, Property::CountersAddUp);
+            prop_assert_eq!(result, Ok(()));
+        }
+
+        // (d) A dependency failing four calls in five trips a count window (threshold
+        // 50%) once the minimum number of calls is in.
+        #[test]
+        fn count_window_trips_on_four_failures_in_five(
+            size in 1u32..200,
+            minimum_fraction in 0.0f64..=1.0,
+        ) {
+            let minimum = 1 + ((f64::from(size - 1)) * minimum_fraction) as u32;
+            let mut settings = settings(WindowSize::Calls(size));
+            settings.minimum_number_of_calls = minimum;
+            let mut breaker = SlidingBreaker::new(&settings);
+            let calls = 5 * size as usize + 10;
+            let result = properties::trips_on_four_failures_in_five(
+                &mut breaker, calls, SimDuration::from_ms(1));
+            prop_assert_eq!(result, Ok(()));
+        }
+
+        // (d) The same for a time window, at any call rate for which the window
+        // can hold the minimum number of calls.
+        #[test]
+        fn time_window_trips_on_four_failures_in_five(
+            seconds in 1u32..60,
+            calls_per_second in 1u32..50,
+            minimum_fraction in 0.0f64..=1.0,
+        ) {
+            let capacity = seconds * calls_per_second;
+            let minimum = 1 + ((f64::from(capacity - 1)) * minimum_fraction) as u32;
+            let mut settings = settings(WindowSize::Seconds(seconds));
+            settings.minimum_number_of_calls = minimum;
+            let mut breaker = SlidingBreaker::new(&settings);
+            let gap = SimDuration(MICROS_PER_SECOND / u64::from(calls_per_second));
+            let calls = ((seconds + 2) * calls_per_second) as usize + 10;
+            let result = properties::trips_on_four_failures_in_five(&mut breaker, calls, gap);
+            prop_assert_eq!(result, Ok(()));
+        }
     }
 }
