@@ -1137,6 +1137,21 @@ pub(crate) mod properties {
     /// the oldest call do nothing when no call is in flight.
     pub type Move = (u64, Action);
 
+    /// The counterexample the probe-limit property shrinks to on the chapter
+    /// breaker (failure threshold 1, success threshold 2, open for 1000 ms,
+    /// at most 2 probes): two calls start, the first fails and trips it, a
+    /// call is rejected at 592 ms, and at 1000 ms three calls in a row are
+    /// admitted. Kept here so that the sliding breakers replay it too.
+    pub const UNLIMITED_PROBES: [Move; 7] = [
+        (0, Action::Admit),
+        (0, Action::Admit),
+        (0, Action::Fail),
+        (592, Action::Admit),
+        (408, Action::Admit),
+        (0, Action::Admit),
+        (0, Action::Admit),
+    ];
+
     /// Random sequences of moves, shorter than `length`.
     pub fn moves(length: usize) -> impl Strategy<Value = Vec<Move>> {
         let action = prop_oneof![
@@ -1912,6 +1927,24 @@ mod tests {
         assert_eq!(breaker.record(ms(11_003), fresh, Outcome::Success), None);
         let counters = breaker.counters();
         assert_eq!((counters.half_open_expiries, counters.trips), (1, 2));
+    }
+
+    // The sequence that breaks the chapter's half-open state leaves a count
+    // window within its limit: the third probe is rejected.
+    #[test]
+    fn the_chapter_probe_counterexample_stays_within_the_count_window_limit() {
+        let mut settings = settings(WindowSize::Calls(1));
+        settings.minimum_number_of_calls = 1;
+        settings.wait_duration_in_open_ms = 1_000;
+        let mut breaker = SlidingBreaker::new(&settings);
+        let moves = properties::UNLIMITED_PROBES;
+        assert_eq!(
+            properties::drive(&mut breaker, &moves, Property::ProbesAtMost(2)),
+            Ok(())
+        );
+        assert_eq!(breaker.counters().trips, 1);
+        assert_eq!(breaker.counters().probes, 2);
+        assert_eq!(breaker.counters().rejections, 2);
     }
 
     fn layer_ctx<'a>(
