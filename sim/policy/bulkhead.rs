@@ -485,7 +485,7 @@ pub(crate) mod harness {
 mod tests {
     use super::harness::Driver;
     use super::*;
-    use crate::policy::breaker::{BreakerConfig, BreakerLayer, BreakerStateName, BreakerVariant};
+    use crate::policy::breaker::{BreakerLayer, BreakerStateName, ChapterConfig};
     use crate::policy::{Note, PolicySpec};
     use proptest::prelude::*;
 
@@ -675,8 +675,7 @@ mod tests {
     #[test]
     fn resilient_service_is_a_bulkhead_around_a_breaker() {
         let mut bulkhead = layer(2, 1);
-        let mut breaker = BreakerLayer::new(&BreakerConfig {
-            variant: BreakerVariant::Chapter,
+        let mut breaker = BreakerLayer::new(&ChapterConfig {
             failure_threshold: 2,
             success_threshold: 1,
             open_timeout_ms: 1_000,

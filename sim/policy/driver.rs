@@ -626,7 +626,7 @@ impl Driver {
 mod tests {
     use super::*;
     use crate::policy::backoff::Backoff;
-    use crate::policy::breaker::BreakerConfig;
+    use crate::policy::breaker::{BreakerConfig, ChapterConfig};
     use crate::policy::retry::RetryConfig;
     use crate::policy::timeout::{OnTimeout, TimeoutConfig};
 
@@ -649,12 +649,11 @@ mod tests {
     }
 
     fn breaker() -> PolicySpec {
-        PolicySpec::CircuitBreaker(BreakerConfig {
+        PolicySpec::CircuitBreaker(BreakerConfig::Chapter(ChapterConfig {
             failure_threshold: 2,
             success_threshold: 1,
             open_timeout_ms: 100,
-            ..BreakerConfig::default()
-        })
+        }))
     }
 
     fn ms(value: u64) -> SimDuration {

@@ -37,6 +37,7 @@ pub mod driver;
 pub mod fallback;
 pub mod hedge;
 pub mod retry;
+pub mod sliding_breaker;
 pub mod timeout;
 
 use crate::engine::{SimDuration, SimRng, SimTime};
@@ -282,7 +283,7 @@ impl PolicySpec {
                 Box::new(connect_timeout::ConnectTimeoutLayer::new(config))
             }
             PolicySpec::Retry(config) => Box::new(retry::RetryLayer::new(config)),
-            PolicySpec::CircuitBreaker(config) => Box::new(breaker::BreakerLayer::new(config)),
+            PolicySpec::CircuitBreaker(config) => config.build(),
             PolicySpec::Fallback(config) => Box::new(fallback::FallbackLayer::new(config)),
             PolicySpec::Bulkhead(config) => Box::new(bulkhead::BulkheadLayer::new(config)),
             PolicySpec::ConcurrencyLimit(config) => {

@@ -83,6 +83,19 @@ pub fn within_f64(path: &str, value: f64, low: f64, high: f64) -> Result<(), Inv
     }
 }
 
+/// A percentage in `(0, 100]`, as a rate threshold: 0% would trip on
+/// every call, so it is not allowed.
+pub fn percentage(path: &str, value: f64) -> Result<(), Invalid> {
+    if value.is_finite() && value > 0.0 && value <= 100.0 {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            path,
+            format!("must be a percentage in (0, 100] (got {value})"),
+        ))
+    }
+}
+
 /// A name usable in file names and random-stream names.
 pub fn name(path: &str, value: &str) -> Result<(), Invalid> {
     let ok = !value.is_empty()
@@ -124,5 +137,11 @@ mod tests {
         assert!(non_negative("x", -0.5).is_err());
         assert!(non_negative("x", 0.0).is_ok());
         assert!(within("x", 0u32, 1, 10).is_err());
+        assert_eq!(
+            percentage("x", 0.0).unwrap_err().message,
+            "must be a percentage in (0, 100] (got 0)"
+        );
+        assert!(percentage("x", 100.0).is_ok());
+        assert!(percentage("x", 100.5).is_err());
     }
 }

@@ -39,6 +39,10 @@ fn invalid_scenarios_name_file_path_and_allowed_values() {
         "faults[0].end_ms: must be after start_ms 5000 (got 4000)",
     );
     bad(
+        "breaker-rate-out-of-range",
+        "clients[0].policies[1].failure_rate_threshold: must be a percentage in (0, 100] (got 0)",
+    );
+    bad(
         "unknown-service",
         "clients[0].target: unknown service \"apj\"; the services are: api",
     );
@@ -66,6 +70,10 @@ fn malformed_scenarios_name_the_path_and_position() {
     bad(
         "malformed",
         "services: EOF while parsing a list at line 1 column 63",
+    );
+    bad(
+        "breaker-field-of-another-variant",
+        "clients[0].policies[1]: unknown field `sliding_window_size` for variant `chapter` (a field of variant `count_window`), expected one of `variant`, `failure_threshold`, `success_threshold`, `open_timeout_ms` at line 33 column 7",
     );
 }
 

@@ -37,6 +37,22 @@ fn policy() -> impl Strategy<Value = Value> {
         (1u32..5, 1u32..3, 0u64..3_000).prop_map(|(failures, successes, open)| json!({
             "kind": "circuit_breaker", "failure_threshold": failures, "success_threshold": successes, "open_timeout_ms": open
         })),
+        (any::<bool>(), 1u32..20, 1u32..=100, 1u32..5, 1u64..3_000, 0u64..2_000, 1u64..500).prop_map(
+            |(count, size, threshold, permitted, wait, max_wait, slow)| {
+                let (variant, window) = if count {
+                    ("count_window", "sliding_window_size")
+                } else {
+                    ("time_window", "sliding_window_size_s")
+                };
+                json!({
+                    "kind": "circuit_breaker", "variant": variant, window: size,
+                    "failure_rate_threshold": threshold, "slow_call_rate_threshold": 50,
+                    "slow_call_duration_ms": slow, "minimum_number_of_calls": size,
+                    "permitted_calls_in_half_open": permitted, "wait_duration_in_open_ms": wait,
+                    "max_wait_in_half_open_ms": max_wait
+                })
+            }
+        ),
         Just(json!({"kind": "fallback"})),
         (1u32..4, 0u32..4).prop_map(|(slots, queue)| json!({
             "kind": "bulkhead", "max_concurrent": slots, "max_queue": queue
