@@ -9,5 +9,7 @@ mod policy_cli;
 mod properties;
 mod queueing;
 mod regression;
+mod scenarios_latency;
+mod scenarios_resilience;
 mod support;
 mod timeouts;

@@ -1,0 +1,1 @@
+//! Scenario behaviour tests (filled in by the scenario work).
