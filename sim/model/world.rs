@@ -158,6 +158,8 @@ struct Frame {
     job: Option<JobKey>,
     /// The armed timer is a waiting deadline, disarmed when the frame is woken.
     timer_until_woken: bool,
+    /// This frame's start order among its parent's inner calls (1 for the first).
+    ordinal: u32,
 }
 
 impl Frame {
@@ -175,6 +177,7 @@ impl Frame {
             children: SmallVec::new(),
             job: None,
             timer_until_woken: false,
+            ordinal: 1,
         }
     }
 }
@@ -268,7 +271,9 @@ enum Work {
     Forward(FrameKey),
     /// The attempt below this innermost-layer invocation reached an instance.
     Connected(FrameKey),
-    Deliver(FrameKey, Reply),
+    /// An inner call's reply reaches its parent; the number is the inner
+    /// call's start order among the parent's inner calls (1 for the first).
+    Deliver(FrameKey, Reply, u32),
     DependencyDone(JobKey, usize, Reply),
 }
 
@@ -553,8 +558,9 @@ impl<'a> World<'a> {
                         self.spawn_child(frame);
                     }
                 }
-                Work::Deliver(frame, reply) => {
-                    if self.frames.contains_key(frame) {
+                Work::Deliver(frame, reply, ordinal) => {
+                    if let Some(state) = self.frames.get_mut(frame) {
+                        state.call.reply_from = ordinal;
                         let step = self.with_layer(frame, |layer, ctx| layer.on_result(ctx, reply));
                         self.apply(frame, step);
                     }
@@ -613,12 +619,14 @@ impl<'a> World<'a> {
             let frame = &self.frames[parent];
             (frame.stack, frame.depth + 1)
         };
-        let child = self
-            .frames
-            .insert(Frame::new(stack, depth, Parent::Frame(parent), self.now));
-        let frame = &mut self.frames[parent];
-        frame.children.push(child);
-        frame.call.outstanding += 1;
+        let mut frame = Frame::new(stack, depth, Parent::Frame(parent), self.now);
+        let parent_state = &mut self.frames[parent];
+        parent_state.call.inner_started += 1;
+        frame.ordinal = parent_state.call.inner_started;
+        let child = self.frames.insert(frame);
+        let parent_state = &mut self.frames[parent];
+        parent_state.children.push(child);
+        parent_state.call.outstanding += 1;
         self.work.push_back(Work::Start(child));
     }
 
@@ -792,7 +800,8 @@ impl<'a> World<'a> {
                         parent_state.children.swap_remove(position);
                         parent_state.call.outstanding -= 1;
                     }
-                    self.work.push_back(Work::Deliver(parent, reply));
+                    self.work
+                        .push_back(Work::Deliver(parent, reply, state.ordinal));
                 }
             }
             Parent::Dependency(job, index) => {

@@ -205,10 +205,11 @@ impl Layer for HedgeLayer {
     }
 
     fn on_result(&mut self, ctx: &mut Ctx, reply: Reply) -> Step {
-        // The model does not say which inner call answered, hence `None`.
+        // The model says which inner call answered; `sim policy` does not (0).
+        let from = (ctx.call.reply_from > 0).then_some(ctx.call.reply_from);
         let (step, outcome) =
             self.hedging
-                .reply(ctx.call.attempt, reply, ctx.call.outstanding, None);
+                .reply(ctx.call.attempt, reply, ctx.call.outstanding, from);
         if let Outcome::Won { winner, losers } = outcome {
             match winner {
                 Winner::First => {}

@@ -138,6 +138,13 @@ pub struct CallState {
     pub outstanding: u32,
     /// The request's key, for layers that cache per key (fallback).
     pub key: u64,
+    /// Inner calls started by this invocation so far. Maintained by the
+    /// model; read-only for layers.
+    pub inner_started: u32,
+    /// In `on_result`: the start order of the inner call that answered (1
+    /// for the first), or 0 when the caller does not say (`sim policy`).
+    /// Maintained by the model; read-only for layers.
+    pub reply_from: u32,
     /// Whether this invocation's attempt has been accepted by a service
     /// instance; a connect timeout sets it in `Layer::on_connected`.
     pub connected: bool,

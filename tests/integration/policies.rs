@@ -196,9 +196,10 @@ fn hedging_a_slow_tail_sends_at_most_attempts_max_per_call() {
     assert_eq!(summary.client_attempts, issued + hedges);
     assert!(summary.client_attempts <= 3 * issued);
     assert!(counter(&summary, "c", 0, "cancelled_losers") > 0);
-    // The model does not yet say which attempt answered, so no win is attributed.
-    assert!(counter(&summary, "c", 0, "wins_unattributed") > 0);
-    assert_eq!(counter(&summary, "c", 0, "hedge_wins"), 0);
+    // The model says which attempt answered: every win is attributed, and a
+    // slow tail is exactly what hedges win.
+    assert_eq!(counter(&summary, "c", 0, "wins_unattributed"), 0);
+    assert!(counter(&summary, "c", 0, "hedge_wins") > 0);
 }
 
 // Budget and hedge errors name the JSON path of the field.
