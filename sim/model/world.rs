@@ -342,7 +342,7 @@ impl<'a> World<'a> {
                 layers: client
                     .policies
                     .iter()
-                    .map(|policy| policy.build())
+                    .flat_map(|policy| policy.build())
                     .collect(),
                 target: client.target,
                 rng: rngs.stream(&format!("{name}/policies")),
@@ -359,7 +359,11 @@ impl<'a> World<'a> {
                     let target = &scenario.services[call.service].name;
                     let name = format!("{base}[{instance}]/calls[{index}]->{target}");
                     stacks.push(Stack {
-                        layers: call.policies.iter().map(|policy| policy.build()).collect(),
+                        layers: call
+                            .policies
+                            .iter()
+                            .flat_map(|policy| policy.build())
+                            .collect(),
                         target: call.service,
                         rng: rngs.stream(&format!("{base}[{instance}]/calls[{index}]/policies")),
                         network: rngs.stream(&format!("{base}[{instance}]/calls[{index}]/network")),

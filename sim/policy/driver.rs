@@ -266,7 +266,7 @@ pub fn parse_config(file: &str, bytes: &[u8], name: &str) -> Result<PolicySpec, 
         file: file.to_string(),
         invalid,
     };
-    let kind = spec.build().kind();
+    let kind = spec.kind();
     if kind != name {
         return Err(invalid(Invalid::new(
             "kind",
@@ -336,7 +336,23 @@ fn check_events(raw: &[RawEvent]) -> Result<Vec<Event>, Invalid> {
 /// Drives a fresh layer built from `spec` through `events`, with the random
 /// stream `policy` of `seed`, and returns one line per hook call.
 pub fn drive(spec: &PolicySpec, events: &[Event], seed: u64) -> Result<Vec<Line>, Invalid> {
-    let mut driver = Driver::new(spec.build(), RngFactory::new(seed).stream("policy"));
+    let mut layers = spec.build();
+    if layers.len() != 1 {
+        return Err(Invalid::new(
+            "kind",
+            format!(
+                "{} stands for {} policies; drive each of them on its own ({})",
+                spec.kind(),
+                layers.len(),
+                spec.parts()
+                    .iter()
+                    .map(PolicySpec::kind)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let mut driver = Driver::new(layers.remove(0), RngFactory::new(seed).stream("policy"));
     for (index, event) in events.iter().enumerate() {
         driver.feed(index, event)?;
     }

@@ -36,6 +36,7 @@ pub mod connect_timeout;
 pub mod driver;
 pub mod fallback;
 pub mod hedge;
+pub mod hystrix;
 pub mod retry;
 pub mod sliding_breaker;
 pub mod timeout;
@@ -261,6 +262,8 @@ pub enum PolicySpec {
     ConcurrencyLimit(concurrency_limit::ConcurrencyLimitConfig),
     /// Hedged requests.
     Hedge(hedge::HedgeConfig),
+    /// The chapter's HystrixCommand: `[fallback, timeout, circuit_breaker]`.
+    Hystrix(hystrix::HystrixConfig),
 }
 
 impl PolicySpec {
@@ -276,12 +279,42 @@ impl PolicySpec {
             PolicySpec::Bulkhead(config) => config.validate(path),
             PolicySpec::ConcurrencyLimit(config) => config.validate(path),
             PolicySpec::Hedge(config) => config.validate(path),
+            PolicySpec::Hystrix(config) => config.validate(path),
         }
     }
 
-    /// Builds a fresh layer with empty state.
-    pub fn build(&self) -> Box<dyn Layer> {
+    /// The `kind` as written in scenario files.
+    pub fn kind(&self) -> &'static str {
         match self {
+            PolicySpec::Timeout(_) => "timeout",
+            PolicySpec::AdaptiveTimeout(_) => "adaptive_timeout",
+            PolicySpec::ConnectTimeout(_) => "connect_timeout",
+            PolicySpec::Retry(_) => "retry",
+            PolicySpec::CircuitBreaker(_) => "circuit_breaker",
+            PolicySpec::Fallback(_) => "fallback",
+            PolicySpec::Bulkhead(_) => "bulkhead",
+            PolicySpec::ConcurrencyLimit(_) => "concurrency_limit",
+            PolicySpec::Hedge(_) => "hedge",
+            PolicySpec::Hystrix(_) => "hystrix",
+        }
+    }
+
+    /// The single-layer policies this entry stands for, outermost first:
+    /// itself, or a composite's parts (`hystrix`).
+    pub fn parts(&self) -> Vec<PolicySpec> {
+        match self {
+            PolicySpec::Hystrix(config) => config.parts(),
+            single => vec![single.clone()],
+        }
+    }
+
+    /// Builds fresh layers with empty state, outermost first: one, or a
+    /// composite's parts.
+    pub fn build(&self) -> Vec<Box<dyn Layer>> {
+        let layer: Box<dyn Layer> = match self {
+            PolicySpec::Hystrix(config) => {
+                return config.parts().iter().flat_map(PolicySpec::build).collect();
+            }
             PolicySpec::Timeout(config) => Box::new(timeout::TimeoutLayer::new(config)),
             PolicySpec::AdaptiveTimeout(config) => {
                 Box::new(adaptive_timeout::AdaptiveTimeoutLayer::new(config))
@@ -297,7 +330,8 @@ impl PolicySpec {
                 Box::new(concurrency_limit::ConcurrencyLimitLayer::new(config))
             }
             PolicySpec::Hedge(config) => Box::new(hedge::HedgeLayer::new(config)),
-        }
+        };
+        vec![layer]
     }
 }
 

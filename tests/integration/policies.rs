@@ -236,3 +236,40 @@ fn budget_and_hedge_errors_name_the_json_path() {
         "{unknown}"
     );
 }
+
+// `hystrix` is exactly the stack `[fallback, timeout, circuit_breaker]`: the
+// same run, the same outcomes, the same layer counters.
+#[test]
+fn hystrix_is_the_chapters_fallback_timeout_breaker_stack() {
+    let json = |policies: &str| {
+        format!(
+            r#"{{
+        "description": "hystrix",
+        "duration_ms": 30000,
+        "services": [{{ "name": "api", "workers": 20, "service_time_ms": {{ "kind": "exponential", "mean_ms": 50 }} }}],
+        "clients": [{{ "name": "c", "target": "api",
+                      "load": {{ "kind": "open_loop", "rate": {{ "kind": "constant", "rps": 100 }} }},
+                      "policies": {policies} }}],
+        "faults": [{{ "kind": "outage", "service": "api", "start_ms": 10000, "end_ms": 20000, "mode": "hang" }}]
+    }}"#
+        )
+    };
+    let composite = crate::support::scenario(&json(
+        r#"[{ "kind": "hystrix", "timeout_ms": 200, "breaker": { "failure_threshold": 3, "open_timeout_ms": 2000 } }]"#,
+    ));
+    let explicit = crate::support::scenario(&json(
+        r#"[{ "kind": "fallback" }, { "kind": "timeout", "timeout_ms": 200 },
+            { "kind": "circuit_breaker", "failure_threshold": 3, "open_timeout_ms": 2000 }]"#,
+    ));
+    let (_, composite) = run_summary(&composite, 5);
+    let (_, explicit) = run_summary(&explicit, 5);
+    assert_eq!(composite.requests, explicit.requests);
+    assert!(composite.requests.fallback > 0);
+    let layers = |summary: &sim::metrics::summary::Summary| {
+        summary.policies["client/c"]
+            .iter()
+            .map(|layer| (layer.kind.clone(), layer.counters.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(layers(&composite), layers(&explicit));
+}
