@@ -273,6 +273,21 @@ pub fn parse_config(file: &str, bytes: &[u8], name: &str) -> Result<PolicySpec, 
             format!("must be {name:?}, the policy named on the command line (got {kind:?})"),
         )));
     }
+    let parts = spec.parts();
+    if parts.len() != 1 {
+        return Err(invalid(Invalid::new(
+            "kind",
+            format!(
+                "{kind} stands for {} policies; drive each of them on its own ({})",
+                parts.len(),
+                parts
+                    .iter()
+                    .map(PolicySpec::kind)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )));
+    }
     spec.validate("").map_err(invalid)?;
     Ok(spec)
 }
@@ -336,20 +351,12 @@ fn check_events(raw: &[RawEvent]) -> Result<Vec<Event>, Invalid> {
 /// Drives a fresh layer built from `spec` through `events`, with the random
 /// stream `policy` of `seed`, and returns one line per hook call.
 pub fn drive(spec: &PolicySpec, events: &[Event], seed: u64) -> Result<Vec<Line>, Invalid> {
+    // `parse_config` refuses composites, whose parts are driven one at a time.
     let mut layers = spec.build();
     if layers.len() != 1 {
         return Err(Invalid::new(
             "kind",
-            format!(
-                "{} stands for {} policies; drive each of them on its own ({})",
-                spec.kind(),
-                layers.len(),
-                spec.parts()
-                    .iter()
-                    .map(PolicySpec::kind)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("{} is not a single policy", spec.kind()),
         ));
     }
     let mut driver = Driver::new(layers.remove(0), RngFactory::new(seed).stream("policy"));

@@ -218,3 +218,20 @@ fn the_reference_shows_the_breaker_example_verbatim() {
         "docs/scenario-reference.md section 6 is stale"
     );
 }
+
+// A composite is refused by name, with the parts to drive instead.
+#[test]
+fn composite_policies_are_driven_part_by_part() {
+    Sim::new()
+        .args([
+            "policy",
+            "hystrix",
+            "--config",
+            "tests/fixtures/policy/hystrix.json",
+            "--input",
+            "docs/examples/policy/breaker-events.json",
+        ])
+        .code(2)
+        .stderr("error: tests/fixtures/policy/hystrix.json: kind: hystrix stands for 3 policies; drive each of them on its own (fallback, timeout, circuit_breaker)\n")
+        .run();
+}
