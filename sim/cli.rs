@@ -86,7 +86,8 @@ pub struct BenchArgs {
 #[derive(Debug, clap::Args)]
 pub struct PolicyArgs {
     /// The policy's kind, as in a scenario (`circuit_breaker`); it must match
-    /// the config's `kind`.
+    /// the config's `kind`. `health_check` and `feature_flag` drive a
+    /// service's checks instead, with probe results as events.
     pub name: String,
     /// The policy: one object as in a scenario's `policies` array (JSON).
     #[arg(long)]
@@ -160,6 +161,19 @@ fn drive_policy(args: &PolicyArgs) -> Result<(), Error> {
             .map_err(|source| Error::Read { file, source })
     };
     let (config_file, config) = read(&args.config)?;
+    if crate::model::check_driver::drives(&args.name) {
+        let (input_file, input) = read(&args.input)?;
+        let lines = crate::model::check_driver::drive(
+            &args.name,
+            (&config_file, &config),
+            (&input_file, &input),
+        )?;
+        let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+        return std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(Error::Stdout);
+    }
     let spec = driver::parse_config(&config_file, &config, &args.name)?;
     let (input_file, input) = read(&args.input)?;
     let events = driver::parse_events(&input_file, &input)?;

@@ -3,6 +3,7 @@
 //! go through. `world::World` owns all of it and handles every event.
 
 pub mod arrivals;
+pub mod check_driver;
 pub mod distribution;
 pub mod flags;
 pub mod health;

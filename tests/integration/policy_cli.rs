@@ -235,3 +235,58 @@ fn composite_policies_are_driven_part_by_part() {
         .stderr("error: tests/fixtures/policy/hystrix.json: kind: hystrix stands for 3 policies; drive each of them on its own (fallback, timeout, circuit_breaker)\n")
         .run();
 }
+
+// The service-side machines are driven the same way, with probe results as events.
+#[test]
+fn health_check_and_feature_flag_are_driven_by_probe_results() {
+    let dir = crate::support::temp_dir("policy-cli-checks");
+    let config = dir.join("check.json");
+    let events = dir.join("probes.json");
+    std::fs::write(
+        &config,
+        r#"{"unhealthy_after": 2, "healthy_after": 1, "liveness": {"restart_after_failures": 1}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &events,
+        r#"[{"at_ms": 0, "event": "not_ready"}, {"at_ms": 1000, "event": "not_ready"},
+            {"at_ms": 2000, "event": "hung"}, {"at_ms": 3000, "event": "ready"}]"#,
+    )
+    .unwrap();
+    Sim::new()
+        .args(["policy", "health_check", "--config", config.to_str().unwrap(), "--input", events.to_str().unwrap()])
+        .stdout(concat!(
+            r#"{"at_ms":0,"event":"not_ready","decision":"none","state":{"in_rotation":true}}"#, "\n",
+            r#"{"at_ms":1000,"event":"not_ready","decision":"remove_from_rotation","state":{"in_rotation":false}}"#, "\n",
+            r#"{"at_ms":2000,"event":"hung","decision":"restart","state":{"in_rotation":false}}"#, "\n",
+            r#"{"at_ms":3000,"event":"ready","decision":"add_to_rotation","state":{"in_rotation":true}}"#, "\n",
+        ))
+        .run();
+    let flag = dir.join("flag.json");
+    std::fs::write(
+        &flag,
+        r#"{"name": "search", "dependency": "db", "variant": "recovering"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &events,
+        r#"[{"at_ms": 0, "event": "unhealthy"}, {"at_ms": 30000, "event": "healthy"}]"#,
+    )
+    .unwrap();
+    Sim::new()
+        .args([
+            "policy",
+            "feature_flag",
+            "--config",
+            flag.to_str().unwrap(),
+            "--input",
+            events.to_str().unwrap(),
+        ])
+        .stdout(concat!(
+            r#"{"at_ms":0,"event":"unhealthy","decision":"switch_off","state":{"enabled":false}}"#,
+            "\n",
+            r#"{"at_ms":30000,"event":"healthy","decision":"switch_on","state":{"enabled":true}}"#,
+            "\n",
+        ))
+        .run();
+}
