@@ -80,9 +80,9 @@ pub fn render(summary: &Summary) -> String {
         ("rejected (bulkhead)", requests.rejected_bulkhead),
         ("unfinished", requests.unfinished),
     ] {
-        let _ = writeln!(out, "  {name:<18} {count:>9}  {:>6.2}%", share(count));
+        let _ = writeln!(out, "  {name:<19} {count:>8}  {:>6.2}%", share(count));
     }
-    let _ = writeln!(out, "  {:<18} {:>9}", "issued", requests.issued);
+    let _ = writeln!(out, "  {:<19} {:>8}", "issued", requests.issued);
     let _ = writeln!(out);
     let nines = match summary.nines {
         Some(nines) => format!("{nines:.2} nines"),
