@@ -371,8 +371,9 @@ impl Layer for AdaptiveTimeoutLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{RngFactory, SimTime};
-    use crate::policy::{CallId, CallState};
+    use crate::engine::SimTime;
+    use crate::policy::test_support::with_ctx;
+    use crate::policy::CallState;
     use proptest::prelude::*;
 
     fn config(variant: AdaptiveVariant) -> AdaptiveTimeoutConfig {
@@ -557,19 +558,6 @@ mod tests {
         );
         let failed = played.iter().filter(|(_, ok)| !ok).count();
         assert_eq!(failed, 4);
-    }
-
-    fn with_ctx<T>(call: &mut CallState, now_ms: u64, hook: impl FnOnce(&mut Ctx) -> T) -> T {
-        let mut rng = RngFactory::new(1).stream("t");
-        let (mut notes, mut wake) = (Vec::new(), Vec::new());
-        hook(&mut Ctx {
-            now: SimTime::from_ms(now_ms),
-            id: CallId(1),
-            call,
-            rng: &mut rng,
-            notes: &mut notes,
-            wake: &mut wake,
-        })
     }
 
     // The layer arms the deadline it chose, keeps it in the call's `chosen`,

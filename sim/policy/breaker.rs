@@ -497,7 +497,8 @@ impl BreakerLayer {
     }
 }
 
-fn note(ctx: &mut Ctx, transition: Option<Transition>) {
+/// Reports a breaker's state change, if any, as a note.
+pub(super) fn note(ctx: &mut Ctx, transition: Option<Transition>) {
     if let Some((from, to)) = transition {
         ctx.notes.push(Note::BreakerTransition { from, to });
     }

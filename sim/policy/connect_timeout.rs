@@ -149,24 +149,11 @@ impl Layer for ConnectTimeoutLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{RngFactory, SimTime};
-    use crate::policy::{CallId, CallState};
+    use crate::policy::test_support::with_ctx;
+    use crate::policy::CallState;
 
     fn layer() -> ConnectTimeoutLayer {
         ConnectTimeoutLayer::new(&ConnectTimeoutConfig { timeout_ms: 100.0 })
-    }
-
-    fn with_ctx<T>(call: &mut CallState, now_ms: u64, hook: impl FnOnce(&mut Ctx) -> T) -> T {
-        let mut rng = RngFactory::new(1).stream("t");
-        let (mut notes, mut wake) = (Vec::new(), Vec::new());
-        hook(&mut Ctx {
-            now: SimTime::from_ms(now_ms),
-            id: CallId(1),
-            call,
-            rng: &mut rng,
-            notes: &mut notes,
-            wake: &mut wake,
-        })
     }
 
     // An attempt nobody accepts within the deadline fails and is cancelled

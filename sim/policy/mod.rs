@@ -345,3 +345,28 @@ pub fn ms_value(micros: u64) -> serde_json::Value {
         serde_json::Value::from(micros as f64 / 1_000.0)
     }
 }
+
+/// Helpers for the policies' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{CallId, CallState, Ctx};
+    use crate::engine::{RngFactory, SimTime};
+
+    /// Runs `hook` with a context at `now_ms` for `call`, as the model would.
+    pub(crate) fn with_ctx<T>(
+        call: &mut CallState,
+        now_ms: u64,
+        hook: impl FnOnce(&mut Ctx) -> T,
+    ) -> T {
+        let mut rng = RngFactory::new(1).stream("t");
+        let (mut notes, mut wake) = (Vec::new(), Vec::new());
+        hook(&mut Ctx {
+            now: SimTime::from_ms(now_ms),
+            id: CallId(1),
+            call,
+            rng: &mut rng,
+            notes: &mut notes,
+            wake: &mut wake,
+        })
+    }
+}

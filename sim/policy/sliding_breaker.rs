@@ -75,9 +75,9 @@
 //! (`SlidingBreakerLayer`) maps replies to outcomes and keeps whether a call
 //! holds a half-open permit in `CallState::holds_permit`.
 
-use super::breaker::{BreakerStateName, Transition};
+use super::breaker::{note, BreakerStateName, Transition};
 use super::fallback::validate_failure_kinds;
-use super::{Ctx, Layer, Note, Reply, ReplyKind, Step};
+use super::{Ctx, Layer, Reply, ReplyKind, Step};
 use crate::engine::clock::MICROS_PER_SECOND;
 use crate::engine::{SimDuration, SimTime};
 use crate::scenario::check::{self, join};
@@ -1037,12 +1037,6 @@ impl SlidingBreakerLayer {
     }
 }
 
-fn note(ctx: &mut Ctx, transition: Option<Transition>) {
-    if let Some((from, to)) = transition {
-        ctx.notes.push(Note::BreakerTransition { from, to });
-    }
-}
-
 impl Layer for SlidingBreakerLayer {
     fn kind(&self) -> &'static str {
         "circuit_breaker"
@@ -1536,6 +1530,7 @@ mod tests {
     use super::properties::{self, Property};
     use super::*;
     use crate::policy::breaker::BreakerConfig;
+    use crate::policy::Note;
     use crate::policy::{CallId, CallState, PolicySpec};
     use proptest::prelude::*;
     use BreakerStateName::*;
