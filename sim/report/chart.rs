@@ -37,6 +37,9 @@ pub struct ChartRow {
     pub issued_rps: f64,
     /// Successful requests per second.
     pub success_rps: f64,
+    /// Requests answered per second, successes plus fallbacks; drawn only
+    /// when some window had a fallback.
+    pub served_rps: f64,
     /// Client attempts (first tries + retries) per second.
     pub attempts_rps: f64,
     /// Latency p50, p90, p99, p99.9 in ms of requests finished in the window; None when none finished.
@@ -114,6 +117,7 @@ const AVAILABILITY_COLOR: RGBColor = RGBColor(16, 42, 130);
 const ISSUED_COLOR: RGBColor = RGBColor(185, 185, 185);
 const SUCCESS_COLOR: RGBColor = RGBColor(34, 139, 58);
 const ATTEMPTS_COLOR: RGBColor = RGBColor(235, 110, 20);
+const SERVED_COLOR: RGBColor = RGBColor(40, 110, 200);
 const LATENCY_COLORS: [RGBColor; 4] = [
     RGBColor(34, 139, 58),
     RGBColor(40, 90, 200),
@@ -419,6 +423,11 @@ fn draw_throughput_panel(
     let success = step_lines(&data.rows, data.window_s, |row| {
         non_negative(row.success_rps)
     });
+    // Fallback answers serve users too: show them when there were any.
+    let any_fallback = data.rows.iter().any(|row| row.served_rps > row.success_rps);
+    let served = step_lines(&data.rows, data.window_s, |row| {
+        non_negative(row.served_rps)
+    });
     // Issued is drawn wide and light underneath so that it stays visible
     // where the other two series coincide with it (no failures, no retries).
     draw_lines(
@@ -437,6 +446,16 @@ fn draw_throughput_panel(
         "attempts (incl. retries)",
         &mut legend,
     )?;
+    if any_fallback {
+        draw_lines(
+            &mut chart,
+            &served,
+            SERVED_COLOR.to_rgba(),
+            2,
+            "served (incl. fallback)",
+            &mut legend,
+        )?;
+    }
     draw_lines(
         &mut chart,
         &success,
@@ -447,6 +466,9 @@ fn draw_throughput_panel(
     )?;
 
     let mut obstacles = sample_lines(&chart, &issued);
+    if any_fallback {
+        obstacles.extend(sample_lines(&chart, &served));
+    }
     obstacles.extend(sample_lines(&chart, &attempts));
     obstacles.extend(sample_lines(&chart, &success));
     let label_boxes = draw_top_labels(&mut chart, data, top_rps)?;
@@ -1015,6 +1037,7 @@ mod tests {
             availability: Some(0.99),
             issued_rps: 100.0,
             success_rps: 99.0,
+            served_rps: 99.5,
             attempts_rps: 110.0,
             latency_ms: Some([5.0, 10.0, 20.0, 40.0]),
         }
@@ -1072,6 +1095,7 @@ mod tests {
             .map(|second| ChartRow {
                 issued_rps: 0.0,
                 success_rps: 0.0,
+                served_rps: 0.0,
                 attempts_rps: 0.0,
                 latency_ms: Some([0.0; 4]),
                 ..row(f64::from(second))

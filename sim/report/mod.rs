@@ -111,6 +111,10 @@ fn chart_rows(rows: &[WindowRow], window_s: f64) -> Vec<ChartRow> {
             availability: row.availability(),
             issued_rps: row.issued as f64 / window_s,
             success_rps: row.outcomes.get(crate::metrics::Outcome::Success) as f64 / window_s,
+            served_rps: (row.outcomes.get(crate::metrics::Outcome::Success)
+                + row.outcomes.get(crate::metrics::Outcome::Fallback))
+                as f64
+                / window_s,
             attempts_rps: row.attempts as f64 / window_s,
             latency_ms: row
                 .latency_us
