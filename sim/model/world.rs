@@ -30,7 +30,7 @@ use crate::metrics::{Outcome, Recorder, WindowRow};
 use crate::model::arrivals::ArrivalProcess;
 use crate::model::flags::Flag;
 use crate::model::health::{Liveness, Readiness, RotationChange, SheddingMode};
-use crate::policy::{CallId, CallState, Ctx, Layer, Note, Reply, Step};
+use crate::policy::{CallId, CallState, Ctx, Layer, Note, PolicySpec, Reply, Step};
 use crate::scenario::{DependencyMode, Fault, Load, LoadBalancerKind, OutageMode, Scenario};
 use slotmap::{new_key_type, Key, KeyData, SlotMap};
 use smallvec::SmallVec;
@@ -216,9 +216,33 @@ struct Job {
 struct Stack {
     name: String,
     layers: Vec<Box<dyn Layer>>,
+    /// Whether the innermost layer wants to hear that its attempt connected.
+    hears_connections: bool,
     target: usize,
     rng: SimRng,
     network: SimRng,
+}
+
+impl Stack {
+    /// A stack of fresh layers for `policies`, calling service `target`, with
+    /// its random streams named `<streams>/policies` and `<streams>/network`.
+    fn new(
+        rngs: &RngFactory,
+        name: String,
+        streams: &str,
+        policies: &[PolicySpec],
+        target: usize,
+    ) -> Stack {
+        let layers: Vec<Box<dyn Layer>> = policies.iter().flat_map(PolicySpec::build).collect();
+        Stack {
+            hears_connections: layers.last().is_some_and(|layer| layer.hears_connections()),
+            layers,
+            target,
+            rng: rngs.stream(&format!("{streams}/policies")),
+            network: rngs.stream(&format!("{streams}/network")),
+            name,
+        }
+    }
 }
 
 struct Instance {
@@ -338,17 +362,13 @@ impl<'a> World<'a> {
         let mut stacks = Vec::new();
         for client in &scenario.clients {
             let name = format!("client/{}", client.name);
-            stacks.push(Stack {
-                layers: client
-                    .policies
-                    .iter()
-                    .flat_map(|policy| policy.build())
-                    .collect(),
-                target: client.target,
-                rng: rngs.stream(&format!("{name}/policies")),
-                network: rngs.stream(&format!("{name}/network")),
-                name,
-            });
+            stacks.push(Stack::new(
+                &rngs,
+                name.clone(),
+                &name,
+                &client.policies,
+                client.target,
+            ));
         }
         let mut services = Vec::new();
         for service in &scenario.services {
@@ -358,17 +378,14 @@ impl<'a> World<'a> {
                 for (index, call) in service.dependencies.iter().enumerate() {
                     let target = &scenario.services[call.service].name;
                     let name = format!("{base}[{instance}]/calls[{index}]->{target}");
-                    stacks.push(Stack {
-                        layers: call
-                            .policies
-                            .iter()
-                            .flat_map(|policy| policy.build())
-                            .collect(),
-                        target: call.service,
-                        rng: rngs.stream(&format!("{base}[{instance}]/calls[{index}]/policies")),
-                        network: rngs.stream(&format!("{base}[{instance}]/calls[{index}]/network")),
+                    let streams = format!("{base}[{instance}]/calls[{index}]");
+                    stacks.push(Stack::new(
+                        &rngs,
                         name,
-                    });
+                        &streams,
+                        &call.policies,
+                        call.service,
+                    ));
                 }
             }
             services.push(ServiceState {
@@ -908,13 +925,17 @@ impl<'a> World<'a> {
         let target = &mut state.instances[instance];
         if target.crashes == 0 {
             // The instance accepts the connection (it will run, queue or 503
-            // the call): tell the innermost layer of the caller's stack.
+            // the call): tell the innermost layer of the caller's stack, if it
+            // listens.
             if let Some(Frame {
                 parent: Parent::Frame(innermost),
+                stack,
                 ..
             }) = self.frames.get(self.jobs[job].reply_to)
             {
-                self.work.push_back(Work::Connected(*innermost));
+                if self.stacks[*stack].hears_connections {
+                    self.work.push_back(Work::Connected(*innermost));
+                }
             }
         }
         let target = &mut self.services[service].instances[instance];

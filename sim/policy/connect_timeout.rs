@@ -108,6 +108,10 @@ impl Layer for ConnectTimeoutLayer {
         Step::ForwardWithTimer(self.timeout)
     }
 
+    fn hears_connections(&self) -> bool {
+        true
+    }
+
     fn on_connected(&mut self, ctx: &mut Ctx) -> Step {
         // A second report for the same attempt (none is expected) changes nothing.
         if connection(ctx) == Connection::Connecting {

@@ -227,6 +227,12 @@ pub trait Layer: Send {
     fn on_connected(&mut self, _ctx: &mut Ctx) -> Step {
         Step::Wait
     }
+    /// Whether `on_connected` does anything. The model reports connections
+    /// only to an innermost layer that says so, keeping them off the hot
+    /// path of every other stack.
+    fn hears_connections(&self) -> bool {
+        false
+    }
     /// An outer layer cancelled this invocation before it completed: give
     /// back whatever it holds (a permit, a probe slot). The invocation ends
     /// here; nothing it returns would be seen.
