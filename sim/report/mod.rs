@@ -1,10 +1,11 @@
 //! Turning a run into files and text: `summary.json`, `timeseries.csv`,
 //! `availability.png`, `latency.png` and the stdout table. Everything is
-//! rendered in memory first and then written all-or-nothing, so a failure
-//! never leaves a half-written report next to an older complete one.
+//! rendered in memory first and then written all-or-nothing by the one
+//! report writer, `output`.
 
 pub mod chart;
 pub mod csv;
+pub mod output;
 pub mod table;
 
 use crate::metrics::summary::Summary;
@@ -24,15 +25,9 @@ pub enum ReportError {
     /// The summary could not be serialised.
     #[error("cannot serialise the summary: {0}")]
     Json(#[from] serde_json::Error),
-    /// A file or folder could not be written.
-    #[error("{path}: cannot write report: {source}")]
-    Write {
-        /// What was being written.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The report folder could not be written (see `output`).
+    #[error(transparent)]
+    Output(#[from] output::OutputError),
 }
 
 /// One output file, rendered.
@@ -159,32 +154,19 @@ pub fn breaker_open_periods(transitions: &[TransitionRecord], end_s: f64) -> Vec
     periods
 }
 
-/// Writes `files` into `dir` all-or-nothing: each goes to a temporary name
-/// first and is renamed into place only once every file has been written.
+/// Every file `sim run` may write into its folder: an existing folder holding
+/// only these (and nothing else) is an earlier report that may be replaced.
+pub const RUN_FILE_NAMES: [&str; 4] = [
+    "summary.json",
+    "timeseries.csv",
+    "availability.png",
+    "latency.png",
+];
+
+/// Writes the files of `sim run` as the folder `dir`, replacing an earlier
+/// report there all-or-nothing (`output::write_report`).
 pub fn write_all(dir: &Path, files: &[RenderedFile]) -> Result<Vec<PathBuf>, ReportError> {
-    let fail = |path: &Path, source| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(|source| fail(dir, source))?;
-    let mut staged = Vec::with_capacity(files.len());
-    for file in files {
-        let temporary = dir.join(format!(".{}.partial", file.name));
-        if let Err(source) = std::fs::write(&temporary, &file.bytes) {
-            for (written, _) in &staged {
-                let _ = std::fs::remove_file(written);
-            }
-            let _ = std::fs::remove_file(&temporary);
-            return Err(fail(&temporary, source));
-        }
-        staged.push((temporary, dir.join(file.name)));
-    }
-    let mut written = Vec::with_capacity(staged.len());
-    for (temporary, target) in staged {
-        std::fs::rename(&temporary, &target).map_err(|source| fail(&target, source))?;
-        written.push(target);
-    }
-    Ok(written)
+    Ok(output::write_report(dir, files, &RUN_FILE_NAMES)?)
 }
 
 #[cfg(test)]
