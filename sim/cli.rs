@@ -108,20 +108,26 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Policy(args) => drive_policy(&args),
         Command::Validate { file } => {
             let scenario = Scenario::load(&file)?;
-            println!(
-                "{}: ok ({}, {}, {})",
+            print(&format!(
+                "{}: ok ({}, {}, {})\n",
                 file.display(),
                 count(scenario.services.len(), "service"),
                 count(scenario.clients.len(), "client"),
                 count(scenario.faults.len(), "fault")
-            );
-            Ok(())
+            ))
         }
     }
 }
 
 fn run_scenario(args: &RunArgs) -> Result<(), Error> {
     let scenario = Scenario::load_with(&args.file, args.events_max)?;
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&scenario.name, args.seed));
+    // A bad --out is refused before the run, not after it.
+    report::output::check_target(&dir, &report::RUN_FILE_NAMES)
+        .map_err(report::ReportError::from)?;
     let file = args.file.display().to_string();
     let output = crate::model::run(&scenario, args.seed).map_err(|source| Error::Run {
         file: file.clone(),
@@ -130,27 +136,32 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
     })?;
     let summary = Summary::new(&scenario, args.seed, &output);
     let files = report::render(&scenario, &summary, &output.rows, !args.no_charts)?;
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out(&scenario.name, args.seed));
     let written = report::write_all(&dir, &files)?;
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            let text = report::summary_json(&summary)?;
-            stdout.write_all(text.as_bytes()).map_err(Error::Stdout)?;
-        }
+    let text = match args.format {
+        Format::Json => report::summary_json(&summary)?,
         Format::Table => {
             let mut text = report::table::render(&summary);
             text.push('\n');
             for path in &written {
                 text.push_str(&format!("  wrote {}\n", path.display()));
             }
-            stdout.write_all(text.as_bytes()).map_err(Error::Stdout)?;
+            text
         }
-    }
-    Ok(())
+    };
+    print(&text).map_err(|error| match error {
+        Error::Stdout(source) => Error::StdoutAfterReport { dir, source },
+        other => other,
+    })
+}
+
+/// Writes `text` to stdout and flushes it; a failure is `Error::Stdout`
+/// (a broken pipe ends the program quietly, as in ripgrep: see `main.rs`).
+pub fn print(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Stdout)
 }
 
 fn drive_policy(args: &PolicyArgs) -> Result<(), Error> {
@@ -169,10 +180,7 @@ fn drive_policy(args: &PolicyArgs) -> Result<(), Error> {
             (&input_file, &input),
         )?;
         let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
-        return std::io::stdout()
-            .lock()
-            .write_all(text.as_bytes())
-            .map_err(Error::Stdout);
+        return print(&text);
     }
     let spec = driver::parse_config(&config_file, &config, &args.name)?;
     let (input_file, input) = read(&args.input)?;
@@ -188,10 +196,7 @@ fn drive_policy(args: &PolicyArgs) -> Result<(), Error> {
         text.push_str(&line.to_json());
         text.push('\n');
     }
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(Error::Stdout)
+    print(&text)
 }
 
 // The benchmark is the one place that reads the wall clock: it measures the
@@ -217,8 +222,8 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
     }
     seconds.sort_by(f64::total_cmp);
     let median = seconds[seconds.len() / 2];
-    println!(
-        "{}: {} events per run, {} runs: median {:.3} s (min {:.3} s, max {:.3} s), {:.2} M events/s",
+    print(&format!(
+        "{}: {} events per run, {} runs: median {:.3} s (min {:.3} s, max {:.3} s), {:.2} M events/s\n",
         file,
         events,
         args.repeat,
@@ -226,8 +231,7 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
         seconds[0],
         seconds[seconds.len() - 1],
         events as f64 / median / 1e6
-    );
-    Ok(())
+    ))
 }
 
 /// `1 service`, `2 services`.

@@ -36,6 +36,15 @@ pub enum Error {
     /// Stdout could not be written.
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] std::io::Error),
+    /// Stdout could not be written after the report folder was.
+    #[error("cannot write to standard output: {source}; the report was written to {}", dir.display())]
+    StdoutAfterReport {
+        /// The report folder, complete.
+        dir: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -43,5 +52,17 @@ impl Error {
     /// as ripgrep does; 1 is kept for scenario checks that fail.
     pub fn exit_code(&self) -> i32 {
         2
+    }
+
+    /// Whether stdout was closed by its reader (`sim run ... | head`): the
+    /// program then stops quietly with status 0, as ripgrep does, since the
+    /// reader asked for no more.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::Stdout(source) | Error::StdoutAfterReport { source, .. } => {
+                source.kind() == std::io::ErrorKind::BrokenPipe
+            }
+            _ => false,
+        }
     }
 }

@@ -102,7 +102,11 @@ fn unwritable_output_folder_is_reported() {
         ])
         .args([out.to_str().unwrap()])
         .code(2)
-        .stderr_contains(&format!("error: {}: cannot write report: ", out.display()))
+        .stderr(&format!(
+            "error: {}: is a file, not a folder, so {} cannot be created in it\n",
+            blocker.display(),
+            out.display()
+        ))
         .run();
 }
 
