@@ -221,7 +221,7 @@ struct Attempt {
     temporary: Option<tempfile::TempDir>,
     killed: bool,
     done: bool,
-    lock: Option<File>,
+    lock: Option<Locked>,
 }
 
 impl Drop for Attempt {
@@ -308,7 +308,7 @@ pub(crate) fn write_hooked(
         }
         attempt.step(hook, Step::Lock, &parent)?;
         match lock(&parent) {
-            Ok(Some(file)) => attempt.lock = Some(file),
+            Ok(Some(locked)) => attempt.lock = Some(locked),
             Ok(None) if tries < ATTEMPTS_MAX => {}
             Ok(None) => {
                 return Err(OutputError::Io {
@@ -349,7 +349,7 @@ pub(crate) fn write_hooked(
     attempt.step(hook, Step::Switch, &target)?;
     let locked = attempt.lock.as_ref().expect("locked above");
     let old = switch(locked, &parent, &staging, &name, &existing).map_err(io_error(&target))?;
-    let parent_file = attempt.lock.take().expect("locked above");
+    let locked = attempt.lock.take().expect("locked above");
     // The temporary folder is gone or holds the old report now: no longer ours
     // to remove on failure.
     if let Some(temporary) = attempt.temporary.take() {
@@ -365,7 +365,7 @@ pub(crate) fn write_hooked(
         })?;
     }
     attempt.step(hook, Step::SyncParent, &parent)?;
-    sync_folder(&parent_file).map_err(io_error(&parent))?;
+    locked.sync().map_err(io_error(&parent))?;
     Ok(files.iter().map(|file| dir.join(file.name)).collect())
 }
 
@@ -437,28 +437,50 @@ fn create_parents(
     Ok(())
 }
 
+/// The lock on the parent folder, released when dropped. On Unix it is an
+/// open handle of the folder, also used to sync it and to rename in it.
+struct Locked {
+    #[cfg(unix)]
+    folder: File,
+}
+
+impl Locked {
+    /// Makes the renames in the folder durable.
+    fn sync(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        self.folder.sync_all()?;
+        Ok(())
+    }
+}
+
 /// Opens `parent` and takes an exclusive lock on it, waiting for another
 /// writer to finish. `None` when the folder was removed (or replaced) while
 /// waiting: the caller creates it again.
 #[cfg(unix)]
-fn lock(parent: &Path) -> io::Result<Option<File>> {
+fn lock(parent: &Path) -> io::Result<Option<Locked>> {
     use std::os::unix::fs::MetadataExt;
-    let file = File::open(parent)?;
-    file.lock()?;
-    let held = file.metadata()?;
+    let folder = File::open(parent)?;
+    folder.lock()?;
+    let held = folder.metadata()?;
     match fs::metadata(parent) {
-        Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => Ok(Some(file)),
+        Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+            Ok(Some(Locked { folder }))
+        }
         Ok(_) => Ok(None),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error),
     }
 }
 
-/// Without `flock` on folders no lock is taken (documented above); the
-/// handle is only kept to have something to sync.
+/// Folders cannot be opened and locked like files on other systems: no lock
+/// is taken there (documented above).
 #[cfg(not(unix))]
-fn lock(parent: &Path) -> io::Result<Option<File>> {
-    File::open(parent).map(Some)
+fn lock(parent: &Path) -> io::Result<Option<Locked>> {
+    if parent.is_dir() {
+        Ok(Some(Locked {}))
+    } else {
+        Err(io::ErrorKind::NotFound.into())
+    }
 }
 
 /// What is at `target`, refusing what may not be replaced.
@@ -564,7 +586,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Gives the private folder the permissions a plain `mkdir` would (0777
 /// minus the umask, measured with a probe folder, since reading the umask
-/// would change it), and syncs it.
+/// would change it), and syncs it. Other systems have neither.
 fn finish_folder(staging: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -573,25 +595,16 @@ fn finish_folder(staging: &Path) -> io::Result<()> {
         let permissions = fs::metadata(&probe)?.permissions();
         fs::remove_dir(&probe)?;
         fs::set_permissions(staging, permissions)?;
+        File::open(staging)?.sync_all()?;
     }
-    sync_folder(&File::open(staging)?)
-}
-
-#[cfg(unix)]
-fn sync_folder(folder: &File) -> io::Result<()> {
-    folder.sync_all()
-}
-
-/// Folders cannot be synced through a handle on other systems.
-#[cfg(not(unix))]
-fn sync_folder(_folder: &File) -> io::Result<()> {
+    let _ = staging;
     Ok(())
 }
 
 /// Puts `staging` at `parent/name` and returns where the old report now is
 /// (to be removed), if there was one.
 fn switch(
-    parent_file: &File,
+    locked: &Locked,
     parent: &Path,
     staging: &Path,
     name: &str,
@@ -608,7 +621,8 @@ fn switch(
             Existing::Nothing => RenameFlags::NOREPLACE,
             Existing::Report => RenameFlags::EXCHANGE,
         };
-        match renameat_with(parent_file, &staging_name, parent_file, name, flags) {
+        let folder = &locked.folder;
+        match renameat_with(folder, &staging_name, folder, name, flags) {
             Ok(()) => {
                 return Ok(match existing {
                     Existing::Nothing => None,
@@ -620,7 +634,7 @@ fn switch(
             Err(errno) => return Err(errno.into()),
         }
     }
-    let _ = (parent_file, &staging_name);
+    let _ = (locked, &staging_name);
     let target = parent.join(name);
     match existing {
         Existing::Nothing => {
