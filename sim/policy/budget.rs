@@ -229,7 +229,7 @@ impl ChapterBudget {
     fn bucket(&mut self, now_ms: u64) -> &mut Bucket {
         self.expire(now_ms);
         if self.buckets.back().map(|back| back.at_ms) != Some(now_ms) {
-            debug_assert!(self.buckets.back().map_or(true, |back| back.at_ms < now_ms));
+            debug_assert!(self.buckets.back().is_none_or(|back| back.at_ms < now_ms));
             self.buckets.push_back(Bucket {
                 at_ms: now_ms,
                 requests: 0,

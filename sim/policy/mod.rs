@@ -345,7 +345,7 @@ impl PolicySpec {
 /// integer when whole (`1500`), else a decimal (`1500.25`), as outputs give
 /// times.
 pub fn ms_value(micros: u64) -> serde_json::Value {
-    if micros % 1_000 == 0 {
+    if micros.is_multiple_of(1_000) {
         serde_json::Value::from(micros / 1_000)
     } else {
         serde_json::Value::from(micros as f64 / 1_000.0)

@@ -686,7 +686,7 @@ mod tests {
         NAMES
             .iter()
             .map(|name| RenderedFile {
-                name: *name,
+                name,
                 bytes: format!("{tag} {name}\n").into_bytes(),
             })
             .collect()
