@@ -64,7 +64,8 @@ pub struct RunArgs {
     /// Skip the PNG charts (faster; JSON and CSV are still written).
     #[arg(long)]
     pub no_charts: bool,
-    /// Override the scenario's limits.events_max.
+    /// Use N in place of the scenario's limits.events_max, both in the
+    /// validation-time event budget and for the run.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1_000..))]
     pub events_max: Option<u64>,
 }
@@ -132,6 +133,7 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
     let output = crate::model::run(&scenario, args.seed).map_err(|source| Error::Run {
         file: file.clone(),
         seed: args.seed,
+        events_max: args.events_max,
         source,
     })?;
     let summary = Summary::new(&scenario, args.seed, &output);
@@ -209,6 +211,7 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
         crate::model::run(&scenario, args.seed).map_err(|source| Error::Run {
             file: file.clone(),
             seed: args.seed,
+            events_max: None,
             source,
         })
     };

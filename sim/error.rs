@@ -20,12 +20,14 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The run hit a limit.
-    #[error("{file}: {source}\nreproduce: sim run {file} --seed {seed}")]
+    #[error("{file}: {source}\nreproduce: sim run {file} --seed {seed}{}", events_max_flag(.events_max))]
     Run {
         /// The scenario file.
         file: String,
         /// The seed.
         seed: u64,
+        /// The `--events-max` given, repeated in the reproduce line.
+        events_max: Option<u64>,
         /// What stopped it.
         #[source]
         source: RunError,
@@ -45,6 +47,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// ` --events-max N` when the flag was given, else nothing.
+fn events_max_flag(events_max: &Option<u64>) -> String {
+    events_max.map_or_else(String::new, |events_max| format!(" --events-max {events_max}"))
 }
 
 impl Error {

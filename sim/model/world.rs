@@ -424,7 +424,7 @@ impl<'a> World<'a> {
             .map(|client| ClientState {
                 arrivals: match &client.load {
                     Load::OpenLoop { arrival, rate, .. } => {
-                        Some(ArrivalProcess::new(*arrival, rate.clone(), end_of_load))
+                        Some(ArrivalProcess::new(*arrival, rate, end_of_load))
                     }
                     Load::ClosedLoop { .. } => None,
                 },
@@ -463,8 +463,8 @@ impl<'a> World<'a> {
             let state = &mut self.clients[index];
             match &client.load {
                 Load::OpenLoop { bursts, .. } => {
-                    let process = state.arrivals.as_ref().expect("open-loop client");
-                    if let Some(first) = process.next_after(SimTime::ZERO, &mut state.arrival_rng) {
+                    let process = state.arrivals.as_mut().expect("open-loop client");
+                    if let Some(first) = process.next(&mut state.arrival_rng) {
                         self.queue.push(first, Event::Arrival { client: index });
                     }
                     for &(at, count) in bursts {
@@ -520,8 +520,11 @@ impl<'a> World<'a> {
             Event::Arrival { client } => {
                 self.issue_request(client);
                 let state = &mut self.clients[client];
-                let process = state.arrivals.as_ref().expect("open-loop client");
-                if let Some(next) = process.next_after(self.now, &mut state.arrival_rng) {
+                let process = state.arrivals.as_mut().expect("open-loop client");
+                // The process keeps its own clock: the next arrival may fall
+                // in this same microsecond.
+                if let Some(next) = process.next(&mut state.arrival_rng) {
+                    debug_assert!(next >= self.now);
                     self.queue.push(next, Event::Arrival { client });
                 }
             }

@@ -35,14 +35,16 @@
 //! while the chapter variant's ratchet is exactly what lets it recover there.
 //!
 //! Memory is bounded by `samples` (at most 10000): a ring of the latencies
-//! and a scratch copy for the percentile.
+//! and the same values in two ordered halves (`RankWindow`), so choosing a
+//! deadline and recording a latency each cost O(log samples), and the
+//! percentile is exactly the element the chapter's sort would pick.
 
+use super::rank_window::RankWindow;
 use super::{ms_value, Ctx, Layer, Reply, Step};
 use crate::engine::SimDuration;
 use crate::scenario::check::{self, join};
 use crate::scenario::error::Invalid;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 
 /// The most latencies an adaptive timeout may keep.
 pub const SAMPLES_MAX: u32 = 10_000;
@@ -178,13 +180,9 @@ pub struct AdaptiveTimeout {
     initial: SimDuration,
     min: SimDuration,
     max: SimDuration,
-    samples_max: usize,
-    percentile: f64,
     multiplier: f64,
-    /// The last `samples_max` latencies, oldest first, in microseconds.
-    latencies: VecDeque<u64>,
-    /// Reused for the percentile, so choosing a deadline does not allocate.
-    scratch: Vec<u64>,
+    /// The last `samples` latencies in microseconds, and their percentile.
+    latencies: RankWindow,
 }
 
 impl AdaptiveTimeout {
@@ -198,11 +196,8 @@ impl AdaptiveTimeout {
             initial: SimDuration::from_ms_f64(config.initial_ms).clamp(min, max),
             min,
             max,
-            samples_max,
-            percentile: config.percentile,
             multiplier: config.multiplier,
-            latencies: VecDeque::with_capacity(samples_max),
-            scratch: Vec::with_capacity(samples_max),
+            latencies: RankWindow::new(samples_max, config.percentile),
         }
     }
 
@@ -218,12 +213,12 @@ impl AdaptiveTimeout {
 
     /// The configured percentile of the kept latencies (the chapter's
     /// `percentile(99)`), or `None` while nothing is recorded.
-    pub fn percentile(&mut self) -> Option<SimDuration> {
-        percentile_of(&self.latencies, self.percentile, &mut self.scratch)
+    pub fn percentile(&self) -> Option<SimDuration> {
+        self.latencies.value().map(SimDuration)
     }
 
     /// The deadline for a call starting now (`calculateTimeout`).
-    pub fn timeout(&mut self) -> SimDuration {
+    pub fn timeout(&self) -> SimDuration {
         let percentile = self.percentile();
         self.timeout_from(percentile)
     }
@@ -270,32 +265,8 @@ impl AdaptiveTimeout {
     }
 
     fn push(&mut self, latency: SimDuration) {
-        self.latencies.push_back(latency.as_micros());
-        if self.latencies.len() > self.samples_max {
-            self.latencies.pop_front();
-        }
-        debug_assert!(self.latencies.len() <= self.samples_max);
+        self.latencies.push(latency.as_micros());
     }
-}
-
-/// `sorted[ceil(n × percentile / 100) − 1]` of `latencies`, without sorting.
-fn percentile_of(
-    latencies: &VecDeque<u64>,
-    percentile: f64,
-    scratch: &mut Vec<u64>,
-) -> Option<SimDuration> {
-    let count = latencies.len();
-    if count == 0 {
-        return None;
-    }
-    // The chapter's index, in the same double arithmetic as JavaScript.
-    let rank = (count as f64 * percentile / 100.0).ceil() as usize;
-    let index = rank.clamp(1, count) - 1;
-    scratch.clear();
-    scratch.extend(latencies.iter().copied());
-    // The index-th smallest is the element sorting would put there.
-    let (_, value, _) = scratch.select_nth_unstable(index);
-    Some(SimDuration(*value))
 }
 
 /// The adaptive timeout as a stack layer. The deadline armed for a call is
@@ -357,8 +328,7 @@ impl Layer for AdaptiveTimeoutLayer {
 
     fn state(&self) -> serde_json::Value {
         let timeout = &self.timeout;
-        let mut scratch = Vec::with_capacity(timeout.latencies.len());
-        let percentile = percentile_of(&timeout.latencies, timeout.percentile, &mut scratch);
+        let percentile = timeout.percentile();
         serde_json::json!({
             "variant": timeout.variant.name(),
             "timeout_ms": ms_value(timeout.timeout_from(percentile).as_micros()),
@@ -660,6 +630,33 @@ mod tests {
                 prop_assert!(deadline <= ms(10_000.0));
             }
             prop_assert!(timeout.recorded() <= samples as usize);
+        }
+
+        // The percentile is exactly the chapter's sort-based one:
+        // `sorted[ceil(n × p / 100) − 1]` of the last `samples` recorded
+        // latencies, with duplicates and eviction (small latencies repeat).
+        #[test]
+        fn percentile_equals_the_sorted_window(
+            latencies_us in proptest::collection::vec(0u64..40, 1..500),
+            samples in 1u32..60,
+            percentile in prop_oneof![Just(99.0), Just(50.0), Just(100.0), 0.01f64..100.0],
+        ) {
+            let mut timeout = AdaptiveTimeout::new(&AdaptiveTimeoutConfig {
+                samples,
+                percentile,
+                ..config(AdaptiveVariant::Chapter)
+            });
+            let mut recorded = Vec::new();
+            for latency_us in latencies_us {
+                timeout.record_answer(SimDuration(latency_us), Reply::Success);
+                recorded.push(latency_us);
+                let start = recorded.len().saturating_sub(samples as usize);
+                let mut sorted = recorded[start..].to_vec();
+                sorted.sort_unstable();
+                let rank = (sorted.len() as f64 * percentile / 100.0).ceil() as usize;
+                let naive = sorted[rank.clamp(1, sorted.len()) - 1];
+                prop_assert_eq!(timeout.percentile(), Some(SimDuration(naive)));
+            }
         }
 
         // ignore_timeouts never waits longer than the answers it has seen

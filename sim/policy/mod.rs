@@ -37,6 +37,7 @@ pub mod driver;
 pub mod fallback;
 pub mod hedge;
 pub mod hystrix;
+pub mod rank_window;
 pub mod retry;
 pub mod sliding_breaker;
 pub mod timeout;

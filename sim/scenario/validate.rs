@@ -80,7 +80,14 @@ pub fn validate(
             drain: SimDuration::from_ms(raw.limits.drain_ms),
         },
     };
-    check_event_budget(&scenario)?;
+    // `--events-max` stands in for limits.events_max here too, and the
+    // message names whichever set the limit.
+    let events_max_name = if events_max_override.is_some() {
+        "--events-max"
+    } else {
+        "limits.events_max"
+    };
+    check_event_budget(&scenario, events_max_name)?;
     Ok(scenario)
 }
 
@@ -653,7 +660,7 @@ pub fn requests_expected(scenario: &Scenario) -> f64 {
         .sum()
 }
 
-fn check_event_budget(scenario: &Scenario) -> Result<(), Invalid> {
+fn check_event_budget(scenario: &Scenario, events_max_name: &str) -> Result<(), Invalid> {
     // Every request visits its target and, through it, each dependency.
     let fan_out = |service: usize| -> f64 {
         let mut total = 0.0;
@@ -689,7 +696,7 @@ fn check_event_budget(scenario: &Scenario) -> Result<(), Invalid> {
         return Err(Invalid::new(
             "duration_ms",
             format!(
-                "is too long to simulate within limits.events_max {}: about {:.0} requests need at least {:.0} events; shorten duration_ms, lower the rates or raise limits.events_max",
+                "is too long to simulate within {events_max_name} {}: about {:.0} requests need at least {:.0} events; shorten duration_ms, lower the rates or raise {events_max_name}",
                 scenario.limits.events_max, requests, events
             ),
         ));

@@ -125,13 +125,48 @@ fn bad_flags_are_usage_errors() {
         .run();
 }
 
-// An event limit too small for the load is caught before the run starts.
+// An event limit too small for the load is caught before the run starts:
+// `--events-max` stands in for limits.events_max in the budget check too.
 #[test]
 fn events_max_too_small_for_the_load_is_rejected_up_front() {
     Sim::new()
         .args(["run", "scenarios/thundering-herd.json", "--events-max", "5000"])
         .code(2)
-        .stderr("error: scenarios/thundering-herd.json: duration_ms: is too long to simulate within limits.events_max 5000: about 300000 requests need at least 1200000 events; shorten duration_ms, lower the rates or raise limits.events_max\n")
+        .stderr("error: scenarios/thundering-herd.json: duration_ms: is too long to simulate within --events-max 5000: about 300000 requests need at least 1200000 events; shorten duration_ms, lower the rates or raise --events-max\n")
+        .run();
+}
+
+// A file whose limits.events_max is too small for its load is refused, and
+// `--events-max` raises the limit for the budget check as for the run.
+#[test]
+fn events_max_flag_replaces_the_files_limit_in_the_budget_check() {
+    let dir = temp_dir("cli-events-max-flag");
+    let file = dir.join("small-limit.json");
+    std::fs::write(
+        &file,
+        r#"{
+        "description": "1000 requests under a limit of 1000 events",
+        "duration_ms": 1000,
+        "window_ms": 100,
+        "limits": { "events_max": 1000, "drain_ms": 1000 },
+        "services": [{ "name": "api", "instances": 1, "workers": 10,
+                       "service_time_ms": { "kind": "constant", "value_ms": 1 } }],
+        "clients": [{ "name": "users", "target": "api",
+                      "load": { "kind": "open_loop", "arrival": "uniform", "rate": { "kind": "constant", "rps": 1000 } } }]
+    }"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    Sim::new()
+        .args(["run", file, "--no-charts", "--out", out])
+        .code(2)
+        .stderr(&format!("error: {file}: duration_ms: is too long to simulate within limits.events_max 1000: about 1000 requests need at least 4000 events; shorten duration_ms, lower the rates or raise limits.events_max\n"))
+        .run();
+    Sim::new()
+        .args(["run", file, "--no-charts", "--format", "json", "--out", out])
+        .args(["--events-max", "100000"])
         .run();
 }
 
@@ -149,9 +184,28 @@ fn event_limit_stops_the_run_with_a_reproduce_line() {
             "--no-charts",
         ])
         .code(2)
-        .stderr_contains("the run reached limits.events_max (2000000 events) at ")
-        .stderr_contains("reproduce: sim run scenarios/thundering-herd.json --seed 3\n")
+        .stderr("error: scenarios/thundering-herd.json: the run reached limits.events_max (2000000 events) at 157.797s; raise limits.events_max or shorten duration_ms\nreproduce: sim run scenarios/thundering-herd.json --seed 3 --events-max 2000000\n")
         .run();
+}
+
+// The reproduce line repeats `--events-max`, so running it stops the same
+// run at the same event with the same message.
+#[test]
+fn reproduce_line_reproduces_the_failed_run() {
+    let first = Sim::new()
+        .args(["run", "scenarios/thundering-herd.json", "--seed", "4"])
+        .args(["--events-max", "1500000", "--no-charts"])
+        .code(2)
+        .stderr_contains("reproduce: sim run scenarios/thundering-herd.json --seed 4 --events-max 1500000\n")
+        .run();
+    let reproduce = first
+        .stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("reproduce: sim "))
+        .expect("a reproduce line");
+    let mut args: Vec<&str> = reproduce.split(' ').collect();
+    args.push("--no-charts");
+    Sim::new().args(args).code(2).stderr(&first.stderr).run();
 }
 
 // A failed run leaves an earlier complete report untouched.

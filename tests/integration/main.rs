@@ -1,6 +1,7 @@
 //! Integration tests: one crate, one module per concern.
 
 mod accounting;
+mod bounded;
 mod cli;
 mod determinism;
 mod golden;

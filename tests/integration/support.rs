@@ -60,6 +60,8 @@ pub struct Sim {
 pub struct Output {
     /// Standard output.
     pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
 }
 
 impl Sim {
@@ -150,6 +152,6 @@ impl Sim {
         if let Some(expected) = &self.stdout {
             assert_eq!(&stdout, expected, "stdout of sim {:?}", self.args);
         }
-        Output { stdout }
+        Output { stdout, stderr }
     }
 }
