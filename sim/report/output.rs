@@ -863,6 +863,30 @@ mod tests {
         }
     }
 
+    // A switch that really fails (something took the target's name after it
+    // was inspected) leaves that in place and removes the temporary folder.
+    #[test]
+    fn a_real_switch_failure_leaves_no_leftovers() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("out");
+        let result = write_hooked(&dir, &report("new"), &[], &mut |at| {
+            if at == Step::Switch {
+                fs::create_dir(&dir).unwrap();
+                fs::write(dir.join("notes.txt"), "mine\n").unwrap();
+            }
+            Ok(())
+        });
+        let error = result.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("{}: cannot write report: ", dir.display())),
+            "{error}"
+        );
+        assert_eq!(contents(&dir).unwrap()["notes.txt"], "mine\n");
+        assert_eq!(leftovers(root.path(), &["out"]), Vec::<String>::new());
+    }
+
     // A failed write removes the parent folders it created, and only those.
     #[test]
     fn failure_removes_the_parents_it_created() {

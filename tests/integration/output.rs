@@ -254,3 +254,60 @@ fn full_stdout_says_what_was_written() {
     );
     assert_eq!(names(&out), ["summary.json", "timeseries.csv"]);
 }
+
+// Runs with different seeds started together into one `--out` all succeed,
+// and the folder then holds exactly one of their reports, byte for byte (the
+// old writer once left a corrupt timeseries.csv with exit 0).
+#[test]
+fn concurrent_runs_into_one_folder_leave_one_whole_report() {
+    let dir = temp_dir("output-concurrent");
+    let scenario = small_scenario(&dir);
+    let seeds = ["1", "2", "3", "4"];
+    let contents = |folder: &Path| -> Vec<(String, Vec<u8>)> {
+        names(folder)
+            .into_iter()
+            .map(|name| {
+                let bytes = std::fs::read(folder.join(&name)).unwrap();
+                (name, bytes)
+            })
+            .collect()
+    };
+    let references: Vec<_> = seeds
+        .iter()
+        .map(|seed| {
+            let out = dir.join(format!("seed-{seed}"));
+            Sim::new()
+                .args(["run", scenario.to_str().unwrap(), "--no-charts"])
+                .args(["--seed", seed, "--out", out.to_str().unwrap()])
+                .run();
+            contents(&out)
+        })
+        .collect();
+    let shared = dir.join("shared/out");
+    for round in 0..5 {
+        let children: Vec<_> = seeds
+            .iter()
+            .map(|seed| {
+                Command::new(env!("CARGO_BIN_EXE_sim"))
+                    .args(["run", scenario.to_str().unwrap(), "--no-charts"])
+                    .args(["--seed", seed, "--out", shared.to_str().unwrap()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("sim starts")
+            })
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "round {round}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let after = contents(&shared);
+        assert!(references.contains(&after), "round {round}: a mixed report");
+        assert_eq!(names(&dir.join("shared")), ["out"], "round {round}");
+    }
+}
