@@ -71,7 +71,8 @@ pub fn validate(
         }
         routers.push(self::router(&here, router, &regions)?);
     }
-    let topology_clients = client_placements(raw, &regions, clients, services, &placements, &routers)?;
+    let topology_clients =
+        client_placements(raw, &regions, clients, services, &placements, &routers)?;
     let faults = faults(raw, &regions, services, &routers, duration_ms)?;
     Ok(Topology {
         regions,
@@ -102,7 +103,12 @@ pub fn regions(path: &str, raw: &[RawRegion]) -> Result<Vec<Region>, Invalid> {
             ));
         }
         let zones_path = join(&here, "zones");
-        check::within(&format!("{zones_path} (length)"), region.zones.len(), 0, ZONES_MAX)?;
+        check::within(
+            &format!("{zones_path} (length)"),
+            region.zones.len(),
+            0,
+            ZONES_MAX,
+        )?;
         for (zone_index, zone) in region.zones.iter().enumerate() {
             check::name(&item(&zones_path, zone_index), zone)?;
             if region.zones[..zone_index].contains(zone) {
@@ -187,7 +193,10 @@ pub fn latency(path: &str, raw: &RawLatency, regions: &[Region]) -> Result<Laten
             let names: Vec<&str> = PRESETS.iter().map(|preset| preset.name).collect();
             Invalid::new(
                 join(path, "preset"),
-                format!("unknown preset {name:?}; the presets are: {}", names.join(", ")),
+                format!(
+                    "unknown preset {name:?}; the presets are: {}",
+                    names.join(", ")
+                ),
             )
         })?),
     };
@@ -202,22 +211,45 @@ pub fn latency(path: &str, raw: &RawLatency, regions: &[Region]) -> Result<Laten
             }
         }
     }
-    check::within(&format!("{} (length)", join(path, "round_trips")), raw.round_trips.len(), 0, ENTRIES_MAX)?;
+    check::within(
+        &format!("{} (length)", join(path, "round_trips")),
+        raw.round_trips.len(),
+        0,
+        ENTRIES_MAX,
+    )?;
     for (index, round_trip) in raw.round_trips.iter().enumerate() {
         let here = item(&join(path, "round_trips"), index);
-        let a = region(&item(&join(&here, "between"), 0), &round_trip.between[0], regions)?;
-        let b = region(&item(&join(&here, "between"), 1), &round_trip.between[1], regions)?;
+        let a = region(
+            &item(&join(&here, "between"), 0),
+            &round_trip.between[0],
+            regions,
+        )?;
+        let b = region(
+            &item(&join(&here, "between"), 1),
+            &round_trip.between[1],
+            regions,
+        )?;
         if a == b {
             return Err(Invalid::new(
                 join(&here, "between"),
                 "must name two different regions (latency within a region is between_zones_ms)",
             ));
         }
-        check::within_f64(&join(&here, "round_trip_ms"), round_trip.round_trip_ms, 0.0, 10_000.0)?;
+        check::within_f64(
+            &join(&here, "round_trip_ms"),
+            round_trip.round_trip_ms,
+            0.0,
+            10_000.0,
+        )?;
         entries[a * n + b] = Some(one_way_from_round_trip(round_trip.round_trip_ms));
         entries[b * n + a] = Some(one_way_from_round_trip(round_trip.round_trip_ms));
     }
-    check::within(&format!("{} (length)", join(path, "one_way")), raw.one_way.len(), 0, ENTRIES_MAX)?;
+    check::within(
+        &format!("{} (length)", join(path, "one_way")),
+        raw.one_way.len(),
+        0,
+        ENTRIES_MAX,
+    )?;
     for (index, one_way) in raw.one_way.iter().enumerate() {
         let here = item(&join(path, "one_way"), index);
         let from = region(&join(&here, "from"), &one_way.from, regions)?;
@@ -266,7 +298,11 @@ pub fn latency(path: &str, raw: &RawLatency, regions: &[Region]) -> Result<Laten
     Ok(LatencyMatrix::new(n, one_way, between_zones))
 }
 
-fn placements(raw: &RawTopology, regions: &[Region], services: &[Service]) -> Result<Vec<Placement>, Invalid> {
+fn placements(
+    raw: &RawTopology,
+    regions: &[Region],
+    services: &[Service],
+) -> Result<Vec<Placement>, Invalid> {
     let path = "topology.placements";
     let mut placements = Vec::with_capacity(raw.placements.len());
     for (index, placement) in raw.placements.iter().enumerate() {
@@ -311,17 +347,31 @@ fn service(path: &str, name: &str, services: &[Service]) -> Result<usize, Invali
             let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
             Invalid::new(
                 path,
-                format!("unknown service {name:?}; the services are: {}", names.join(", ")),
+                format!(
+                    "unknown service {name:?}; the services are: {}",
+                    names.join(", ")
+                ),
             )
         })
 }
 
 /// Instances of `service` in `region`: its placements there, or all of them
 /// in the first region when it has none.
-fn instances_in(placements: &[Placement], services: &[Service], service: usize, region: usize) -> u32 {
-    let placed = placements.iter().any(|placement| placement.service == service);
+fn instances_in(
+    placements: &[Placement],
+    services: &[Service],
+    service: usize,
+    region: usize,
+) -> u32 {
+    let placed = placements
+        .iter()
+        .any(|placement| placement.service == service);
     if !placed {
-        return if region == 0 { services[service].instances } else { 0 };
+        return if region == 0 {
+            services[service].instances
+        } else {
+            0
+        };
     }
     placements
         .iter()
@@ -349,21 +399,36 @@ fn client_placements(
                 let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
                 Invalid::new(
                     join(&here, "client"),
-                    format!("unknown client {:?}; the clients are: {}", entry.client, names.join(", ")),
+                    format!(
+                        "unknown client {:?}; the clients are: {}",
+                        entry.client,
+                        names.join(", ")
+                    ),
                 )
             })?;
         if out.iter().any(|earlier| earlier.client == client) {
             return Err(Invalid::new(
                 join(&here, "client"),
-                format!("client {:?} is placed twice: place each client once", entry.client),
+                format!(
+                    "client {:?} is placed twice: place each client once",
+                    entry.client
+                ),
             ));
         }
         let origin = place(&join(&here, "origin"), &entry.origin, regions)?;
         let resolvers_path = join(&here, "resolvers");
         if entry.resolvers.is_empty() {
-            return Err(Invalid::new(&resolvers_path, "must list at least one resolver class"));
+            return Err(Invalid::new(
+                &resolvers_path,
+                "must list at least one resolver class",
+            ));
         }
-        check::within(&format!("{resolvers_path} (length)"), entry.resolvers.len(), 1, 4)?;
+        check::within(
+            &format!("{resolvers_path} (length)"),
+            entry.resolvers.len(),
+            1,
+            4,
+        )?;
         let mut resolvers = Vec::with_capacity(entry.resolvers.len());
         for (share_index, share) in entry.resolvers.iter().enumerate() {
             let share_path = item(&resolvers_path, share_index);
@@ -398,16 +463,23 @@ fn client_placements(
                 None
             }
             Some(name) => {
-                let router_index = routers.iter().position(|router| &router.name == name).ok_or_else(|| {
-                    let names: Vec<&str> = routers.iter().map(|r| r.name.as_str()).collect();
-                    Invalid::new(
-                        join(&here, "router"),
-                        format!(
-                            "unknown router {name:?}; the routers are: {}",
-                            if names.is_empty() { "none".to_string() } else { names.join(", ") }
-                        ),
-                    )
-                })?;
+                let router_index = routers
+                    .iter()
+                    .position(|router| &router.name == name)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = routers.iter().map(|r| r.name.as_str()).collect();
+                        Invalid::new(
+                            join(&here, "router"),
+                            format!(
+                                "unknown router {name:?}; the routers are: {}",
+                                if names.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    names.join(", ")
+                                }
+                            ),
+                        )
+                    })?;
                 let target = clients[client].target;
                 for region in routers[router_index].regions() {
                     if instances_in(placements, services, target, region) == 0 {
@@ -433,7 +505,11 @@ fn client_placements(
     Ok(out)
 }
 
-fn endpoints(path: &str, raw: &Option<Vec<String>>, regions: &[Region]) -> Result<Vec<usize>, Invalid> {
+fn endpoints(
+    path: &str,
+    raw: &Option<Vec<String>>,
+    regions: &[Region],
+) -> Result<Vec<usize>, Invalid> {
     let Some(names) = raw else {
         return Ok((0..regions.len()).collect());
     };
@@ -444,14 +520,22 @@ fn endpoints(path: &str, raw: &Option<Vec<String>>, regions: &[Region]) -> Resul
     for (index, name) in names.iter().enumerate() {
         let id = region(&item(path, index), name, regions)?;
         if out.contains(&id) {
-            return Err(Invalid::new(item(path, index), format!("region {name:?} is listed twice")));
+            return Err(Invalid::new(
+                item(path, index),
+                format!("region {name:?} is listed twice"),
+            ));
         }
         out.push(id);
     }
     Ok(out)
 }
 
-fn interval(path: &str, value: u64, allowed: [u64; 2], system: &str) -> Result<SimDuration, Invalid> {
+fn interval(
+    path: &str,
+    value: u64,
+    allowed: [u64; 2],
+    system: &str,
+) -> Result<SimDuration, Invalid> {
     if allowed.contains(&value) {
         Ok(SimDuration::from_ms(value))
     } else {
@@ -465,11 +549,19 @@ fn interval(path: &str, value: u64, allowed: [u64; 2], system: &str) -> Result<S
     }
 }
 
-fn policy(path: &str, raw: &RawPolicy, endpoints: &[usize], regions: &[Region]) -> Result<Policy, Invalid> {
+fn policy(
+    path: &str,
+    raw: &RawPolicy,
+    endpoints: &[usize],
+    regions: &[Region],
+) -> Result<Policy, Invalid> {
     let endpoint = |here: &str, name: &str| -> Result<usize, Invalid> {
         let id = region(here, name, regions)?;
         endpoints.iter().position(|&e| e == id).ok_or_else(|| {
-            Invalid::new(here, format!("region {name:?} is not one of the router's endpoints"))
+            Invalid::new(
+                here,
+                format!("region {name:?} is not one of the router's endpoints"),
+            )
         })
     };
     Ok(match raw {
@@ -478,16 +570,25 @@ fn policy(path: &str, raw: &RawPolicy, endpoints: &[usize], regions: &[Region]) 
             if weights.len() != endpoints.len() {
                 return Err(Invalid::new(
                     here,
-                    format!("must give one weight per endpoint ({} endpoints, got {} weights)", endpoints.len(), weights.len()),
+                    format!(
+                        "must give one weight per endpoint ({} endpoints, got {} weights)",
+                        endpoints.len(),
+                        weights.len()
+                    ),
                 ));
             }
             for (index, weight) in weights.iter().enumerate() {
                 check::within(&item(&here, index), *weight, 0, 1_000_000)?;
             }
             if weights.iter().all(|&weight| weight == 0) {
-                return Err(Invalid::new(here, "weights must sum to more than 0 (got all 0)"));
+                return Err(Invalid::new(
+                    here,
+                    "weights must sum to more than 0 (got all 0)",
+                ));
             }
-            Policy::Weighted { weights: weights.clone() }
+            Policy::Weighted {
+                weights: weights.clone(),
+            }
         }
         RawPolicy::Nearest => Policy::Nearest,
         RawPolicy::Geo { by_origin, default } => {
@@ -514,14 +615,20 @@ fn policy(path: &str, raw: &RawPolicy, endpoints: &[usize], regions: &[Region]) 
                     for (index, name) in names.iter().enumerate() {
                         let e = endpoint(&item(&here, index), name)?;
                         if out.contains(&e) {
-                            return Err(Invalid::new(item(&here, index), format!("region {name:?} is listed twice")));
+                            return Err(Invalid::new(
+                                item(&here, index),
+                                format!("region {name:?} is listed twice"),
+                            ));
                         }
                         out.push(e);
                     }
                     out
                 }
             };
-            Policy::Failover { order, failback: *failback }
+            Policy::Failover {
+                order,
+                failback: *failback,
+            }
         }
     })
 }
@@ -557,9 +664,19 @@ pub fn router(path: &str, raw: &RawRouter, regions: &[Region]) -> Result<RouterS
                 Some(list) => places(&join(path, "checkers"), list, regions)?,
                 None => (0..regions.len()).map(Place::region).collect(),
             };
-            let interval = interval(&join(path, "interval_ms"), *interval_ms, dns::INTERVALS_MS, "Route 53")?;
+            let interval = interval(
+                &join(path, "interval_ms"),
+                *interval_ms,
+                dns::INTERVALS_MS,
+                "Route 53",
+            )?;
             let (low, high) = dns::FAILURE_THRESHOLD_RANGE;
-            check::within(&join(path, "failure_threshold"), *failure_threshold, low, high)?;
+            check::within(
+                &join(path, "failure_threshold"),
+                *failure_threshold,
+                low,
+                high,
+            )?;
             if !(0.0..1.0).contains(healthy_fraction_min) {
                 return Err(Invalid::new(
                     join(path, "healthy_fraction_min"),
@@ -569,14 +686,22 @@ pub fn router(path: &str, raw: &RawRouter, regions: &[Region]) -> Result<RouterS
             check::within(&join(path, "ttl_ms"), *ttl_ms, 0, dns::TTL_MS_MAX)?;
             let policy = match raw_policy {
                 Some(raw_policy) => policy(&join(path, "policy"), raw_policy, &endpoints, regions)?,
-                None => Policy::Failover { order: (0..endpoints.len()).collect(), failback: true },
+                None => Policy::Failover {
+                    order: (0..endpoints.len()).collect(),
+                    failback: true,
+                },
             };
             let (stretch_fraction, stretch_ttl_min) = match stretching_resolvers {
                 None => (0.0, SimDuration::from_ms(dns::STRETCH_TTL_MS_MIN_DEFAULT)),
                 Some(stretch) => {
                     let here = join(path, "stretching_resolvers");
                     check::probability(&join(&here, "fraction"), stretch.fraction)?;
-                    check::within(&join(&here, "ttl_ms_min"), stretch.ttl_ms_min, 0, dns::TTL_MS_MAX)?;
+                    check::within(
+                        &join(&here, "ttl_ms_min"),
+                        stretch.ttl_ms_min,
+                        0,
+                        dns::TTL_MS_MAX,
+                    )?;
                     (stretch.fraction, SimDuration::from_ms(stretch.ttl_ms_min))
                 }
             };
@@ -609,14 +734,23 @@ pub fn router(path: &str, raw: &RawRouter, regions: &[Region]) -> Result<RouterS
                     if resolved.len() != endpoints.len() {
                         return Err(Invalid::new(
                             here,
-                            format!("must give one checker place per endpoint ({} endpoints, got {})", endpoints.len(), resolved.len()),
+                            format!(
+                                "must give one checker place per endpoint ({} endpoints, got {})",
+                                endpoints.len(),
+                                resolved.len()
+                            ),
                         ));
                     }
                     resolved
                 }
                 None => endpoints.iter().map(|&e| Place::region(e)).collect(),
             };
-            let interval = interval(&join(path, "interval_ms"), *interval_ms, anycast::INTERVALS_MS, "Global Accelerator")?;
+            let interval = interval(
+                &join(path, "interval_ms"),
+                *interval_ms,
+                anycast::INTERVALS_MS,
+                "Global Accelerator",
+            )?;
             let (low, high) = anycast::THRESHOLD_RANGE;
             check::within(&join(path, "threshold"), *threshold, low, high)?;
             check::within(&join(path, "shift_ms"), *shift_ms, 0, 600_000)?;
@@ -659,16 +793,37 @@ pub fn router(path: &str, raw: &RawRouter, regions: &[Region]) -> Result<RouterS
                     if !seen.insert(id) {
                         return Err(Invalid::new(
                             join(&locality_path, "region"),
-                            format!("region {:?} appears twice; each region belongs to one level", locality.region),
+                            format!(
+                                "region {:?} appears twice; each region belongs to one level",
+                                locality.region
+                            ),
                         ));
                     }
-                    check::within(&join(&locality_path, "weight"), locality.weight, 1, 1_000_000)?;
-                    localities.push(Locality { region: id, weight: locality.weight });
+                    check::within(
+                        &join(&locality_path, "weight"),
+                        locality.weight,
+                        1,
+                        1_000_000,
+                    )?;
+                    localities.push(Locality {
+                        region: id,
+                        weight: locality.weight,
+                    });
                 }
                 checked.push(localities);
             }
-            check::within_f64(&join(path, "overprovisioning_factor"), *overprovisioning_factor, 1.0, 10.0)?;
-            check::within_f64(&join(path, "panic_threshold_percent"), *panic_threshold_percent, 0.0, 100.0)?;
+            check::within_f64(
+                &join(path, "overprovisioning_factor"),
+                *overprovisioning_factor,
+                1.0,
+                10.0,
+            )?;
+            check::within_f64(
+                &join(path, "panic_threshold_percent"),
+                *panic_threshold_percent,
+                0.0,
+                100.0,
+            )?;
             RouterKind::Priority(PrioritySettings {
                 levels: checked,
                 overprovisioning_percent: (overprovisioning_factor * 100.0).round() as u32,
@@ -679,7 +834,9 @@ pub fn router(path: &str, raw: &RawRouter, regions: &[Region]) -> Result<RouterS
             let listed = endpoints(&join(path, "regions"), &Some(names.clone()), regions)?;
             RouterKind::ChapterActiveActive(ChapterActiveActive::new(listed))
         }
-        RawRouter::ChapterActivePassive { primary, secondary, .. } => {
+        RawRouter::ChapterActivePassive {
+            primary, secondary, ..
+        } => {
             let primary_id = region(&join(path, "primary"), primary, regions)?;
             let secondary_id = region(&join(path, "secondary"), secondary, regions)?;
             if primary_id == secondary_id {
@@ -688,7 +845,10 @@ pub fn router(path: &str, raw: &RawRouter, regions: &[Region]) -> Result<RouterS
                     format!("must be another region than the primary (got {secondary:?} for both)"),
                 ));
             }
-            RouterKind::ChapterActivePassive(ActivePassiveRegions { primary: primary_id, secondary: secondary_id })
+            RouterKind::ChapterActivePassive(ActivePassiveRegions {
+                primary: primary_id,
+                secondary: secondary_id,
+            })
         }
     };
     Ok(RouterSpec {
@@ -698,7 +858,12 @@ pub fn router(path: &str, raw: &RawRouter, regions: &[Region]) -> Result<RouterS
 }
 
 fn window(path: &str, start_ms: u64, end_ms: u64, duration_ms: u64) -> Result<Window, Invalid> {
-    check::within(&join(path, "start_ms"), start_ms, 0, duration_ms.saturating_sub(1))?;
+    check::within(
+        &join(path, "start_ms"),
+        start_ms,
+        0,
+        duration_ms.saturating_sub(1),
+    )?;
     if end_ms <= start_ms {
         return Err(Invalid::new(
             join(path, "end_ms"),
@@ -723,7 +888,12 @@ fn faults(
     for (index, fault) in raw.faults.iter().enumerate() {
         let here = item(path, index);
         let checked = match fault {
-            RawTopologyFault::RegionOutage { region: name, start_ms, end_ms, mode } => {
+            RawTopologyFault::RegionOutage {
+                region: name,
+                start_ms,
+                end_ms,
+                mode,
+            } => {
                 let id = region(&join(&here, "region"), name, regions)?;
                 TopologyFault::Outage {
                     scope: Place::region(id),
@@ -731,7 +901,12 @@ fn faults(
                     mode: *mode,
                 }
             }
-            RawTopologyFault::ZoneOutage { zone, start_ms, end_ms, mode } => {
+            RawTopologyFault::ZoneOutage {
+                zone,
+                start_ms,
+                end_ms,
+                mode,
+            } => {
                 let scope = place(&join(&here, "zone"), zone, regions)?;
                 if scope.zone.is_none() {
                     return Err(Invalid::new(
@@ -745,7 +920,13 @@ fn faults(
                     mode: *mode,
                 }
             }
-            RawTopologyFault::Partition { from, to, direction, start_ms, end_ms } => {
+            RawTopologyFault::Partition {
+                from,
+                to,
+                direction,
+                start_ms,
+                end_ms,
+            } => {
                 let (from, to) = distinct_places(&here, from, to, regions)?;
                 TopologyFault::Partition(Partition {
                     from,
@@ -754,11 +935,21 @@ fn faults(
                     window: window(&here, *start_ms, *end_ms, duration_ms)?,
                 })
             }
-            RawTopologyFault::CheckerPartition { router: name, region: region_name, checkers, start_ms, end_ms } => {
+            RawTopologyFault::CheckerPartition {
+                router: name,
+                region: region_name,
+                checkers,
+                start_ms,
+                end_ms,
+            } => {
                 let router_path = join(&here, "router");
-                let router_index = routers.iter().position(|r| &r.name == name).ok_or_else(|| {
-                    Invalid::new(&router_path, format!("unknown router {name:?}"))
-                })?;
+                let router_index =
+                    routers
+                        .iter()
+                        .position(|r| &r.name == name)
+                        .ok_or_else(|| {
+                            Invalid::new(&router_path, format!("unknown router {name:?}"))
+                        })?;
                 let count = match &routers[router_index].kind {
                     RouterKind::Dns(settings) => settings.checkers.len(),
                     RouterKind::Anycast(settings) => settings.checkers.len(),
@@ -775,7 +966,10 @@ fn faults(
                     Some(list) => {
                         let list_path = join(&here, "checkers");
                         if list.is_empty() {
-                            return Err(Invalid::new(list_path, "must list at least one checker (or leave it out for all)"));
+                            return Err(Invalid::new(
+                                list_path,
+                                "must list at least one checker (or leave it out for all)",
+                            ));
                         }
                         for (i, &checker) in list.iter().enumerate() {
                             check::within(&item(&list_path, i), checker, 0, count - 1)?;
@@ -790,7 +984,15 @@ fn faults(
                     window: window(&here, *start_ms, *end_ms, duration_ms)?,
                 })
             }
-            RawTopologyFault::Degradation { from, to, direction, added_latency_ms, loss, start_ms, end_ms } => {
+            RawTopologyFault::Degradation {
+                from,
+                to,
+                direction,
+                added_latency_ms,
+                loss,
+                start_ms,
+                end_ms,
+            } => {
                 let (from, to) = distinct_places(&here, from, to, regions)?;
                 added_latency_ms.validate(&join(&here, "added_latency_ms"))?;
                 check::probability(&join(&here, "loss"), *loss)?;
@@ -803,12 +1005,26 @@ fn faults(
                     window: window(&here, *start_ms, *end_ms, duration_ms)?,
                 })
             }
-            RawTopologyFault::Failures { place: raw_place, service: raw_service, instance, mttf_ms, mttr_ms, mode } => {
+            RawTopologyFault::Failures {
+                place: raw_place,
+                service: raw_service,
+                instance,
+                mttf_ms,
+                mttr_ms,
+                mode,
+            } => {
                 let target = match (raw_place, raw_service, instance) {
-                    (Some(text), None, None) => FailureTarget::Place(place(&join(&here, "place"), text, regions)?),
+                    (Some(text), None, None) => {
+                        FailureTarget::Place(place(&join(&here, "place"), text, regions)?)
+                    }
                     (None, Some(name), Some(index)) => {
                         let service_index = service(&join(&here, "service"), name, services)?;
-                        check::within(&join(&here, "instance"), *index, 0, services[service_index].instances - 1)?;
+                        check::within(
+                            &join(&here, "instance"),
+                            *index,
+                            0,
+                            services[service_index].instances - 1,
+                        )?;
                         FailureTarget::Instance(service_index, *index)
                     }
                     _ => {
@@ -821,7 +1037,12 @@ fn faults(
                 check::positive(&join(&here, "mttf_ms"), *mttf_ms)?;
                 check::within_f64(&join(&here, "mttf_ms"), *mttf_ms, 1.0, 1e12)?;
                 check::within_f64(&join(&here, "mttr_ms"), *mttr_ms, 1.0, 1e12)?;
-                TopologyFault::Failures { target, mttf_ms: *mttf_ms, mttr_ms: *mttr_ms, mode: *mode }
+                TopologyFault::Failures {
+                    target,
+                    mttf_ms: *mttf_ms,
+                    mttr_ms: *mttr_ms,
+                    mode: *mode,
+                }
             }
         };
         out.push(checked);
@@ -829,7 +1050,12 @@ fn faults(
     Ok(out)
 }
 
-fn distinct_places(path: &str, from: &str, to: &str, regions: &[Region]) -> Result<(Place, Place), Invalid> {
+fn distinct_places(
+    path: &str,
+    from: &str,
+    to: &str,
+    regions: &[Region],
+) -> Result<(Place, Place), Invalid> {
     let from_place = place(&join(path, "from"), from, regions)?;
     let to_place = place(&join(path, "to"), to, regions)?;
     if from_place.contains(to_place) || to_place.contains(from_place) {

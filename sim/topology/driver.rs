@@ -128,7 +128,13 @@ pub fn drive(
     if events.len() > EVENTS_MAX {
         return Err(invalid(
             events_file,
-            Invalid::new("", format!("must hold at most {EVENTS_MAX} events (got {})", events.len())),
+            Invalid::new(
+                "",
+                format!(
+                    "must hold at most {EVENTS_MAX} events (got {})",
+                    events.len()
+                ),
+            ),
         ));
     }
     let mut lines = Vec::with_capacity(events.len());
@@ -149,12 +155,24 @@ pub fn drive(
                 events_file,
                 Invalid::new(
                     join(&path, "at_ms"),
-                    format!("times must not decrease (got {} after {})", event.at_ms, events[index - 1].at_ms),
+                    format!(
+                        "times must not decrease (got {} after {})",
+                        event.at_ms,
+                        events[index - 1].at_ms
+                    ),
                 ),
             ));
         }
-        let line = step(&mut machine, &spec, &regions, &matrix, event, &path, &mut rng)
-            .map_err(|error| invalid(events_file, error))?;
+        let line = step(
+            &mut machine,
+            &spec,
+            &regions,
+            &matrix,
+            event,
+            &path,
+            &mut rng,
+        )
+        .map_err(|error| invalid(events_file, error))?;
         lines.push(serde_json::to_string(&line).unwrap_or_default());
     }
     Ok(lines)
@@ -164,16 +182,23 @@ fn require<T: Copy>(path: &str, field: &str, value: Option<T>, kind: &str) -> Re
     value.ok_or_else(|| Invalid::new(join(path, field), format!("is required for {kind}")))
 }
 
-fn endpoint_of(path: &str, name: &Option<String>, regions: &[Region], endpoints: &[usize]) -> Result<usize, Invalid> {
+fn endpoint_of(
+    path: &str,
+    name: &Option<String>,
+    regions: &[Region],
+    endpoints: &[usize],
+) -> Result<usize, Invalid> {
     let here = join(path, "region");
     let name = name
         .as_deref()
         .ok_or_else(|| Invalid::new(&here, "is required for a probe"))?;
     let id = validate_topology::region(&here, name, regions)?;
-    endpoints
-        .iter()
-        .position(|&e| e == id)
-        .ok_or_else(|| Invalid::new(here, format!("region {name:?} is not one of the router's endpoints")))
+    endpoints.iter().position(|&e| e == id).ok_or_else(|| {
+        Invalid::new(
+            here,
+            format!("region {name:?} is not one of the router's endpoints"),
+        )
+    })
 }
 
 fn health_map(endpoints: &[usize], healthy: &[bool], regions: &[Region]) -> serde_json::Value {
@@ -198,7 +223,11 @@ fn step(
     let kind_name = format!("{:?} routers", spec.name);
     let origin = match &event.origin {
         None => None,
-        Some(text) => Some(validate_topology::place(&join(path, "origin"), text, regions)?),
+        Some(text) => Some(validate_topology::place(
+            &join(path, "origin"),
+            text,
+            regions,
+        )?),
     };
     let line = |decision: &'static str, state: serde_json::Value| Line {
         at_ms: event.at_ms,
@@ -206,7 +235,12 @@ fn step(
         decision,
         state,
     };
-    let wrong = |what: &str| Invalid::new(join(path, "event"), format!("{what} does not apply to router {:?}", spec.name));
+    let wrong = |what: &str| {
+        Invalid::new(
+            join(path, "event"),
+            format!("{what} does not apply to router {:?}", spec.name),
+        )
+    };
     match (machine, event.event) {
         (Machine::Dns(dns, _), EventKind::Probe) => {
             let endpoints = dns.settings().endpoints.clone();
@@ -232,28 +266,46 @@ fn step(
         (Machine::Anycast(edge), EventKind::Probe) => {
             let endpoints = edge.settings().endpoints.clone();
             if event.checker.is_some() {
-                return Err(Invalid::new(join(path, "checker"), "anycast endpoints have one checker each: leave checker out"));
+                return Err(Invalid::new(
+                    join(path, "checker"),
+                    "anycast endpoints have one checker each: leave checker out",
+                ));
             }
             let endpoint = endpoint_of(path, &event.region, regions, &endpoints)?;
             let ok = require(path, "ok", event.ok, "a probe")?;
             let change = edge.record_probe(now, endpoint, ok);
             let routed = edge.routed_health(now).to_vec();
-            Ok(line(decision(change), serde_json::json!({ "routed_healthy": health_map(&endpoints, &routed, regions) })))
+            Ok(line(
+                decision(change),
+                serde_json::json!({ "routed_healthy": health_map(&endpoints, &routed, regions) }),
+            ))
         }
         (Machine::Priority(router), EventKind::Hosts) => {
             let here = join(path, "region");
-            let name = event.region.as_deref().ok_or_else(|| Invalid::new(&here, "is required for hosts"))?;
+            let name = event
+                .region
+                .as_deref()
+                .ok_or_else(|| Invalid::new(&here, "is required for hosts"))?;
             let id = validate_topology::region(&here, name, regions)?;
             if !spec.regions().contains(&id) {
-                return Err(Invalid::new(here, format!("region {name:?} is in none of the router's levels")));
+                return Err(Invalid::new(
+                    here,
+                    format!("region {name:?} is in none of the router's levels"),
+                ));
             }
             let healthy = require(path, "healthy", event.healthy, "hosts")?;
             let total = require(path, "total", event.total, "hosts")?;
             if healthy > total {
-                return Err(Invalid::new(join(path, "healthy"), format!("must be at most total {total} (got {healthy})")));
+                return Err(Invalid::new(
+                    join(path, "healthy"),
+                    format!("must be at most total {total} (got {healthy})"),
+                ));
             }
             router.set_hosts(now, id, healthy, total);
-            Ok(line("recalculated", serde_json::to_value(router.loads()).unwrap_or_default()))
+            Ok(line(
+                "recalculated",
+                serde_json::to_value(router.loads()).unwrap_or_default(),
+            ))
         }
         (machine, EventKind::Lookup) => {
             let client = event.client.clone().unwrap_or_default();
@@ -263,7 +315,9 @@ fn step(
                 Machine::Dns(dns, caches) => {
                     let class = event.resolver.unwrap_or(ResolverClass::Ttl);
                     let stretched = event.stretched.unwrap_or(false);
-                    let resolver = caches.entry(client.clone()).or_insert_with(|| Resolver::new(class, stretched));
+                    let resolver = caches
+                        .entry(client.clone())
+                        .or_insert_with(|| Resolver::new(class, stretched));
                     if resolver.class() != class || resolver.stretched() != stretched {
                         return Err(Invalid::new(
                             join(path, "resolver"),
@@ -282,7 +336,10 @@ fn step(
                 }
                 Machine::Anycast(edge) => {
                     let region = edge.route(now, from, matrix, rng);
-                    Ok(line("routed", serde_json::json!({ "client": client, "region": name(region) })))
+                    Ok(line(
+                        "routed",
+                        serde_json::json!({ "client": client, "region": name(region) }),
+                    ))
                 }
                 Machine::Priority(router) => {
                     let pick = router.route(rng);
@@ -293,10 +350,18 @@ fn step(
                 }
                 Machine::ActiveActive(chapter) => {
                     let region = chapter.route(origin.map(|place| place.region));
-                    Ok(line("routed", serde_json::json!({ "client": client, "region": name(region) })))
+                    Ok(line(
+                        "routed",
+                        serde_json::json!({ "client": client, "region": name(region) }),
+                    ))
                 }
                 Machine::ActivePassive(chapter) => {
-                    let primary_ok = require(path, "primary_ok", event.primary_ok, "chapter_active_passive lookups")?;
+                    let primary_ok = require(
+                        path,
+                        "primary_ok",
+                        event.primary_ok,
+                        "chapter_active_passive lookups",
+                    )?;
                     let region = chapter.route(now, primary_ok);
                     Ok(line(
                         "routed",
@@ -305,7 +370,9 @@ fn step(
                 }
             }
         }
-        (_, EventKind::Probe) => Err(wrong(&format!("a probe ({kind_name} other than dns and anycast take none)"))),
+        (_, EventKind::Probe) => Err(wrong(&format!(
+            "a probe ({kind_name} other than dns and anycast take none)"
+        ))),
         (_, EventKind::Hosts) => Err(wrong("hosts (only priority routers take host counts)")),
     }
 }
@@ -323,7 +390,12 @@ mod tests {
     use super::*;
 
     fn run(config: &str, events: &str) -> Result<Vec<String>, String> {
-        drive(("c.json", config.as_bytes()), ("e.json", events.as_bytes()), 1).map_err(|error| error.to_string())
+        drive(
+            ("c.json", config.as_bytes()),
+            ("e.json", events.as_bytes()),
+            1,
+        )
+        .map_err(|error| error.to_string())
     }
 
     const TWO: &str = r#""regions": [{"name": "us"}, {"name": "eu"}],
@@ -333,7 +405,9 @@ mod tests {
     // before the failure keeps the old answer until its cache expires.
     #[test]
     fn dns_lines_show_health_changes_and_cached_answers() {
-        let config = format!(r#"{{{TWO}, "router": {{"kind": "dns", "name": "g", "checkers": ["eu"], "failure_threshold": 1, "interval_ms": 10000}}}}"#);
+        let config = format!(
+            r#"{{{TWO}, "router": {{"kind": "dns", "name": "g", "checkers": ["eu"], "failure_threshold": 1, "interval_ms": 10000}}}}"#
+        );
         let lines = run(
             &config,
             r#"[{"at_ms": 0, "event": "lookup", "client": "a"},
@@ -359,19 +433,35 @@ mod tests {
     fn bad_input_names_the_file_and_path() {
         let dns = format!(r#"{{{TWO}, "router": {{"kind": "dns", "name": "g"}}}}"#);
         assert_eq!(
-            run(&dns, r#"[{"at_ms": 0, "event": "hosts", "region": "us", "healthy": 1, "total": 1}]"#).unwrap_err(),
+            run(
+                &dns,
+                r#"[{"at_ms": 0, "event": "hosts", "region": "us", "healthy": 1, "total": 1}]"#
+            )
+            .unwrap_err(),
             r#"e.json: [0].event: hosts (only priority routers take host counts) does not apply to router "g""#
         );
         assert_eq!(
-            run(&dns, r#"[{"at_ms": 0, "event": "probe", "checker": 5, "region": "us", "ok": true}]"#).unwrap_err(),
+            run(
+                &dns,
+                r#"[{"at_ms": 0, "event": "probe", "checker": 5, "region": "us", "ok": true}]"#
+            )
+            .unwrap_err(),
             "e.json: [0].checker: must be in [0, 1] (got 5)"
         );
         assert_eq!(
-            run(&dns, r#"[{"at_ms": 5, "event": "lookup"}, {"at_ms": 4, "event": "lookup"}]"#).unwrap_err(),
+            run(
+                &dns,
+                r#"[{"at_ms": 5, "event": "lookup"}, {"at_ms": 4, "event": "lookup"}]"#
+            )
+            .unwrap_err(),
             "e.json: [1].at_ms: times must not decrease (got 4 after 5)"
         );
-        let bad_ttl = format!(r#"{{{TWO}, "router": {{"kind": "dns", "name": "g", "ttl_ms": 90000000}}}}"#);
-        assert_eq!(run(&bad_ttl, "[]").unwrap_err(), "c.json: router.ttl_ms: must be in [0, 86400000] (got 90000000)");
+        let bad_ttl =
+            format!(r#"{{{TWO}, "router": {{"kind": "dns", "name": "g", "ttl_ms": 90000000}}}}"#);
+        assert_eq!(
+            run(&bad_ttl, "[]").unwrap_err(),
+            "c.json: router.ttl_ms: must be in [0, 86400000] (got 90000000)"
+        );
         let missing = r#"{"regions": [{"name": "us"}, {"name": "eu"}], "router": {"kind": "anycast", "name": "g"}}"#;
         assert_eq!(
             run(missing, "[]").unwrap_err(),

@@ -103,7 +103,9 @@ pub fn availability_1_of_n(n: u32, unit: f64) -> f64 {
 
 /// `C(n, k)` as a float (exact for the small `n` of a topology).
 pub fn binomial(n: u32, k: u32) -> f64 {
-    (0..k).fold(1.0, |product, i| product * f64::from(n - i) / f64::from(i + 1))
+    (0..k).fold(1.0, |product, i| {
+        product * f64::from(n - i) / f64::from(i + 1)
+    })
 }
 
 #[cfg(test)]
@@ -144,8 +146,12 @@ mod tests {
     // Windows follow each other without overlap and have the declared means.
     #[test]
     fn windows_alternate_with_the_declared_means() {
-        let mut process =
-            FailureProcess::new(1_000.0, 100.0, RngFactory::new(1).stream("unit"), SimTime::ZERO);
+        let mut process = FailureProcess::new(
+            1_000.0,
+            100.0,
+            RngFactory::new(1).stream("unit"),
+            SimTime::ZERO,
+        );
         let (mut up_total, mut down_total, mut last) = (0.0, 0.0, SimTime::ZERO);
         for _ in 0..20_000 {
             let (fail_at, repair_at) = process.next_window();

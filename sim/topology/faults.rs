@@ -48,9 +48,7 @@ pub fn network(matrix: LatencyMatrix, faults: &[TopologyFault]) -> Network {
     for fault in faults {
         match fault {
             TopologyFault::Partition(partition) => network.add_partition(partition.clone()),
-            TopologyFault::Degradation(degradation) => {
-                network.add_degradation(degradation.clone())
-            }
+            TopologyFault::Degradation(degradation) => network.add_degradation(degradation.clone()),
             TopologyFault::CheckerCut(cut) => network.add_checker_cut(cut.clone()),
             TopologyFault::Outage { .. } | TopologyFault::Failures { .. } => {}
         }

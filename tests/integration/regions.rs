@@ -115,7 +115,10 @@ fn chapter_active_passive_example_flips_with_every_check() {
         .iter()
         .map(|line| line["state"]["region"].as_str().unwrap())
         .collect();
-    assert_eq!(regions, vec!["us-east", "eu-west", "us-east", "eu-west", "eu-west"]);
+    assert_eq!(
+        regions,
+        vec!["us-east", "eu-west", "us-east", "eu-west", "eu-west"]
+    );
     assert_eq!(lines[4]["state"]["counters"]["flips"], 3);
 }
 
@@ -152,8 +155,9 @@ fn rejects(topology: &str, message: &str) {
 }
 
 fn fxhash(text: &str) -> u64 {
-    text.bytes()
-        .fold(0xcbf29ce484222325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100000001b3))
+    text.bytes().fold(0xcbf29ce484222325u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100000001b3)
+    })
 }
 
 // Each kind of bad topology input gets one line with the JSON path and what
@@ -161,7 +165,9 @@ fn fxhash(text: &str) -> u64 {
 #[test]
 fn bad_topologies_name_the_path_and_what_is_allowed() {
     rejects(
-        &format!(r#"{{{REGIONS}, "placements": [{{"service": "api", "place": "us-west-9", "instances": 4}}]}}"#),
+        &format!(
+            r#"{{{REGIONS}, "placements": [{{"service": "api", "place": "us-west-9", "instances": 4}}]}}"#
+        ),
         r#"topology.placements[0].place: unknown region "us-west-9"; the regions are: us-east-1, eu-west-1, ap-southeast-1"#,
     );
     rejects(
@@ -169,19 +175,27 @@ fn bad_topologies_name_the_path_and_what_is_allowed() {
         r#"topology.latency: no latency from "us-west-2" to "eu-west-1" (the preset "aws-2026-11" has no such pair); give it in round_trips or one_way"#,
     );
     rejects(
-        &format!(r#"{{{REGIONS}, {PLACED}, "routers": [{{"kind": "dns", "name": "g"}}], "clients": [{{"client": "users", "origin": "eu-west-1", "router": "g"}}]}}"#),
+        &format!(
+            r#"{{{REGIONS}, {PLACED}, "routers": [{{"kind": "dns", "name": "g"}}], "clients": [{{"client": "users", "origin": "eu-west-1", "router": "g"}}]}}"#
+        ),
         r#"topology.clients[0].router: router "g" can send client "users" to region "ap-southeast-1", which has no instance of service "api"; place some there or remove the region from the router"#,
     );
     rejects(
-        &format!(r#"{{{REGIONS}, {PLACED}, "routers": [{{"kind": "anycast", "name": "g", "endpoints": ["us-east-1", "eu-west-1"], "policy": {{"kind": "weighted", "weights": [0, 0]}}}}]}}"#),
+        &format!(
+            r#"{{{REGIONS}, {PLACED}, "routers": [{{"kind": "anycast", "name": "g", "endpoints": ["us-east-1", "eu-west-1"], "policy": {{"kind": "weighted", "weights": [0, 0]}}}}]}}"#
+        ),
         "topology.routers[0].policy.weights: weights must sum to more than 0 (got all 0)",
     );
     rejects(
-        &format!(r#"{{{REGIONS}, "routers": [{{"kind": "dns", "name": "g", "ttl_ms": 100000000}}]}}"#),
+        &format!(
+            r#"{{{REGIONS}, "routers": [{{"kind": "dns", "name": "g", "ttl_ms": 100000000}}]}}"#
+        ),
         "topology.routers[0].ttl_ms: must be in [0, 86400000] (got 100000000)",
     );
     rejects(
-        &format!(r#"{{{REGIONS}, "routers": [{{"kind": "dns", "name": "g", "failure_threshold": 11}}]}}"#),
+        &format!(
+            r#"{{{REGIONS}, "routers": [{{"kind": "dns", "name": "g", "failure_threshold": 11}}]}}"#
+        ),
         "topology.routers[0].failure_threshold: must be in [1, 10] (got 11)",
     );
     rejects(
@@ -189,15 +203,21 @@ fn bad_topologies_name_the_path_and_what_is_allowed() {
         "topology.routers[0].interval_ms: must be 10000 or 30000 (Route 53's fast and standard intervals) (got 5000)",
     );
     rejects(
-        &format!(r#"{{{REGIONS}, {PLACED}, "faults": [{{"kind": "zone_outage", "zone": "eu-west-1/a", "start_ms": 0, "end_ms": 10}}]}}"#),
+        &format!(
+            r#"{{{REGIONS}, {PLACED}, "faults": [{{"kind": "zone_outage", "zone": "eu-west-1/a", "start_ms": 0, "end_ms": 10}}]}}"#
+        ),
         r#"topology.faults[0].zone: unknown zone "a" in region "eu-west-1"; its zones are: none"#,
     );
     rejects(
-        &format!(r#"{{{REGIONS}, "placements": [{{"service": "api", "place": "eu-west-1", "instances": 3}}]}}"#),
+        &format!(
+            r#"{{{REGIONS}, "placements": [{{"service": "api", "place": "eu-west-1", "instances": 3}}]}}"#
+        ),
         r#"topology.placements[0].instances: the placements of "api" hold 3 instances but services[0].instances is 4; they must match"#,
     );
     rejects(
-        &format!(r#"{{{REGIONS}, {PLACED}, "clients": [{{"client": "users", "origin": "us-east-1", "resolvers": [{{"class": "jvm", "share": 0.5}}]}}]}}"#),
+        &format!(
+            r#"{{{REGIONS}, {PLACED}, "clients": [{{"client": "users", "origin": "us-east-1", "resolvers": [{{"class": "jvm", "share": 0.5}}]}}]}}"#
+        ),
         "topology.clients[0].resolvers: shares must sum to 1 (got 0.5)",
     );
 }
@@ -228,15 +248,24 @@ fn full_topology() -> String {
 fn a_full_topology_resolves_into_places() {
     let checked = scenario(&with_topology(&full_topology()));
     let topology = checked.topology.as_ref().expect("topology");
-    assert_eq!(topology.place_name(topology.instance_place(0, 1).unwrap()), "us-east-1/a");
-    assert_eq!(topology.place_name(topology.instance_place(0, 2).unwrap()), "eu-west-1");
+    assert_eq!(
+        topology.place_name(topology.instance_place(0, 1).unwrap()),
+        "us-east-1/a"
+    );
+    assert_eq!(
+        topology.place_name(topology.instance_place(0, 2).unwrap()),
+        "eu-west-1"
+    );
     assert_eq!(topology.instances_in(0, 1), 2);
     assert_eq!(topology.clients[0].router, Some(0));
     assert_eq!(topology.routers[0].regions(), vec![0, 1]);
     assert_eq!(topology.faults.len(), 6);
     let network = sim::topology::faults::network(topology.latency.clone(), &topology.faults);
     let at = sim::engine::SimTime::from_ms(50);
-    let (us_a, eu) = (sim::topology::Place::zone(0, 0), sim::topology::Place::region(1));
+    let (us_a, eu) = (
+        sim::topology::Place::zone(0, 0),
+        sim::topology::Place::region(1),
+    );
     assert!(network.reachable(at, us_a, eu));
     assert!(!network.reachable(at, eu, us_a));
 }

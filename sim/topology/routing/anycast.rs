@@ -209,7 +209,12 @@ mod tests {
         }
         assert_eq!(edge.routed_health(SimTime::from_ms(30_000)), &[false; 3]);
         assert_eq!(
-            edge.route(SimTime::from_ms(30_000), Place::region(2), &matrix, &mut rng),
+            edge.route(
+                SimTime::from_ms(30_000),
+                Place::region(2),
+                &matrix,
+                &mut rng
+            ),
             2
         );
     }
@@ -218,7 +223,10 @@ mod tests {
     #[test]
     fn checks_are_staggered() {
         let edge = anycast(0);
-        assert_eq!(edge.next_probe_at(0, SimTime::from_ms(1)), SimTime::from_ms(10_000));
+        assert_eq!(
+            edge.next_probe_at(0, SimTime::from_ms(1)),
+            SimTime::from_ms(10_000)
+        );
         assert_eq!(edge.next_probe_at(1, SimTime::ZERO), SimTime(3_333_333));
     }
 }

@@ -129,7 +129,9 @@ mod tests {
     use crate::topology::routing::{choose, Policy, PolicyState, ThresholdView};
     use crate::topology::Place;
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+    use proptest::test_runner::{
+        Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
+    };
 
     const US: RegionId = 0;
     const EU: RegionId = 1;
@@ -152,19 +154,32 @@ mod tests {
     fn chapter_active_active_routes_by_origin_else_first() {
         let router = ChapterActiveActive::new(vec![EU, ASIA]);
         assert_eq!(router.route(Some(ASIA)), ASIA);
-        assert_eq!(router.route(Some(US)), EU, "an unlisted origin goes to the first region");
-        assert_eq!(router.route(None), EU, "no geolocation goes to the first region");
+        assert_eq!(
+            router.route(Some(US)),
+            EU,
+            "an unlisted origin goes to the first region"
+        );
+        assert_eq!(
+            router.route(None),
+            EU,
+            "no geolocation goes to the first region"
+        );
     }
 
     /// A generic property every health-aware router passes: when the origin's
     /// region is down and another is up, the request does not go to the
     /// down region. `case` is `(origin, down regions as a bit set)`.
-    fn avoids_down_regions(route: impl Fn(RegionId, [bool; 3]) -> RegionId, case: (usize, u8)) -> Result<(), String> {
+    fn avoids_down_regions(
+        route: impl Fn(RegionId, [bool; 3]) -> RegionId,
+        case: (usize, u8),
+    ) -> Result<(), String> {
         let (origin, down_bits) = case;
         let healthy = [down_bits & 1 == 0, down_bits & 2 == 0, down_bits & 4 == 0];
         let region = route(origin, healthy);
         if healthy.iter().any(|&up| up) && !healthy[region] {
-            return Err(format!("origin {origin} sent to down region {region} with health {healthy:?}"));
+            return Err(format!(
+                "origin {origin} sent to down region {region} with health {healthy:?}"
+            ));
         }
         Ok(())
     }
@@ -180,8 +195,11 @@ mod tests {
             failure_persistence: None,
             ..Config::default()
         };
-        let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
-        match runner.run(&strategy, |value| property(value).map_err(TestCaseError::fail)) {
+        let mut runner =
+            TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+        match runner.run(&strategy, |value| {
+            property(value).map_err(TestCaseError::fail)
+        }) {
             Ok(()) => None,
             Err(TestError::Fail(_, value)) => Some(value),
             Err(error) => panic!("{error}"),
@@ -198,11 +216,25 @@ mod tests {
         let strategy = (0usize..3, 0u8..8);
         let nearest = |origin: RegionId, healthy: [bool; 3]| {
             let mut rng = RngFactory::new(1).stream("t");
-            choose(&Policy::Nearest, &mut PolicyState::default(), &[0, 1, 2], &healthy, Place::region(origin), &matrix(), &mut rng)
+            choose(
+                &Policy::Nearest,
+                &mut PolicyState::default(),
+                &[0, 1, 2],
+                &healthy,
+                Place::region(origin),
+                &matrix(),
+                &mut rng,
+            )
         };
-        assert_eq!(counterexample(strategy.clone(), |case| avoids_down_regions(nearest, case)), None);
+        assert_eq!(
+            counterexample(strategy.clone(), |case| avoids_down_regions(nearest, case)),
+            None
+        );
         let chapter = |origin: RegionId, _healthy: [bool; 3]| active_active().route(Some(origin));
-        assert_eq!(counterexample(strategy, |case| avoids_down_regions(chapter, case)), Some((0, 1)));
+        assert_eq!(
+            counterexample(strategy, |case| avoids_down_regions(chapter, case)),
+            Some((0, 1))
+        );
     }
 
     // Weakness: no health at all. With us-east down for an hour, every
@@ -211,7 +243,10 @@ mod tests {
     fn chapter_active_active_keeps_sending_users_to_a_dead_region() {
         let router = active_active();
         let origins = [Some(US), Some(EU), Some(ASIA), None, Some(7)];
-        let to_dead = origins.iter().filter(|&&origin| router.route(origin) == US).count();
+        let to_dead = origins
+            .iter()
+            .filter(|&&origin| router.route(origin) == US)
+            .count();
         assert_eq!(to_dead, 3, "us-east users plus both unknown origins");
     }
 
@@ -230,7 +265,9 @@ mod tests {
         assert_eq!(counters.flips, 999);
         assert_eq!(counters.to_secondary, 500);
         let mut view = ThresholdView::default();
-        let changes = (0..1_000).filter(|request| view.record(request % 2 == 0, 3)).count();
+        let changes = (0..1_000)
+            .filter(|request| view.record(request % 2 == 0, 3))
+            .count();
         assert_eq!(changes, 0);
     }
 
@@ -256,7 +293,8 @@ mod tests {
         }
         assert_eq!(router.counters().requests, 250);
         let probe_round_trip = SimDuration::from_ms_f64(
-            matrix().mean_ms(Place::region(EU), Place::region(US)) + matrix().mean_ms(Place::region(US), Place::region(EU)),
+            matrix().mean_ms(Place::region(EU), Place::region(US))
+                + matrix().mean_ms(Place::region(US), Place::region(EU)),
         );
         assert_eq!(probe_round_trip, SimDuration::from_ms(80));
     }

@@ -176,7 +176,8 @@ impl Dns {
     /// A router with every view and endpoint healthy.
     pub fn new(settings: DnsSettings) -> Dns {
         debug_assert!(!settings.checkers.is_empty() && !settings.endpoints.is_empty());
-        let views = vec![ThresholdView::default(); settings.checkers.len() * settings.endpoints.len()];
+        let views =
+            vec![ThresholdView::default(); settings.checkers.len() * settings.endpoints.len()];
         let healthy = vec![true; settings.endpoints.len()];
         Dns {
             settings,
@@ -196,8 +197,7 @@ impl Dns {
     /// staggered evenly over one interval).
     pub fn next_probe_at(&self, checker: usize, now: SimTime) -> SimTime {
         let interval = self.settings.interval.as_micros();
-        let offset =
-            interval * checker as u64 / self.settings.checkers.len() as u64;
+        let offset = interval * checker as u64 / self.settings.checkers.len() as u64;
         let micros = now.as_micros();
         if micros <= offset {
             return SimTime(offset);
@@ -415,9 +415,18 @@ mod tests {
     fn checkers_are_staggered_over_one_interval() {
         let dns = Dns::new(settings(3, 30_000, 3, 60_000));
         assert_eq!(dns.next_probe_at(0, SimTime::ZERO), SimTime::ZERO);
-        assert_eq!(dns.next_probe_at(1, SimTime::ZERO), SimTime::from_ms(10_000));
-        assert_eq!(dns.next_probe_at(2, SimTime::from_ms(20_001)), SimTime::from_ms(50_000));
-        assert_eq!(dns.next_probe_at(0, SimTime::from_ms(30_000)), SimTime::from_ms(30_000));
+        assert_eq!(
+            dns.next_probe_at(1, SimTime::ZERO),
+            SimTime::from_ms(10_000)
+        );
+        assert_eq!(
+            dns.next_probe_at(2, SimTime::from_ms(20_001)),
+            SimTime::from_ms(50_000)
+        );
+        assert_eq!(
+            dns.next_probe_at(0, SimTime::from_ms(30_000)),
+            SimTime::from_ms(30_000)
+        );
     }
 
     // With threshold 3 and 30 s, detection of a failure at 45 s is complete
@@ -428,7 +437,10 @@ mod tests {
         let down_at = SimTime::from_ms(45_000);
         let changed = probe_until(&mut dns, down_at, SimTime::from_ms(300_000)).unwrap();
         assert!(changed > down_at);
-        assert!(changed < down_at + SimDuration::from_ms(90_000), "{changed}");
+        assert!(
+            changed < down_at + SimDuration::from_ms(90_000),
+            "{changed}"
+        );
         let mut rng = RngFactory::new(1).stream("t");
         assert_eq!(dns.answer(Place::region(0), &matrix(), &mut rng), 1);
     }
@@ -439,8 +451,14 @@ mod tests {
     fn resolver_classes_cache_as_documented() {
         let ttl = SimDuration::from_ms(20_000);
         assert_eq!(ResolverClass::Ttl.cache_for(ttl), Some(ttl));
-        assert_eq!(ResolverClass::Jvm.cache_for(ttl), Some(SimDuration::from_ms(50_000)));
-        assert_eq!(ResolverClass::Browser.cache_for(ttl), Some(SimDuration::from_ms(60_000)));
+        assert_eq!(
+            ResolverClass::Jvm.cache_for(ttl),
+            Some(SimDuration::from_ms(50_000))
+        );
+        assert_eq!(
+            ResolverClass::Browser.cache_for(ttl),
+            Some(SimDuration::from_ms(60_000))
+        );
         assert_eq!(ResolverClass::Forever.cache_for(ttl), None);
         let settings = settings(3, 30_000, 3, 20_000);
         assert_eq!(
@@ -462,14 +480,39 @@ mod tests {
         let origin = Place::region(0);
         let mut forever = Resolver::new(ResolverClass::Forever, false);
         let mut ttl = Resolver::new(ResolverClass::Ttl, false);
-        assert_eq!(forever.lookup(SimTime::ZERO, &mut dns, origin, &matrix, &mut rng).region, 0);
-        assert_eq!(ttl.lookup(SimTime::ZERO, &mut dns, origin, &matrix, &mut rng).region, 0);
+        assert_eq!(
+            forever
+                .lookup(SimTime::ZERO, &mut dns, origin, &matrix, &mut rng)
+                .region,
+            0
+        );
+        assert_eq!(
+            ttl.lookup(SimTime::ZERO, &mut dns, origin, &matrix, &mut rng)
+                .region,
+            0
+        );
         dns.record_probe(SimTime::from_ms(10_000), 0, 0, false);
         let later = SimTime::from_ms(3_600_000);
         let kept = forever.lookup(later, &mut dns, origin, &matrix, &mut rng);
         assert_eq!((kept.region, kept.cached, kept.expires_at), (0, true, None));
-        assert_eq!(ttl.lookup(SimTime::from_ms(59_999), &mut dns, origin, &matrix, &mut rng).region, 0);
-        let moved = ttl.lookup(SimTime::from_ms(60_000), &mut dns, origin, &matrix, &mut rng);
+        assert_eq!(
+            ttl.lookup(
+                SimTime::from_ms(59_999),
+                &mut dns,
+                origin,
+                &matrix,
+                &mut rng
+            )
+            .region,
+            0
+        );
+        let moved = ttl.lookup(
+            SimTime::from_ms(60_000),
+            &mut dns,
+            origin,
+            &matrix,
+            &mut rng,
+        );
         assert_eq!((moved.region, moved.cached), (1, false));
     }
 

@@ -285,7 +285,10 @@ mod tests {
     fn nearest_skips_unhealthy_regions_and_fails_open() {
         let mut state = PolicyState::default();
         assert_eq!(pick(&Policy::Nearest, &mut state, &[true; 3], 2), 2);
-        assert_eq!(pick(&Policy::Nearest, &mut state, &[true, true, false], 2), 1);
+        assert_eq!(
+            pick(&Policy::Nearest, &mut state, &[true, true, false], 2),
+            1
+        );
         assert_eq!(pick(&Policy::Nearest, &mut state, &[false; 3], 2), 2);
     }
 

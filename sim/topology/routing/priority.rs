@@ -208,26 +208,29 @@ pub fn loads(levels: &[(u32, u32)], overprovisioning_percent: u32, panic_percent
             if total == 0 {
                 0
             } else {
-                let scaled = u64::from(overprovisioning_percent) * u64::from(healthy) / u64::from(total);
+                let scaled =
+                    u64::from(overprovisioning_percent) * u64::from(healthy) / u64::from(total);
                 scaled.min(100) as u32
             }
         })
         .collect();
     let normalized_total = health.iter().sum::<u32>().min(100);
     let mut load = vec![0u32; levels.len()];
-    if normalized_total > 0 {
-        let mut left = 100u32;
-        let mut first_available = None;
-        for (level, &level_health) in health.iter().enumerate() {
+    // With no health anywhere Envoy computes nothing here: the panic rules
+    // below decide.
+    let mut left = 100u32;
+    let mut first_available = None;
+    for (level, &level_health) in health.iter().enumerate() {
+        if let Some(share) = (level_health * 100).checked_div(normalized_total) {
             if first_available.is_none() && level_health > 0 {
                 first_available = Some(level);
             }
-            load[level] = left.min(level_health * 100 / normalized_total);
+            load[level] = left.min(share);
             left -= load[level];
         }
-        if left > 0 {
-            load[first_available.expect("some level has health")] += left;
-        }
+    }
+    if let (Some(first), true) = (first_available, left > 0) {
+        load[first] += left;
     }
     if panic_percent == 0.0 && normalized_total == 0 {
         load[0] = 100;
@@ -251,17 +254,14 @@ pub fn loads(levels: &[(u32, u32)], overprovisioning_percent: u32, panic_percent
     if panic.iter().all(|&p| p) {
         let all_hosts: u32 = levels.iter().map(|&(_, total)| total).sum();
         load = vec![0; levels.len()];
-        if all_hosts == 0 {
-            load[0] = 100;
-        } else {
-            let mut left = 100u32;
-            for (level, &(_, total)) in levels.iter().enumerate() {
-                load[level] = 100 * total / all_hosts;
-                left -= load[level];
-            }
-            let first = levels.iter().position(|&(_, total)| total > 0).unwrap_or(0);
-            load[first] += left;
+        // An empty backend still needs its load somewhere: P0.
+        let mut left = 100u32;
+        for (level, &(_, total)) in levels.iter().enumerate() {
+            load[level] = (100 * total).checked_div(all_hosts).unwrap_or(0);
+            left -= load[level];
         }
+        let first = levels.iter().position(|&(_, total)| total > 0).unwrap_or(0);
+        load[first] += left;
     }
     Loads {
         health,
@@ -322,8 +322,14 @@ mod tests {
     fn locality_weights_scale_with_availability() {
         let mut router = Priority::new(PrioritySettings {
             levels: vec![vec![
-                Locality { region: 0, weight: 1 },
-                Locality { region: 1, weight: 2 },
+                Locality {
+                    region: 0,
+                    weight: 1,
+                },
+                Locality {
+                    region: 1,
+                    weight: 2,
+                },
             ]],
             overprovisioning_percent: 140,
             panic_threshold_percent: 50.0,
@@ -333,11 +339,17 @@ mod tests {
         router.set_hosts(now, 1, 10, 10);
         let share = |router: &Priority| {
             let mut rng = RngFactory::new(3).stream("t");
-            (0..30_000).filter(|_| router.route(&mut rng).region == 0).count() as f64 / 30_000.0
+            (0..30_000)
+                .filter(|_| router.route(&mut rng).region == 0)
+                .count() as f64
+                / 30_000.0
         };
         assert!((share(&router) - 1.0 / 3.0).abs() < 0.015);
         router.set_hosts(now, 1, 8, 10);
-        assert!((share(&router) - 1.0 / 3.0).abs() < 0.015, "80% healthy keeps full weight");
+        assert!(
+            (share(&router) - 1.0 / 3.0).abs() < 0.015,
+            "80% healthy keeps full weight"
+        );
         router.set_hosts(now, 1, 5, 10);
         // Region 1's weight becomes 2 * 0.7 = 1.4: region 0 gets 1 / 2.4.
         assert!((share(&router) - 1.0 / 2.4).abs() < 0.015);
@@ -349,8 +361,14 @@ mod tests {
     fn levels_fail_over_and_back() {
         let mut router = Priority::new(PrioritySettings {
             levels: vec![
-                vec![Locality { region: 0, weight: 1 }],
-                vec![Locality { region: 1, weight: 1 }],
+                vec![Locality {
+                    region: 0,
+                    weight: 1,
+                }],
+                vec![Locality {
+                    region: 1,
+                    weight: 1,
+                }],
             ],
             overprovisioning_percent: 140,
             panic_threshold_percent: 50.0,
