@@ -112,6 +112,7 @@ pub fn binomial(n: u32, k: u32) -> f64 {
 mod tests {
     use super::*;
     use crate::engine::RngFactory;
+    use proptest::prelude::*;
 
     /// Mean and 95% half-width of `samples` (normal approximation).
     fn confidence(samples: &[f64]) -> (f64, f64) {
@@ -296,5 +297,22 @@ mod tests {
         assert!((availability_k_of_n(0, 4, a) - 1.0).abs() < 1e-12);
         assert_eq!(binomial(5, 2), 10.0);
         assert!((availability_active_passive(1_000.0, 0.0, 0.0, 0.0) - 1.0).abs() < 1e-12);
+    }
+
+    proptest! {
+        // Windows of any process follow each other: each failure comes after
+        // the previous repair, and each repair after its failure.
+        #[test]
+        fn failure_windows_never_overlap(mttf_ms in 0.001f64..1e9, mttr_ms in 0.001f64..1e9, seed: u64) {
+            let rng = RngFactory::new(seed).stream("failures/x");
+            let mut process = FailureProcess::new(mttf_ms, mttr_ms, rng, SimTime::from_ms(5));
+            let mut last = SimTime::from_ms(5);
+            for _ in 0..50 {
+                let (fail_at, repair_at) = process.next_window();
+                prop_assert!(fail_at > last);
+                prop_assert!(repair_at > fail_at);
+                last = repair_at;
+            }
+        }
     }
 }

@@ -164,6 +164,7 @@ mod tests {
     use super::*;
     use crate::engine::RngFactory;
     use crate::topology::routing::tests::matrix;
+    use proptest::prelude::*;
 
     fn anycast(shift_ms: u64) -> Anycast {
         Anycast::new(AnycastSettings {
@@ -228,5 +229,50 @@ mod tests {
             SimTime::from_ms(10_000)
         );
         assert_eq!(edge.next_probe_at(1, SimTime::ZERO), SimTime(3_333_333));
+    }
+
+    proptest! {
+        // The anycast bound: whatever the interval, threshold, shift and
+        // failure time, no request goes to the failed region from
+        // failure + threshold x interval + shift on, and none leaves it before
+        // the failure (no client caching, no false shift).
+        #[test]
+        fn anycast_moves_within_threshold_intervals_plus_shift(
+            fast: bool,
+            threshold in 1u32..=10,
+            shift_ms in 0u64..60_000,
+            down_ms in 0u64..300_000,
+            lookups in prop::collection::vec(0u64..1_000_000, 1..30),
+        ) {
+            let interval = SimDuration::from_ms(if fast { 10_000 } else { 30_000 });
+            let mut edge = Anycast::new(AnycastSettings {
+                endpoints: vec![0, 1, 2],
+                checkers: vec![Place::region(0), Place::region(1), Place::region(2)],
+                interval,
+                threshold,
+                shift: SimDuration::from_ms(shift_ms),
+                policy: Policy::Nearest,
+            });
+            let bound = interval.saturating_mul(u64::from(threshold)) + SimDuration::from_ms(shift_ms);
+            let down_at = SimTime::from_ms(down_ms);
+            let (matrix, mut rng) = (matrix(), RngFactory::new(1).stream("t"));
+            let mut next = edge.next_probe_at(0, SimTime::ZERO);
+            let mut lookups = lookups;
+            lookups.sort_unstable();
+            for at_ms in lookups {
+                let at = SimTime::from_ms(at_ms);
+                while next <= at {
+                    edge.record_probe(next, 0, next < down_at);
+                    next = next + interval;
+                }
+                let region = edge.route(at, Place::region(0), &matrix, &mut rng);
+                if at < down_at {
+                    prop_assert_eq!(region, 0);
+                }
+                if at >= down_at + bound {
+                    prop_assert_eq!(region, 1, "at {} ms", at_ms);
+                }
+            }
+        }
     }
 }

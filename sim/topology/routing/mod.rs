@@ -246,6 +246,7 @@ mod tests {
     use super::*;
     use crate::engine::RngFactory;
     use crate::model::distribution::Distribution;
+    use proptest::prelude::*;
 
     /// Three regions: 0 and 1 are 40 ms apart, 2 is 100 ms from 0 and 60 from 1.
     pub(crate) fn matrix() -> LatencyMatrix {
@@ -367,5 +368,41 @@ mod tests {
         assert!(!view.healthy());
         assert!(view.record(true, 1));
         assert!(view.healthy());
+    }
+
+    fn policies() -> impl Strategy<Value = Policy> {
+        prop_oneof![
+            prop::collection::vec(0u32..5, 3)
+                .prop_filter("weights sum above 0", |w| w.iter().any(|&x| x > 0))
+                .prop_map(|weights| Policy::Weighted { weights }),
+            Just(Policy::Nearest),
+            (0usize..3, 0usize..3, 0usize..3).prop_map(|(origin, endpoint, default)| Policy::Geo {
+                by_origin: vec![(origin, endpoint)],
+                default,
+            }),
+            (Just(vec![2usize, 0, 1]), any::<bool>())
+                .prop_map(|(order, failback)| Policy::Failover { order, failback }),
+        ]
+    }
+
+    proptest! {
+        // Every policy sends a request to a healthy endpoint whenever one is
+        // healthy, over any sequence of health changes (failover state included).
+        #[test]
+        fn policies_never_pick_an_unhealthy_endpoint_while_one_is_healthy(
+            policy in policies(),
+            steps in prop::collection::vec((prop::array::uniform3(any::<bool>()), 0usize..3), 1..40),
+            seed: u64,
+        ) {
+            let mut state = PolicyState::default();
+            let mut rng = RngFactory::new(seed).stream("test");
+            for (healthy, origin) in steps {
+                let chosen = choose(&policy, &mut state, &[0, 1, 2], &healthy, Place::region(origin), &matrix(), &mut rng);
+                prop_assert!(chosen < 3);
+                if healthy.iter().any(|&up| up) {
+                    prop_assert!(healthy[chosen], "{:?} chose {} with {:?}", policy, chosen, healthy);
+                }
+            }
+        }
     }
 }
