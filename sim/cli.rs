@@ -88,7 +88,8 @@ pub struct BenchArgs {
 pub struct PolicyArgs {
     /// The policy's kind, as in a scenario (`circuit_breaker`); it must match
     /// the config's `kind`. `health_check` and `feature_flag` drive a
-    /// service's checks instead, with probe results as events.
+    /// service's checks instead, with probe results as events; `router`
+    /// drives a global router (regions, latency and one router as config).
     pub name: String,
     /// The policy: one object as in a scenario's `policies` array (JSON).
     #[arg(long)]
@@ -174,6 +175,19 @@ fn drive_policy(args: &PolicyArgs) -> Result<(), Error> {
             .map_err(|source| Error::Read { file, source })
     };
     let (config_file, config) = read(&args.config)?;
+    if args.name == "router" {
+        let (input_file, input) = read(&args.input)?;
+        let lines = crate::topology::driver::drive(
+            (&config_file, &config),
+            (&input_file, &input),
+            args.seed,
+        )?;
+        let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+        return std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(Error::Stdout);
+    }
     if crate::model::check_driver::drives(&args.name) {
         let (input_file, input) = read(&args.input)?;
         let lines = crate::model::check_driver::drive(

@@ -6,7 +6,9 @@
 pub mod check;
 pub mod error;
 pub mod raw;
+pub mod raw_topology;
 mod validate;
+pub mod validate_topology;
 
 use crate::engine::{SimDuration, SimTime};
 use crate::model::distribution::Distribution;
@@ -42,6 +44,8 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// Run limits.
     pub limits: Limits,
+    /// Regions, network and global routing; `None` for a single-region scenario.
+    pub topology: Option<crate::topology::Topology>,
 }
 
 /// A checked service.

@@ -32,6 +32,10 @@ pub struct RawScenario {
     /// Run limits.
     #[serde(default)]
     pub limits: RawLimits,
+    /// Regions, the network between them and global routing (see
+    /// `raw_topology`); default none: one implicit region, as before.
+    #[serde(default)]
+    pub topology: Option<super::raw_topology::RawTopology>,
 }
 
 fn window_default() -> u64 {

@@ -64,6 +64,15 @@ pub fn validate(
     let services = validate_services(&raw)?;
     let clients = validate_clients(&raw, &services)?;
     let faults = validate_faults(&raw, &services)?;
+    let topology = match &raw.topology {
+        Some(topology) => Some(super::validate_topology::validate(
+            topology,
+            &services,
+            &clients,
+            raw.duration_ms,
+        )?),
+        None => None,
+    };
 
     let scenario = Scenario {
         name: name.to_string(),
@@ -79,6 +88,7 @@ pub fn validate(
             events_max: events_max_override.unwrap_or(raw.limits.events_max),
             drain: SimDuration::from_ms(raw.limits.drain_ms),
         },
+        topology,
     };
     // `--events-max` stands in for limits.events_max here too, and the
     // message names whichever set the limit.

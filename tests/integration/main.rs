@@ -10,6 +10,7 @@ mod policies;
 mod policy_cli;
 mod properties;
 mod queueing;
+mod regions;
 mod regression;
 mod scenarios_latency;
 mod scenarios_resilience;
