@@ -15,3 +15,5 @@ pub mod model;
 pub mod policy;
 pub mod report;
 pub mod scenario;
+#[cfg(feature = "proptest")]
+pub mod testing;
