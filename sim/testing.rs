@@ -19,7 +19,7 @@
 //!
 //! Every generated value is built from integers and lists, so proptest
 //! shrinks each towards the simpler end: lists towards **fewer** calls and
-//! faults, gaps and start times towards **earlier** (zero gaps give ties),
+//! faults, start times towards **earlier** (equal starts give ties),
 //! latencies and durations towards **shorter**, probabilities, burst sizes,
 //! rates and thresholds towards **smaller**, and replies towards `Success`
 //! (the first listed). A shrunk counterexample is therefore the smallest,
@@ -71,15 +71,16 @@ pub struct PlannedCall {
 }
 
 /// The ranges [`calls`] draws from. `Default` gives up to 30 start
-/// instants, gaps of 0 to 2000 ms between them, up to 3 calls per instant,
+/// instants in the first 10 s, up to 3 calls per instant,
 /// latencies of 0 to 100 ms or, for one call in five, a late 1 to 10 s, and
 /// replies `success`, `error` and `timeout` (in that shrinking order).
 #[derive(Clone, Debug)]
 pub struct CallsConfig {
     /// How many start instants (groups of calls starting together).
     pub groups: RangeInclusive<usize>,
-    /// The gap before each instant, in ms; 0 gives same-millisecond ties.
-    pub gap_ms: RangeInclusive<u64>,
+    /// When each group starts, in ms. Each is drawn on its own, so dropping
+    /// a group while shrinking moves no other call.
+    pub start_ms: RangeInclusive<u64>,
     /// The most calls that start at one instant (a burst); at least 1.
     pub burst_max: usize,
     /// A usual latency, in ms.
@@ -97,7 +98,7 @@ impl Default for CallsConfig {
     fn default() -> Self {
         CallsConfig {
             groups: 0..=30,
-            gap_ms: 0..=2_000,
+            start_ms: 0..=10_000,
             burst_max: 3,
             latency_ms: 0..=100,
             late_ms: 1_000..=10_000,
@@ -112,13 +113,13 @@ impl Default for CallsConfig {
 }
 
 impl CallsConfig {
-    /// Up to `calls_max` calls one after another: no bursts, no latency, a
-    /// 1 ms gap, replies `success` or `error`. For properties about the
-    /// order of outcomes alone.
+    /// Up to `calls_max` calls one after another: all at 0 ms in plan order
+    /// (each answered at once, before the next starts), replies `success` or
+    /// `error`. For properties about the order of outcomes alone.
     pub fn sequential(calls_max: usize) -> Self {
         CallsConfig {
             groups: 0..=calls_max,
-            gap_ms: 1..=1,
+            start_ms: 0..=0,
             burst_max: 1,
             latency_ms: 0..=0,
             late_ms: 0..=0,
@@ -128,8 +129,11 @@ impl CallsConfig {
     }
 }
 
-/// Call plans within `config`'s ranges, sorted by start time, shrinking
+/// Call plans within `config`'s ranges, sorted by start time (a stable
+/// sort: calls starting together keep their generated order), shrinking
 /// towards fewer, earlier, shorter, smaller bursts and `Success` replies.
+/// Same-millisecond ties come from bursts and from starts shrunk to the
+/// same value.
 pub fn calls(config: &CallsConfig) -> BoxedStrategy<Vec<PlannedCall>> {
     let config = config.clone();
     let reply = proptest::strategy::Union::new_weighted(
@@ -152,15 +156,13 @@ pub fn calls(config: &CallsConfig) -> BoxedStrategy<Vec<PlannedCall>> {
     );
     let call = (latency, reply);
     let group = (
-        config.gap_ms.clone(),
+        config.start_ms.clone(),
         proptest::collection::vec(call, 1..=config.burst_max.max(1)),
     );
     proptest::collection::vec(group, config.groups.clone())
         .prop_map(|groups| {
-            let mut start_ms = 0u64;
             let mut plan = Vec::new();
-            for (gap_ms, group) in groups {
-                start_ms = start_ms.saturating_add(gap_ms);
+            for (start_ms, group) in groups {
                 for (latency_ms, reply) in group {
                     plan.push(PlannedCall {
                         start_ms,
@@ -169,6 +171,7 @@ pub fn calls(config: &CallsConfig) -> BoxedStrategy<Vec<PlannedCall>> {
                     });
                 }
             }
+            plan.sort_by_key(|call| call.start_ms);
             plan
         })
         .boxed()

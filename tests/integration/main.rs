@@ -4,6 +4,7 @@ mod accounting;
 mod cli;
 mod determinism;
 mod golden;
+mod library;
 mod policies;
 mod policy_cli;
 mod properties;
