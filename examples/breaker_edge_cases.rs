@@ -119,7 +119,8 @@ mod tests {
     // success, that never trip the chapter breaker.
     #[test]
     fn chapter_breaker_never_trips_at_four_failures_in_five() {
-        let (plan, _) = chapter_four_in_five().expect("a counterexample");
+        let (plan, message) = chapter_four_in_five().expect("a counterexample");
+        println!("{message}\n  {}", show(&plan));
         assert_eq!(plan.len(), 5, "{}", show(&plan));
         assert_eq!(plan.iter().filter(|call| failed(call)).count(), 4);
         let breaker = policy(serde_json::json!({"kind": "circuit_breaker"}));
@@ -130,7 +131,8 @@ mod tests {
     // after the open timeout that are both admitted as probes at once.
     #[test]
     fn chapter_half_open_admits_unlimited_probes() {
-        let (plan, _) = chapter_half_open_probes().expect("a counterexample");
+        let (plan, message) = chapter_half_open_probes().expect("a counterexample");
+        println!("{message}\n  {}", show(&plan));
         assert_eq!(plan.len(), 4, "{}", show(&plan));
         assert!(plan[..2].iter().all(failed), "{}", show(&plan));
         assert!(
@@ -152,7 +154,8 @@ mod tests {
     // first and the sixth fail: every window of five holds only two.
     #[test]
     fn count_window_stays_closed_under_a_pattern_aligned_with_its_window() {
-        let (plan, _) = count_window_aligned().expect("a counterexample");
+        let (plan, message) = count_window_aligned().expect("a counterexample");
+        println!("{message}\n  {}", show(&plan));
         assert_eq!(plan.len(), 6, "{}", show(&plan));
         assert_eq!(plan.iter().filter(|call| failed(call)).count(), 3);
         assert!(failed(&plan[0]) && failed(&plan[5]), "{}", show(&plan));
