@@ -3,6 +3,8 @@
 //! the same result as the library run the search saw.
 
 use crate::support::{root, run_summary, temp_dir, Sim};
+use sim::policy::breaker::BreakerConfig;
+use sim::policy::PolicySpec;
 use sim::scenario::Scenario;
 
 const COUNTEREXAMPLE: &str = "examples/retry-breaker-counterexample.json";
@@ -37,10 +39,8 @@ fn sim_run_replays_the_shrunk_retry_breaker_counterexample() {
     let printed: serde_json::Value = serde_json::from_str(&output.stdout).expect("JSON");
     let (_, summary) = run_summary(&scenario, seed);
     assert_eq!(printed, serde_json::to_value(&summary).unwrap());
-    let open_timeout_ms = scenario.clients[0].policies[1].clone();
-    let sim::policy::PolicySpec::CircuitBreaker(sim::policy::breaker::BreakerConfig::Chapter(
-        breaker,
-    )) = open_timeout_ms
+    let PolicySpec::CircuitBreaker(BreakerConfig::Chapter(breaker)) =
+        &scenario.clients[0].policies[1]
     else {
         panic!("a chapter breaker under the retry");
     };
