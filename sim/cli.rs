@@ -56,6 +56,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Where to write the report [default: reports/<scenario>/seed-<seed>].
+    // The text is clap's help, not markdown: `<scenario>` is not an HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// How to print the summary on stdout.

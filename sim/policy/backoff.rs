@@ -36,6 +36,24 @@ pub enum Jitter {
 
 /// A backoff schedule. JSON: `{"kind": "fixed", "delay_ms": 1000}` or
 /// `{"kind": "exponential", "initial_ms": 100, "factor": 2, "max_ms": 10000, "jitter": "full"}`.
+///
+/// ```
+/// use sim::engine::{RngFactory, SimDuration};
+/// use sim::policy::backoff::{Backoff, Jitter};
+///
+/// let mut rng = RngFactory::new(42).stream("backoff");
+/// let plain = Backoff::Exponential { initial_ms: 100.0, factor: 2.0, max_ms: 1_000.0, jitter: Jitter::None };
+/// let delays_ms: Vec<u64> = (1..=5)
+///     .map(|retry| plain.delay(retry, SimDuration::ZERO, &mut rng).as_micros() / 1_000)
+///     .collect();
+/// assert_eq!(delays_ms, [100, 200, 400, 800, 1_000]);
+///
+/// // Full jitter draws from [0, capped delay], from the seeded stream only.
+/// let full = Backoff::Exponential { initial_ms: 100.0, factor: 2.0, max_ms: 1_000.0, jitter: Jitter::Full };
+/// let (floor, ceiling) = full.bounds(3);
+/// let delay = full.delay(3, SimDuration::ZERO, &mut rng);
+/// assert!(floor <= delay && delay <= ceiling && ceiling == SimDuration::from_ms(400));
+/// ```
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Backoff {

@@ -367,6 +367,29 @@ pub struct BreakerCounters {
 }
 
 /// The chapter's circuit breaker as a pure state machine.
+///
+/// Driven by `now` and outcomes alone:
+///
+/// ```
+/// use sim::engine::SimTime;
+/// use sim::policy::breaker::{Admission, BreakerState, CallOutcome, ChapterBreaker, ChapterConfig};
+///
+/// let config = ChapterConfig { failure_threshold: 2, success_threshold: 1, open_timeout_ms: 1_000 };
+/// let mut breaker = ChapterBreaker::new(&config);
+/// let t = SimTime::from_ms;
+/// for now in [t(0), t(10)] {
+///     assert_eq!(breaker.admit(now).0, Admission::Admitted);
+///     breaker.record(now, CallOutcome::Failure);
+/// }
+/// assert_eq!(breaker.state(), BreakerState::Open { reopen_at: t(1_010) });
+/// assert_eq!(breaker.admit(t(500)).0, Admission::Rejected);
+/// // The first call after the open timeout moves it to half-open...
+/// assert_eq!(breaker.admit(t(1_010)).0, Admission::Admitted);
+/// // ...which admits every call: the chapter sets no probe limit.
+/// assert_eq!(breaker.admit(t(1_011)).0, Admission::Admitted);
+/// breaker.record(t(1_020), CallOutcome::Success);
+/// assert_eq!(breaker.state(), BreakerState::Closed);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ChapterBreaker {
     failure_threshold: u32,

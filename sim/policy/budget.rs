@@ -473,6 +473,33 @@ impl FinagleBudget {
 }
 
 /// One retry layer's budget, whichever the algorithm.
+///
+/// The retry layer's calls, made by hand:
+///
+/// ```
+/// use sim::engine::SimTime;
+/// use sim::policy::budget::{BudgetConfig, RetryBudget};
+///
+/// let now = SimTime::from_ms(0);
+/// // The chapter's: retries over requests in the window must stay below the ratio.
+/// let mut chapter = RetryBudget::new(&BudgetConfig::Chapter { ratio: 0.5, window_ms: 1_000 });
+/// chapter.record_request(now);
+/// chapter.record_request(now);
+/// assert!(chapter.try_retry(now)); // 0 retries for 2 requests
+/// assert!(!chapter.try_retry(now)); // 1 for 2 is not below 0.5
+/// // A second later the window has moved on.
+/// chapter.record_request(SimTime::from_ms(1_000));
+/// assert!(chapter.try_retry(SimTime::from_ms(1_000)));
+///
+/// // gRPC's token bucket: each failure costs a token; retries stop at half.
+/// let mut bucket = RetryBudget::new(&BudgetConfig::TokenBucket { max_tokens: 4.0, token_ratio: 0.5 });
+/// bucket.record_failure(now); // 3 tokens
+/// assert!(bucket.try_retry(now));
+/// bucket.record_failure(now); // 2 tokens: not above half
+/// assert!(!bucket.try_retry(now));
+/// bucket.record_success(now); // 2.5 tokens
+/// assert!(bucket.try_retry(now));
+/// ```
 #[derive(Clone, Debug)]
 pub enum RetryBudget {
     /// The chapter's sliding ratio.

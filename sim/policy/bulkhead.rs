@@ -145,6 +145,20 @@ pub struct BulkheadCounters {
 }
 
 /// The chapter's bulkhead as a pure state machine over call ids.
+///
+/// ```
+/// use sim::policy::bulkhead::{Bulkhead, BulkheadAdmission, BulkheadConfig};
+/// use sim::policy::CallId;
+///
+/// let config = BulkheadConfig { max_concurrent: 1, max_queue: 1, ..BulkheadConfig::default() };
+/// let mut bulkhead = Bulkhead::new(&config);
+/// assert_eq!(bulkhead.offer(CallId(1)), BulkheadAdmission::Run);
+/// assert_eq!(bulkhead.offer(CallId(2)), BulkheadAdmission::Queued);
+/// assert_eq!(bulkhead.offer(CallId(3)), BulkheadAdmission::Rejected);
+/// // When call 1 ends, call 2 takes its slot at once.
+/// assert_eq!(bulkhead.finish(CallId(1)), Some(CallId(2)));
+/// assert_eq!((bulkhead.running(), bulkhead.queue_length()), (1, 0));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Bulkhead {
     max_concurrent: u32,

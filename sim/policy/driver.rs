@@ -420,6 +420,21 @@ impl Driver {
         &self.lines
     }
 
+    /// The earliest pending timer or delayed inner call, if any: what a
+    /// tick at that time would run.
+    pub fn next_due(&self) -> Option<SimTime> {
+        self.due.keys().next().map(|(at, _)| *at)
+    }
+
+    /// Inner calls of call `id` started and not yet answered; 0 for a call
+    /// that has not started or has completed.
+    pub fn outstanding(&self, id: CallId) -> u32 {
+        match self.calls.get(&id) {
+            Some(call) if !call.done => call.state.outstanding,
+            _ => 0,
+        }
+    }
+
     /// Feeds event number `index`: first the timers due by its time, then
     /// the event itself.
     pub fn feed(&mut self, index: usize, event: &Event) -> Result<(), Invalid> {

@@ -682,6 +682,48 @@ pub struct SlidingCounters {
 }
 
 /// A sliding-window circuit breaker as a pure state machine.
+///
+/// One state machine serves both variants; the config picks the window:
+///
+/// ```
+/// use sim::engine::SimTime;
+/// use sim::policy::sliding_breaker::{
+///     Admission, CountWindowConfig, Outcome, SlidingBreaker, SlidingState, TimeWindowConfig,
+/// };
+///
+/// let t = SimTime::from_ms;
+/// // count_window: 2 failures in the last 4 calls is 50%, the default threshold.
+/// let config = CountWindowConfig {
+///     sliding_window_size: 4,
+///     minimum_number_of_calls: 4,
+///     permitted_calls_in_half_open: 1,
+///     wait_duration_in_open_ms: 1_000,
+///     ..CountWindowConfig::default()
+/// };
+/// let mut breaker = SlidingBreaker::new(&config.settings());
+/// let outcomes = [Outcome::Success, Outcome::Failure, Outcome::Success, Outcome::Failure];
+/// for (ms, outcome) in (0..).zip(outcomes) {
+///     let Admission::Admitted(ticket) = breaker.admit(t(ms)).0 else { panic!("closed admits") };
+///     breaker.record(t(ms), ticket, outcome);
+/// }
+/// assert!(matches!(breaker.state(), SlidingState::Open { .. }));
+/// // After the wait, one probe goes through and the next call is rejected.
+/// assert!(matches!(breaker.admit(t(1_003)).0, Admission::Admitted(ticket) if ticket.probe));
+/// assert_eq!(breaker.admit(t(1_003)).0, Admission::Rejected);
+///
+/// // time_window: the results of the last 10 whole seconds.
+/// let config = TimeWindowConfig {
+///     sliding_window_size_s: 10,
+///     minimum_number_of_calls: 2,
+///     ..TimeWindowConfig::default()
+/// };
+/// let mut breaker = SlidingBreaker::new(&config.settings());
+/// for ms in [0, 5_000] {
+///     let Admission::Admitted(ticket) = breaker.admit(t(ms)).0 else { panic!("closed admits") };
+///     breaker.record(t(ms), ticket, Outcome::Failure);
+/// }
+/// assert!(matches!(breaker.state(), SlidingState::Open { .. }));
+/// ```
 #[derive(Clone, Debug)]
 pub struct SlidingBreaker {
     failure_rate_threshold: f64,

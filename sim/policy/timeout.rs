@@ -63,6 +63,30 @@ impl TimeoutConfig {
 }
 
 /// The timeout as a stack layer.
+///
+/// A timeout has no state between calls, so it is a layer only; drive it
+/// (as any layer) with `policy::driver`, which plays the rest of the stack:
+///
+/// ```
+/// use sim::engine::SimTime;
+/// use sim::policy::driver::{drive, parse_config, parse_events, Decision};
+/// use sim::policy::{Reply, Step};
+///
+/// let spec = parse_config("timeout.json", br#"{"kind": "timeout", "timeout_ms": 100}"#, "timeout")?;
+/// let events = parse_events("events.json", br#"[
+///     {"at_ms": 0, "call": 1, "event": "start"},
+///     {"at_ms": 0, "call": 2, "event": "start"},
+///     {"at_ms": 50, "call": 1, "event": "success"},
+///     {"at_ms": 200, "event": "tick"}
+/// ]"#)?;
+/// let lines = drive(&spec, &events, 1).expect("drives");
+/// // Call 1 answered in time; call 2's timer fired at 100 ms.
+/// assert_eq!(lines[2].decision, Decision::Step(Step::Complete(Reply::Success)));
+/// let last = lines.last().unwrap();
+/// assert_eq!((last.call.0, last.event, last.at), (2, "timer", SimTime::from_ms(100)));
+/// assert_eq!(last.decision, Decision::Step(Step::Complete(Reply::Timeout)));
+/// # Ok::<(), sim::scenario::ScenarioError>(())
+/// ```
 pub struct TimeoutLayer {
     timeout: SimDuration,
     on_timeout: OnTimeout,

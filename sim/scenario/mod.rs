@@ -3,6 +3,7 @@
 //! milliseconds to `SimDuration`s, and every range has been checked, so the
 //! model can `debug_assert!` instead of re-checking.
 
+pub mod builder;
 pub mod check;
 pub mod error;
 pub mod raw;

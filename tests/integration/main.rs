@@ -6,6 +6,7 @@ mod cli;
 mod determinism;
 mod golden;
 mod output;
+mod library;
 mod policies;
 mod policy_cli;
 mod properties;
