@@ -201,8 +201,10 @@ impl AdaptiveTimeout {
             samples_max,
             percentile: config.percentile,
             multiplier: config.multiplier,
-            latencies: VecDeque::with_capacity(samples_max),
-            scratch: Vec::with_capacity(samples_max),
+            // Grown as latencies arrive, so a large window costs memory
+            // only once it fills.
+            latencies: VecDeque::new(),
+            scratch: Vec::new(),
         }
     }
 
