@@ -71,7 +71,7 @@ pub struct RawLimits {
     /// default 1000000. A run that exceeds it stops with an error.
     #[serde(default = "in_flight_max_default")]
     pub in_flight_max: u64,
-    /// The memory a run may need, in MiB, in `[16, 1048576]`; default 2048.
+    /// The memory a run may need, in MiB, in `[64, 1048576]`; default 2048.
     /// A scenario whose estimated need (an upper bound) is larger is refused
     /// at validation.
     #[serde(default = "memory_mb_default")]

@@ -23,8 +23,8 @@ const EVENTS_PER_REQUEST_MIN: f64 = 4.0;
 
 /// The highest `limits.in_flight_max`.
 pub const IN_FLIGHT_MAX_MAX: u64 = 1_000_000_000;
-/// The lowest and highest `limits.memory_mb` (16 MiB to 1 TiB).
-pub const MEMORY_MB_MIN: u64 = 16;
+/// The lowest and highest `limits.memory_mb` (64 MiB to 1 TiB).
+pub const MEMORY_MB_MIN: u64 = 64;
 /// See `MEMORY_MB_MIN`.
 pub const MEMORY_MB_MAX: u64 = 1_048_576;
 

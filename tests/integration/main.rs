@@ -4,6 +4,7 @@ mod accounting;
 mod cli;
 mod determinism;
 mod golden;
+mod memory;
 mod policies;
 mod policy_cli;
 mod properties;
