@@ -372,3 +372,137 @@ pub fn check(scenario: &Scenario) -> Result<(), Invalid> {
         ),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::histogram::LATENCY_US_MAX;
+
+    fn scenario(json: &str) -> Scenario {
+        Scenario::from_bytes("t.json", "t", json.as_bytes()).expect("valid")
+    }
+
+    const SMALL: &str = r#"{"description": "d", "duration_ms": 9000, "window_ms": 1000,
+        "services": [
+          {"name": "front", "instances": 3, "workers": 2, "queue_capacity": 5,
+           "service_time_ms": {"kind": "constant", "value_ms": 1},
+           "dependencies": {"calls": [{"service": "back", "policies": [
+             {"kind": "fallback", "cache": {"keys": 1000}},
+             {"kind": "retry", "budget": {"kind": "chapter", "window_ms": 2000}}]}]}},
+          {"name": "back", "service_time_ms": {"kind": "constant", "value_ms": 1}}],
+        "clients": [{"name": "users", "target": "front",
+          "load": {"kind": "closed_loop", "users": 7, "think_time_ms": {"kind": "constant", "value_ms": 1}},
+          "policies": [{"kind": "circuit_breaker", "variant": "time_window", "sliding_window_size_s": 60}]}],
+        "faults": [{"kind": "outage", "service": "back", "start_ms": 1, "end_ms": 2, "mode": "hang"}],
+        "limits": {"in_flight_max": 100, "drain_ms": 1000}}"#;
+
+    fn part(estimate: &Estimate, path: &str) -> u64 {
+        estimate
+            .parts
+            .iter()
+            .filter(|part| part.path == path)
+            .map(|part| part.bytes)
+            .sum()
+    }
+
+    // Each part is the documented product of the scenario's sizes.
+    #[test]
+    fn parts_multiply_the_scenario_sizes() {
+        let estimate = estimate(&scenario(SMALL));
+        assert_eq!(part(&estimate, "limits.memory_mb"), BASE_BYTES);
+        assert_eq!(
+            part(&estimate, "limits.in_flight_max"),
+            100 * in_flight_call_bytes()
+        );
+        let call = "services[0].dependencies.calls[0]";
+        assert_eq!(
+            part(&estimate, &format!("{call}.policies[0].cache.keys")),
+            3 * 1_000 * CACHE_KEY_BYTES
+        );
+        assert_eq!(
+            part(&estimate, &format!("{call}.policies[1].budget.window_ms")),
+            3 * 2_000 * BUDGET_BUCKET_BYTES
+        );
+        assert_eq!(
+            part(&estimate, &format!("{call}.policies[0]")),
+            3 * LAYER_BYTES
+        );
+        assert_eq!(
+            part(&estimate, "clients[0].policies[0].sliding_window_size_s"),
+            60 * BREAKER_SECOND_BYTES
+        );
+        assert_eq!(
+            part(&estimate, "services[0].workers"),
+            3 * 2 * LIST_ENTRY_BYTES
+        );
+        assert_eq!(
+            part(&estimate, "services[0].queue_capacity"),
+            3 * 5 * LIST_ENTRY_BYTES
+        );
+        assert_eq!(part(&estimate, "faults[0]"), 100 * LIST_ENTRY_BYTES);
+        assert_eq!(part(&estimate, "clients[0].load.users"), 7 * EVENT_BYTES);
+        assert_eq!(part(&estimate, "window_ms"), 10 * WINDOW_BYTES);
+        // The breaker's transitions, with the longest stack name.
+        let longest = "service/front[2]/calls[0]->back".len() as u64;
+        assert_eq!(
+            part(&estimate, "clients[0].policies[0]"),
+            LAYER_BYTES + TRANSITIONS_KEPT_MAX as u64 * (TRANSITION_BYTES + longest)
+        );
+        let sum: u64 = estimate.parts.iter().map(|part| part.bytes).sum();
+        assert_eq!(estimate.total_bytes(), sum);
+    }
+
+    // The largest part adds up the parts at one path and takes the first of equals.
+    #[test]
+    fn largest_adds_parts_at_one_path() {
+        let mut estimate = Estimate::default();
+        estimate.add("a", 5);
+        estimate.add("b", 8);
+        estimate.add("a", 4);
+        estimate.add("c", 9);
+        estimate.add("d", 0);
+        assert_eq!(estimate.parts.len(), 4);
+        assert_eq!(
+            estimate.largest(),
+            Some(Part {
+                path: "a".to_string(),
+                bytes: 9
+            })
+        );
+        assert_eq!(estimate.total_bytes(), 26);
+    }
+
+    // The fixed constants really bound what they stand for: every layer
+    // type, boxed, fits `LAYER_BYTES`; the histograms fit well in the base.
+    #[test]
+    fn constants_bound_what_they_stand_for() {
+        let specs: Vec<PolicySpec> = serde_json::from_str(
+            r#"[{"kind": "timeout", "timeout_ms": 1}, {"kind": "adaptive_timeout"},
+                {"kind": "connect_timeout", "timeout_ms": 1}, {"kind": "retry"},
+                {"kind": "retry", "budget": {"kind": "finagle"}},
+                {"kind": "circuit_breaker"},
+                {"kind": "circuit_breaker", "variant": "count_window"},
+                {"kind": "circuit_breaker", "variant": "time_window"},
+                {"kind": "fallback", "cache": {}}, {"kind": "bulkhead", "max_concurrent": 1},
+                {"kind": "concurrency_limit", "algorithm": "gradient2"},
+                {"kind": "concurrency_limit", "algorithm": "vegas"},
+                {"kind": "concurrency_limit", "algorithm": "aimd"},
+                {"kind": "hedge", "delay_ms": 1}, {"kind": "hystrix"}]"#,
+        )
+        .expect("specs");
+        for spec in &specs {
+            for layer in spec.build() {
+                let bytes = std::mem::size_of_val(&*layer) as u64;
+                assert!(bytes <= LAYER_BYTES, "{}: {bytes} bytes", layer.kind());
+            }
+        }
+        let histogram_bytes = |digits| {
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, LATENCY_US_MAX, digits)
+                .expect("bounds")
+                .distinct_values() as u64
+                * 8
+        };
+        assert!(histogram_bytes(3) + histogram_bytes(2) < BASE_BYTES / 8);
+        assert!(2 * std::mem::size_of::<crate::engine::SimRng>() as u64 + 256 <= STACK_BYTES);
+    }
+}
