@@ -110,8 +110,7 @@ fn a_burst_beyond_the_in_flight_limit_stops_the_run() {
 
 fn invalid(json: &str) -> String {
     Scenario::from_bytes("test.json", "test", json.as_bytes())
-        .err()
-        .expect("invalid")
+        .expect_err("invalid")
         .to_string()
 }
 
@@ -253,6 +252,8 @@ fn input_files_over_the_cap_are_refused() {
             "/dev/zero",
         ])
         .code(2)
-        .stderr_contains("error: /dev/zero: cannot read file: not a regular file (it is a character device)")
+        .stderr_contains(
+            "error: /dev/zero: cannot read file: not a regular file (it is a character device)",
+        )
         .run();
 }
