@@ -172,7 +172,7 @@ pub fn print(text: &str) -> Result<(), Error> {
 fn drive_policy(args: &PolicyArgs) -> Result<(), Error> {
     let read = |path: &Path| {
         let file = path.display().to_string();
-        std::fs::read(path)
+        crate::scenario::input::read_input(path)
             .map(|bytes| (file.clone(), bytes))
             .map_err(|source| Error::Read { file, source })
     };

@@ -12,10 +12,13 @@ use rustc_hash::FxBuildHasher;
 use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroU64;
 
 /// Names one scheduled event, for cancelling it. Ids are never reused.
+/// Non-zero (the sequence number plus one), so `Option<EventId>` is 8 bytes:
+/// the model keeps two per call in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EventId(u64);
+pub struct EventId(NonZeroU64);
 
 /// A scheduled event; identity (hash and equality) is its sequence number only.
 struct Entry<E> {
@@ -79,13 +82,15 @@ impl<E> EventQueue<E> {
         let seq = self.seq_next;
         self.seq_next += 1;
         self.heap.push(Entry { seq, event }, Reverse((at, seq)));
-        EventId(seq)
+        EventId(NonZeroU64::MIN.saturating_add(seq))
     }
 
     /// Removes a pending event so that it never fires. Returns the event, or
     /// `None` if it already fired or was already cancelled.
     pub fn cancel(&mut self, id: EventId) -> Option<E> {
-        self.heap.remove(&id.0).map(|(entry, _)| entry.event)
+        self.heap
+            .remove(&(id.0.get() - 1))
+            .map(|(entry, _)| entry.event)
     }
 
     /// Removes and returns the earliest event, FIFO among equal times.

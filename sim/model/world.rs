@@ -42,9 +42,6 @@ new_key_type! {
     struct JobKey;
 }
 
-/// The most calls a hang outage holds per service; more are refused.
-pub const HELD_MAX: usize = 1_000_000;
-
 /// Why a run stopped early.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RunError {
@@ -54,6 +51,14 @@ pub enum RunError {
         /// The limit.
         events_max: u64,
         /// Virtual time when it was reached.
+        at: SimTime,
+    },
+    /// More calls were in flight at once than the limit allows.
+    #[error("the run had more than limits.in_flight_max ({in_flight_max}) calls in flight (policy invocations and attempts) at {at}; lower the load or the fan-out of the policies, or raise limits.in_flight_max (it counts toward limits.memory_mb)")]
+    InFlightLimit {
+        /// The limit.
+        in_flight_max: usize,
+        /// Virtual time when it was exceeded.
         at: SimTime,
     },
 }
@@ -142,12 +147,17 @@ enum Event {
 enum Parent {
     Request(RequestKey),
     Frame(FrameKey),
-    Dependency(JobKey, usize),
+    /// A dependency call of a job: the call's index in the service's list.
+    Dependency(JobKey, u32),
 }
 
+/// One invocation of one layer (or the transport below the innermost). Kept
+/// small, as one exists per call in flight per layer: indices are `u32`
+/// (stacks and layers are far fewer), event ids are non-zero so that
+/// `Option<EventId>` costs nothing extra.
 struct Frame {
-    stack: usize,
-    depth: usize,
+    stack: u32,
+    depth: u32,
     parent: Parent,
     call: CallState,
     timer: Option<EventId>,
@@ -164,9 +174,10 @@ struct Frame {
 
 impl Frame {
     fn new(stack: usize, depth: usize, parent: Parent, now: SimTime) -> Frame {
+        debug_assert!(u32::try_from(stack).is_ok() && u32::try_from(depth).is_ok());
         Frame {
-            stack,
-            depth,
+            stack: stack as u32,
+            depth: depth as u32,
             parent,
             call: CallState {
                 started_at: now,
@@ -351,6 +362,12 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
         events += 1;
         world.handle(event);
         world.drain_work();
+        if world.over_in_flight() {
+            return Err(RunError::InFlightLimit {
+                in_flight_max: scenario.limits.in_flight_max,
+                at,
+            });
+        }
     }
     Ok(world.finish(events))
 }
@@ -396,7 +413,8 @@ impl<'a> World<'a> {
                         draining: false,
                         readiness: Readiness::default(),
                         liveness: Liveness::default(),
-                        running: Vec::with_capacity(service.workers.min(1024) as usize),
+                        // Grown on demand: an idle instance costs no worker list.
+                        running: Vec::new(),
                         queue: VecDeque::new(),
                     })
                     .collect(),
@@ -530,6 +548,10 @@ impl<'a> World<'a> {
             }
             Event::Burst { client, count } => {
                 for _ in 0..count {
+                    if self.over_in_flight() {
+                        // `run` stops with `RunError::InFlightLimit`.
+                        break;
+                    }
                     self.issue_request(client);
                 }
             }
@@ -567,8 +589,20 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Whether more calls are in flight than `limits.in_flight_max`: live
+    /// invocations (frames) plus attempts (jobs). Open requests are not
+    /// counted apart, as each holds its top invocation.
+    fn over_in_flight(&self) -> bool {
+        self.frames.len() + self.jobs.len() > self.scenario.limits.in_flight_max
+    }
+
     fn drain_work(&mut self) {
         while let Some(work) = self.work.pop_front() {
+            if self.over_in_flight() {
+                // Each work item adds a bounded number of calls, so stopping
+                // here bounds the peak; `run` then stops the run.
+                return;
+            }
             match work {
                 Work::Start(frame) => self.start_frame(frame),
                 Work::Forward(frame) => {
@@ -641,7 +675,7 @@ impl<'a> World<'a> {
     fn spawn_child(&mut self, parent: FrameKey) {
         let (stack, depth) = {
             let frame = &self.frames[parent];
-            (frame.stack, frame.depth + 1)
+            (frame.stack as usize, frame.depth as usize + 1)
         };
         let mut frame = Frame::new(stack, depth, Parent::Frame(parent), self.now);
         let parent_state = &mut self.frames[parent];
@@ -658,7 +692,7 @@ impl<'a> World<'a> {
         let Some(state) = self.frames.get(frame) else {
             return;
         };
-        if state.depth == self.stacks[state.stack].layers.len() {
+        if state.depth as usize == self.stacks[state.stack as usize].layers.len() {
             self.send_attempt(frame);
         } else {
             let step = self.with_layer(frame, |layer, ctx| layer.on_start(ctx));
@@ -674,7 +708,7 @@ impl<'a> World<'a> {
         hook: impl FnOnce(&mut dyn Layer, &mut Ctx) -> T,
     ) -> T {
         let state = self.frames.get_mut(frame).expect("live frame");
-        let stack = &mut self.stacks[state.stack];
+        let stack = &mut self.stacks[state.stack as usize];
         let mut ctx = Ctx {
             now: self.now,
             id: CallId(frame.data().as_ffi()),
@@ -683,7 +717,7 @@ impl<'a> World<'a> {
             notes: &mut self.notes,
             wake: &mut self.wake,
         };
-        let step = hook(stack.layers[state.depth].as_mut(), &mut ctx);
+        let step = hook(stack.layers[state.depth as usize].as_mut(), &mut ctx);
         for woken in self.wake.drain(..) {
             let key = FrameKey::from(KeyData::from_ffi(woken.0));
             self.work.push_back(Work::Forward(key));
@@ -756,7 +790,7 @@ impl<'a> World<'a> {
             self.cancel(child);
         }
         let state = &self.frames[frame];
-        if state.depth < self.stacks[state.stack].layers.len() {
+        if (state.depth as usize) < self.stacks[state.stack as usize].layers.len() {
             self.with_layer(frame, |layer, ctx| layer.on_cancel(ctx));
         }
         let state = self.frames.remove(frame).expect("live frame");
@@ -829,7 +863,8 @@ impl<'a> World<'a> {
                 }
             }
             Parent::Dependency(job, index) => {
-                self.work.push_back(Work::DependencyDone(job, index, reply))
+                self.work
+                    .push_back(Work::DependencyDone(job, index as usize, reply))
             }
         }
     }
@@ -837,7 +872,7 @@ impl<'a> World<'a> {
     // ----- Transport and services -----
 
     fn send_attempt(&mut self, frame: FrameKey) {
-        let stack_index = self.frames[frame].stack;
+        let stack_index = self.frames[frame].stack as usize;
         let from_client = stack_index < self.scenario.clients.len();
         let stack = &mut self.stacks[stack_index];
         let service = stack.target;
@@ -870,13 +905,11 @@ impl<'a> World<'a> {
         if state.fail_fast_outages > 0 {
             self.recorder.services[service].refused += 1;
             self.respond(job, Reply::Error { retryable: true });
-        } else if state.hang_outages > 0 && state.held.len() < HELD_MAX {
+        } else if state.hang_outages > 0 {
+            // Held calls are bounded by `limits.in_flight_max`, like every call.
             self.recorder.services[service].held += 1;
             self.jobs[job].state = JobState::Held;
             state.held.push_back(job);
-        } else if state.hang_outages > 0 {
-            self.recorder.services[service].refused += 1;
-            self.respond(job, Reply::Error { retryable: true });
         } else {
             self.route(job);
         }
@@ -936,7 +969,7 @@ impl<'a> World<'a> {
                 ..
             }) = self.frames.get(self.jobs[job].reply_to)
             {
-                if self.stacks[*stack].hears_connections {
+                if self.stacks[*stack as usize].hears_connections {
                     self.work.push_back(Work::Connected(*innermost));
                 }
             }
@@ -1113,7 +1146,7 @@ impl<'a> World<'a> {
         }
         let calls = config.dependencies.len();
         let stack = self.services[record.service].stack_base + record.instance * calls + index;
-        self.start_call(stack, Parent::Dependency(job, index));
+        self.start_call(stack, Parent::Dependency(job, index as u32));
     }
 
     fn dependency_done(&mut self, job: JobKey, _index: usize, reply: Reply) {
@@ -1497,5 +1530,48 @@ impl<'a> World<'a> {
             end,
             policies,
         }
+    }
+}
+/// The most bytes of model state one call in flight costs: a frame (or a
+/// job) with what hangs off it (its request, pending events, its entry in a
+/// parent's, a queue's or a layer's bookkeeping), counting the spare capacity
+/// of growing containers (up to as much again as is used). `scenario::memory`
+/// multiplies it by `limits.in_flight_max`.
+pub fn in_flight_call_bytes() -> u64 {
+    use std::mem::size_of;
+    // A slot map stores each value with a 4-byte version, aligned.
+    fn slot<T>() -> u64 {
+        (size_of::<T>() as u64 + 4).next_multiple_of(8)
+    }
+    // One pending event in the priority queue: the index map's entry (hash,
+    // key with sequence number, priority), its hash-table index and control
+    // byte, and two heap positions.
+    let event = 8 + 8 + size_of::<Event>() as u64 + 16 + 8 + 1 + 8 + 8;
+    // A bulkhead's or a concurrency limit's ordered-map entry for the call.
+    let policy_entry = 64;
+    // An id in a parent's children, a queue and the work list.
+    let references = 3 * 8;
+    let frame = slot::<Frame>() + slot::<Request>() + 2 * event + references + policy_entry;
+    let job = slot::<Job>() + event + references;
+    2 * frame.max(job)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use std::mem::size_of;
+
+    // The per-call structures stay small: these sizes are what
+    // `in_flight_call_bytes` (and so the memory estimate) is made of; growing
+    // one should be a decision.
+    #[test]
+    fn per_call_structures_stay_small() {
+        assert_eq!(size_of::<Frame>(), 144);
+        assert_eq!(size_of::<CallState>(), 56);
+        assert_eq!(size_of::<Request>(), 16);
+        assert_eq!(size_of::<Job>(), 72);
+        assert_eq!(size_of::<Event>(), 24);
+        assert_eq!(size_of::<Option<EventId>>(), 8);
+        assert_eq!(in_flight_call_bytes(), 2 * (152 + 24 + 2 * 81 + 24 + 64));
     }
 }

@@ -9,6 +9,7 @@ use crate::scenario::check::{self, join};
 use crate::scenario::error::Invalid;
 use rand_distr::{Distribution as _, Zipf};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Fallback settings. Defaults: fall back on every failure, no cache, a
 /// default answer, no degraded answer.
@@ -104,11 +105,16 @@ pub fn validate_failure_kinds(path: &str, kinds: &[ReplyKind]) -> Result<(), Inv
 }
 
 /// A last-good cache: for each key, when its last successful answer came.
-/// Memory is one slot per key, fixed at construction.
+///
+/// Only keys that have been stored take memory (an ordered map, about 48
+/// bytes per key at most), so a cache of a million keys that sees a thousand
+/// costs kilobytes, not megabytes; `scenario::memory` counts every key as
+/// the upper bound.
 #[derive(Clone, Debug)]
 pub struct LastGoodCache {
     ttl: SimDuration,
-    stored_at: Vec<Option<SimTime>>,
+    keys: u64,
+    stored_at: BTreeMap<u64, SimTime>,
     key_skew: f64,
 }
 
@@ -117,14 +123,15 @@ impl LastGoodCache {
     pub fn new(config: &CacheConfig) -> Self {
         LastGoodCache {
             ttl: SimDuration::from_ms(config.ttl_ms),
-            stored_at: vec![None; config.keys as usize],
+            keys: u64::from(config.keys),
+            stored_at: BTreeMap::new(),
             key_skew: config.key_skew,
         }
     }
 
     /// Draws the key of a new request: uniform, or Zipf-distributed.
     pub fn draw_key(&self, rng: &mut SimRng) -> u64 {
-        let keys = self.stored_at.len();
+        let keys = self.keys as usize;
         if self.key_skew <= 0.0 {
             rng.index(keys) as u64
         } else {
@@ -138,12 +145,20 @@ impl LastGoodCache {
 
     /// Records a successful answer for `key` at `now`.
     pub fn store(&mut self, key: u64, now: SimTime) {
-        self.stored_at[key as usize] = Some(now);
+        debug_assert!(key < self.keys);
+        self.stored_at.insert(key, now);
     }
 
     /// Whether `key` has an answer younger than the TTL at `now`.
     pub fn fresh(&self, key: u64, now: SimTime) -> bool {
-        self.stored_at[key as usize].is_some_and(|at| now.saturating_since(at) < self.ttl)
+        self.stored_at
+            .get(&key)
+            .is_some_and(|&at| now.saturating_since(at) < self.ttl)
+    }
+
+    /// How many keys have an answer stored (fresh or not).
+    pub fn stored(&self) -> usize {
+        self.stored_at.len()
     }
 }
 
@@ -243,6 +258,29 @@ mod tests {
     use super::*;
     use crate::engine::RngFactory;
     use crate::policy::{CallId, CallState};
+
+    // A cache of a million keys holds only the keys stored so far: its
+    // memory grows with use, not with its configured size.
+    #[test]
+    fn cache_memory_grows_only_with_stored_keys() {
+        let mut cache = LastGoodCache::new(&CacheConfig {
+            ttl_ms: 1_000,
+            keys: 1_000_000,
+            key_skew: 0.0,
+        });
+        assert_eq!(cache.stored(), 0);
+        let mut rng = RngFactory::new(7).stream("keys");
+        let keys: Vec<u64> = (0..3).map(|_| cache.draw_key(&mut rng)).collect();
+        assert!(keys.iter().all(|&key| key < 1_000_000));
+        for &key in &keys {
+            cache.store(key, SimTime::from_ms(10));
+        }
+        let distinct: std::collections::BTreeSet<u64> = keys.iter().copied().collect();
+        assert_eq!(cache.stored(), distinct.len());
+        assert!(cache.fresh(keys[0], SimTime::from_ms(1_009)));
+        assert!(!cache.fresh(keys[0], SimTime::from_ms(1_010)));
+        assert!(!cache.fresh(999_999, SimTime::from_ms(10)) || distinct.contains(&999_999));
+    }
 
     fn run(layer: &mut FallbackLayer, now_ms: u64, key: u64, reply: Reply) -> Step {
         let mut call = CallState {

@@ -71,7 +71,9 @@ impl RankWindow {
         RankWindow {
             capacity,
             percentile,
-            ring: VecDeque::with_capacity(capacity),
+            // Grown as values arrive, so a large window costs memory only once it
+            // fills (the memory estimate counts it full).
+            ring: VecDeque::new(),
             low: BTreeMap::new(),
             low_len: 0,
             high: BTreeMap::new(),

@@ -6,6 +6,8 @@
 pub mod builder;
 pub mod check;
 pub mod error;
+pub mod input;
+pub mod memory;
 pub mod raw;
 pub mod raw_topology;
 mod validate;
@@ -286,6 +288,10 @@ pub struct Limits {
     pub events_max: u64,
     /// Grace period after `duration`.
     pub drain: SimDuration,
+    /// Most calls in flight at once: live policy invocations plus attempts.
+    pub in_flight_max: usize,
+    /// The memory budget in MiB; the scenario's estimate fits within it.
+    pub memory_mb: u64,
 }
 
 impl Scenario {
@@ -298,7 +304,7 @@ impl Scenario {
     /// replaced by `events_max` if given (before the event-budget check).
     pub fn load_with(path: &Path, events_max: Option<u64>) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
+        let bytes = input::read_input(path).map_err(|source| ScenarioError::Read {
             file: file.clone(),
             source,
         })?;

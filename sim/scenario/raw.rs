@@ -70,6 +70,24 @@ pub struct RawLimits {
     /// default 60000. Requests still open then end as `unfinished`.
     #[serde(default = "drain_default")]
     pub drain_ms: u64,
+    /// The most calls in flight at once (policy invocations plus attempts
+    /// on the network, queued, held or being served), in `[1, 1000000000]`;
+    /// default 1000000. A run that exceeds it stops with an error.
+    #[serde(default = "in_flight_max_default")]
+    pub in_flight_max: u64,
+    /// The memory a run may need, in MiB, in `[64, 1048576]`; default 2048.
+    /// A scenario whose estimated need (an upper bound) is larger is refused
+    /// at validation.
+    #[serde(default = "memory_mb_default")]
+    pub memory_mb: u64,
+}
+
+fn in_flight_max_default() -> u64 {
+    1_000_000
+}
+
+fn memory_mb_default() -> u64 {
+    2_048
 }
 
 fn events_max_default() -> u64 {
@@ -85,6 +103,8 @@ impl Default for RawLimits {
         RawLimits {
             events_max: events_max_default(),
             drain_ms: drain_default(),
+            in_flight_max: in_flight_max_default(),
+            memory_mb: memory_mb_default(),
         }
     }
 }

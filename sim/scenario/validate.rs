@@ -21,6 +21,13 @@ pub const RPS_MAX: f64 = 10_000_000.0;
 /// crossing back. Used to reject hopeless scenarios early; retries only add.
 const EVENTS_PER_REQUEST_MIN: f64 = 4.0;
 
+/// The highest `limits.in_flight_max`.
+pub const IN_FLIGHT_MAX_MAX: u64 = 1_000_000_000;
+/// The lowest and highest `limits.memory_mb` (64 MiB to 1 TiB).
+pub const MEMORY_MB_MIN: u64 = 64;
+/// See `MEMORY_MB_MIN`.
+pub const MEMORY_MB_MAX: u64 = 1_048_576;
+
 /// The most services, and the most clients, a scenario may have.
 pub const COMPONENTS_MAX: usize = 1_000;
 
@@ -60,6 +67,18 @@ pub fn validate(
         1_000,
         100_000_000_000,
     )?;
+    check::within(
+        "limits.in_flight_max",
+        raw.limits.in_flight_max,
+        1,
+        IN_FLIGHT_MAX_MAX,
+    )?;
+    check::within(
+        "limits.memory_mb",
+        raw.limits.memory_mb,
+        MEMORY_MB_MIN,
+        MEMORY_MB_MAX,
+    )?;
 
     let services = validate_services(&raw)?;
     let clients = validate_clients(&raw, &services)?;
@@ -87,6 +106,8 @@ pub fn validate(
         limits: Limits {
             events_max: events_max_override.unwrap_or(raw.limits.events_max),
             drain: SimDuration::from_ms(raw.limits.drain_ms),
+            in_flight_max: raw.limits.in_flight_max as usize,
+            memory_mb: raw.limits.memory_mb,
         },
         topology,
     };
@@ -98,6 +119,7 @@ pub fn validate(
         "limits.events_max"
     };
     check_event_budget(&scenario, events_max_name)?;
+    super::memory::check(&scenario)?;
     Ok(scenario)
 }
 

@@ -7,6 +7,7 @@ mod determinism;
 mod golden;
 mod output;
 mod library;
+mod memory;
 mod policies;
 mod policy_cli;
 mod properties;

@@ -1,0 +1,259 @@
+//! Bounded memory (issue 6): the estimate refuses scenarios too large for
+//! `limits.memory_mb` at validation, `limits.in_flight_max` stops runs whose
+//! calls pile up, and input files are read only when regular and small.
+
+use crate::support::{scenario, scenario_files, temp_dir, Sim};
+use sim::engine::SimTime;
+use sim::model::{run, RunError};
+use sim::scenario::memory::{self, MIB};
+use sim::scenario::Scenario;
+
+// Regression: 10,000 instances each with a fallback cache of 1,000,000 keys
+// aborted with "memory allocation failed" (exit 134) at setup although
+// `sim validate` accepted them; now validation refuses them, naming the
+// cache's keys as the largest part.
+#[test]
+fn huge_fallback_caches_are_refused_at_validation() {
+    let file = "tests/fixtures/bad/huge-fallback-caches.json";
+    let message = format!("error: {file}: services[0].dependencies.calls[0].policies[0].cache.keys: needs up to 457764 MiB of the 458667 MiB the scenario may need (an upper bound), more than limits.memory_mb 2048; lower it, or raise limits.memory_mb (at most 1048576)\n");
+    Sim::new()
+        .args(["validate", file])
+        .code(2)
+        .stderr(&message)
+        .run();
+    Sim::new()
+        .args(["run", file, "--no-charts", "--out", "/nonexistent/never"])
+        .code(2)
+        .stderr(&message)
+        .run();
+}
+
+// Regression: 16 nested hedges with delay 0 before a slow service grew by
+// about 230 bytes per event (2 GB at 4 M events, far more at the default
+// event limit); at full size the in-flight limit now stops the run cleanly,
+// with the line that reproduces it.
+#[test]
+fn nested_hedges_stop_at_the_in_flight_limit() {
+    Sim::new()
+        .args([
+            "run",
+            "tests/fixtures/nested-hedges.json",
+            "--no-charts",
+            "--out",
+            "/nonexistent/never",
+        ])
+        .code(2)
+        .stderr("error: tests/fixtures/nested-hedges.json: the run had more than limits.in_flight_max (1000000) calls in flight (policy invocations and attempts) at 0.934s; lower the load or the fan-out of the policies, or raise limits.in_flight_max (it counts toward limits.memory_mb)\nreproduce: sim run tests/fixtures/nested-hedges.json --seed 1\n")
+        .run();
+}
+
+/// A scenario whose calls to `api` are held by a hang outage from 1 s to
+/// 100 s, with `limits` as given.
+fn hang_outage(limits: &str) -> Scenario {
+    scenario(&format!(
+        r#"{{
+          "description": "a hang outage holds every call",
+          "duration_ms": 20000,
+          "services": [{{"name": "api", "service_time_ms": {{"kind": "constant", "value_ms": 1}}}}],
+          "clients": [{{"name": "users", "target": "api",
+                        "load": {{"kind": "open_loop", "arrival": "uniform", "rate": {{"kind": "constant", "rps": 1000}}}}}}],
+          "faults": [{{"kind": "outage", "service": "api", "start_ms": 1000, "end_ms": 100000, "mode": "hang"}}],
+          "limits": {limits}
+        }}"#
+    ))
+}
+
+// Held calls count toward the in-flight limit (which replaced the separate
+// cap on held calls): with room for 2,000 calls in flight, a hang outage
+// from 1 s fills it after about 2 s of 1,000 calls a second (each call is a
+// transport frame and an attempt), and the run stops there.
+#[test]
+fn held_calls_count_toward_the_in_flight_limit() {
+    let error = run(&hang_outage(r#"{"in_flight_max": 2000}"#), 1)
+        .err()
+        .expect("the limit stops the run");
+    let RunError::InFlightLimit { in_flight_max, at } = error else {
+        panic!("expected the in-flight limit, got {error:?}");
+    };
+    assert_eq!(in_flight_max, 2_000);
+    assert!(
+        at > SimTime::from_ms(1_900) && at < SimTime::from_ms(2_100),
+        "stopped at {at}"
+    );
+    // With the default limit the same outage runs to the end.
+    assert!(run(&hang_outage("{}"), 1).is_ok());
+}
+
+// A burst larger than the in-flight limit stops the run inside the burst,
+// without first creating every request of it.
+#[test]
+fn a_burst_beyond_the_in_flight_limit_stops_the_run() {
+    let scenario = scenario(
+        r#"{
+          "description": "one burst of ten million requests",
+          "duration_ms": 10000,
+          "services": [{"name": "api", "service_time_ms": {"kind": "constant", "value_ms": 1}}],
+          "clients": [{"name": "users", "target": "api",
+                       "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 0},
+                                "bursts": [{"at_ms": 5000, "count": 10000000}]}}],
+          "limits": {"in_flight_max": 1000}
+        }"#,
+    );
+    assert_eq!(
+        run(&scenario, 1).err(),
+        Some(RunError::InFlightLimit {
+            in_flight_max: 1_000,
+            at: SimTime::from_ms(5_000)
+        })
+    );
+}
+
+fn invalid(json: &str) -> String {
+    Scenario::from_bytes("test.json", "test", json.as_bytes())
+        .expect_err("invalid")
+        .to_string()
+}
+
+// The new limits are range-checked like every other setting.
+#[test]
+fn memory_limits_are_range_checked() {
+    let with_limits = |limits: &str| {
+        format!(
+            r#"{{"description": "d", "duration_ms": 1000,
+                "services": [{{"name": "api", "service_time_ms": {{"kind": "constant", "value_ms": 1}}}}],
+                "clients": [{{"name": "c", "target": "api", "load": {{"kind": "open_loop", "rate": {{"kind": "constant", "rps": 1}}}}}}],
+                "limits": {limits}}}"#
+        )
+    };
+    assert_eq!(
+        invalid(&with_limits(r#"{"in_flight_max": 0}"#)),
+        "test.json: limits.in_flight_max: must be in [1, 1000000000] (got 0)"
+    );
+    assert_eq!(
+        invalid(&with_limits(r#"{"memory_mb": 8}"#)),
+        "test.json: limits.memory_mb: must be in [64, 1048576] (got 8)"
+    );
+    // A large in-flight limit is paid for in the budget.
+    assert_eq!(
+        invalid(&with_limits(r#"{"in_flight_max": 100000000}"#)),
+        "test.json: limits.in_flight_max: needs up to 81254 MiB of the 81302 MiB the scenario may need (an upper bound), more than limits.memory_mb 2048; lower it, or raise limits.memory_mb (at most 1048576)"
+    );
+}
+
+// The budget names whichever part is largest: here 10,000 instances'
+// adaptive timeouts with 10,000-sample windows.
+#[test]
+fn the_largest_part_is_named() {
+    let error = invalid(
+        r#"{"description": "d", "duration_ms": 1000,
+            "services": [
+              {"name": "front", "instances": 10000, "service_time_ms": {"kind": "constant", "value_ms": 1},
+               "dependencies": {"calls": [{"service": "back", "policies": [{"kind": "adaptive_timeout", "samples": 10000}]}]}},
+              {"name": "back", "service_time_ms": {"kind": "constant", "value_ms": 1}}],
+            "clients": [{"name": "c", "target": "front", "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 1}}}],
+            "limits": {"in_flight_max": 1000}}"#,
+    );
+    assert_eq!(
+        error,
+        "test.json: services[0].dependencies.calls[0].policies[0].samples: needs up to 3052 MiB of the 3145 MiB the scenario may need (an upper bound), more than limits.memory_mb 2048; lower it, or raise limits.memory_mb (at most 1048576)"
+    );
+}
+
+// Every committed scenario fits the default budget with room to spare, and
+// its estimate counts the in-flight limit.
+#[test]
+fn committed_scenarios_fit_the_default_budget() {
+    for file in scenario_files() {
+        let scenario = Scenario::load(&file).expect("valid");
+        let estimate = memory::estimate(&scenario);
+        let total_mb = estimate.total_bytes().div_ceil(MIB);
+        assert!(total_mb <= 1_536, "{}: {total_mb} MiB", file.display());
+        assert!(estimate
+            .parts
+            .iter()
+            .any(|part| part.path == "limits.in_flight_max"));
+    }
+}
+
+/// `sim validate FILE` fails with `error: FILE: cannot read scenario file: MESSAGE`.
+fn unreadable(file: &str, message: &str) {
+    Sim::new()
+        .args(["validate", file])
+        .code(2)
+        .stderr(&format!(
+            "error: {file}: cannot read scenario file: {message}\n"
+        ))
+        .run();
+}
+
+// Regression: `sim validate /dev/zero` grew until memory ran out. Only
+// regular files are read.
+#[test]
+fn devices_and_directories_are_not_read() {
+    unreadable(
+        "/dev/zero",
+        "not a regular file (it is a character device); give the path of a JSON file",
+    );
+    unreadable(
+        "scenarios",
+        "not a regular file (it is a directory); give the path of a JSON file",
+    );
+}
+
+// Regression: a FIFO with no writer made `sim validate` hang in `open`; it
+// is refused before opening.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let dir = temp_dir("memory-fifo");
+    let fifo = dir.join("scenario.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    unreadable(
+        fifo.to_str().expect("utf-8 path"),
+        "not a regular file (it is a named pipe); give the path of a JSON file",
+    );
+}
+
+// A file over the 16 MiB cap is refused before parsing, for scenarios and
+// for `sim policy`'s config and events alike.
+#[test]
+fn input_files_over_the_cap_are_refused() {
+    let dir = temp_dir("memory-large");
+    let large = dir.join("large.json");
+    std::fs::write(&large, vec![b' '; 16 * 1024 * 1024 + 1]).expect("write");
+    let large = large.to_str().expect("utf-8 path");
+    let retry = dir.join("retry.json");
+    std::fs::write(&retry, r#"{"kind": "retry"}"#).expect("write");
+    let cap = "the file is larger than 16 MiB (16777216 bytes), the most an input file may be";
+    unreadable(large, cap);
+    Sim::new()
+        .args([
+            "policy",
+            "retry",
+            "--config",
+            large,
+            "--input",
+            "tests/fixtures/policy/decreasing-time.json",
+        ])
+        .code(2)
+        .stderr(&format!("error: {large}: cannot read file: {cap}\n"))
+        .run();
+    Sim::new()
+        .args([
+            "policy",
+            "retry",
+            "--config",
+            retry.to_str().expect("utf-8 path"),
+            "--input",
+            "/dev/zero",
+        ])
+        .code(2)
+        .stderr_contains(
+            "error: /dev/zero: cannot read file: not a regular file (it is a character device)",
+        )
+        .run();
+}
