@@ -51,7 +51,9 @@ pub enum Error {
 
 /// ` --events-max N` when the flag was given, else nothing.
 fn events_max_flag(events_max: &Option<u64>) -> String {
-    events_max.map_or_else(String::new, |events_max| format!(" --events-max {events_max}"))
+    events_max.map_or_else(String::new, |events_max| {
+        format!(" --events-max {events_max}")
+    })
 }
 
 impl Error {

@@ -224,9 +224,24 @@ impl RateSchedule {
                 to_rps,
             } => {
                 let (start_ns, end_ns) = (ns(*start_ms), ns(*end_ms));
-                push_segment(&mut segments, (0, start_ns), (*from_rps, *from_rps), limit_ns);
-                push_segment(&mut segments, (start_ns, end_ns), (*from_rps, *to_rps), limit_ns);
-                push_segment(&mut segments, (end_ns, limit_ns), (*to_rps, *to_rps), limit_ns);
+                push_segment(
+                    &mut segments,
+                    (0, start_ns),
+                    (*from_rps, *from_rps),
+                    limit_ns,
+                );
+                push_segment(
+                    &mut segments,
+                    (start_ns, end_ns),
+                    (*from_rps, *to_rps),
+                    limit_ns,
+                );
+                push_segment(
+                    &mut segments,
+                    (end_ns, limit_ns),
+                    (*to_rps, *to_rps),
+                    limit_ns,
+                );
             }
             RateSchedule::Spike {
                 base_rps,
@@ -235,17 +250,29 @@ impl RateSchedule {
                 end_ms,
             } => {
                 let (start_ns, end_ns) = (ns(*start_ms), ns(*end_ms));
-                push_segment(&mut segments, (0, start_ns), (*base_rps, *base_rps), limit_ns);
+                push_segment(
+                    &mut segments,
+                    (0, start_ns),
+                    (*base_rps, *base_rps),
+                    limit_ns,
+                );
                 push_segment(
                     &mut segments,
                     (start_ns, end_ns),
                     (*spike_rps, *spike_rps),
                     limit_ns,
                 );
-                push_segment(&mut segments, (end_ns, limit_ns), (*base_rps, *base_rps), limit_ns);
+                push_segment(
+                    &mut segments,
+                    (end_ns, limit_ns),
+                    (*base_rps, *base_rps),
+                    limit_ns,
+                );
             }
         }
-        debug_assert!(segments.windows(2).all(|pair| pair[0].end_ns <= pair[1].start_ns));
+        debug_assert!(segments
+            .windows(2)
+            .all(|pair| pair[0].end_ns <= pair[1].start_ns));
         segments
     }
 
@@ -395,7 +422,9 @@ mod tests {
             &mut ArrivalProcess::new(ArrivalKind::Uniform, &rate, SimTime::from_ms(5_000)),
             1,
         );
-        let expected: Vec<SimTime> = (1..=10).map(|n| SimTime::from_ms(1_000 + n * 100)).collect();
+        let expected: Vec<SimTime> = (1..=10)
+            .map(|n| SimTime::from_ms(1_000 + n * 100))
+            .collect();
         assert_eq!(times, expected);
     }
 
@@ -529,7 +558,10 @@ mod tests {
         };
         let end = SimTime::from_ms(30 * day_ms);
         assert_eq!(rate.requests_between(SimTime::ZERO, end), 10_000.0);
-        assert_eq!(rate.requests_between(SimTime::from_ms(day_ms), end), 10_000.0);
+        assert_eq!(
+            rate.requests_between(SimTime::from_ms(day_ms), end),
+            10_000.0
+        );
         let ramp = RateSchedule::Ramp {
             start_ms: 0,
             end_ms: 1_000,
@@ -555,7 +587,10 @@ mod tests {
             let rate = RateSchedule::Constant { rps };
             let expected = rps * duration_ms as f64 / 1_000.0;
             let integral = rate.requests_between(SimTime::ZERO, end);
-            assert!((integral - expected).abs() <= 1e-9 * expected, "{integral} vs {expected}");
+            assert!(
+                (integral - expected).abs() <= 1e-9 * expected,
+                "{integral} vs {expected}"
+            );
             let uniform = count(ArrivalKind::Uniform, &rate, end, 1);
             assert_eq!(
                 uniform as f64,
@@ -575,7 +610,10 @@ mod tests {
         let rate = RateSchedule::Constant { rps: rps_max };
         assert_eq!(count(ArrivalKind::Uniform, &rate, end, 1), 99_999);
         let poisson = count(ArrivalKind::Poisson, &rate, end, 2) as f64;
-        assert!((poisson - 100_000.0).abs() <= 5.0 * 100_000f64.sqrt(), "{poisson}");
+        assert!(
+            (poisson - 100_000.0).abs() <= 5.0 * 100_000f64.sqrt(),
+            "{poisson}"
+        );
         assert!(checked >= 15);
     }
 
@@ -610,8 +648,14 @@ mod tests {
         for kind in [ArrivalKind::Poisson, ArrivalKind::Uniform] {
             let mut process = ArrivalProcess::new(kind, &rate, end);
             let times = drain(&mut process, 7);
-            assert!(times.len() > 9_000 && times.len() < 11_000, "{}", times.len());
-            assert!(times.iter().all(|at| *at >= SimTime::from_ms(30 * day_ms - 1)));
+            assert!(
+                times.len() > 9_000 && times.len() < 11_000,
+                "{}",
+                times.len()
+            );
+            assert!(times
+                .iter()
+                .all(|at| *at >= SimTime::from_ms(30 * day_ms - 1)));
             assert!(times.windows(2).all(|pair| pair[0] <= pair[1]));
             assert_eq!(process.segment_count(), 1);
             assert!(

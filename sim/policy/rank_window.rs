@@ -157,10 +157,12 @@ impl RankWindow {
             self.moves += 1;
         }
         debug_assert_eq!(self.low_len, wanted);
-        debug_assert!(match (self.low.last_key_value(), self.high.first_key_value()) {
-            (Some((low, _)), Some((high, _))) => low <= high,
-            _ => true,
-        });
+        debug_assert!(
+            match (self.low.last_key_value(), self.high.first_key_value()) {
+                (Some((low, _)), Some((high, _))) => low <= high,
+                _ => true,
+            }
+        );
     }
 }
 

@@ -20,9 +20,9 @@ use crate::model::health::{HealthCheckConfig, LoadSheddingConfig};
 use crate::policy::PolicySpec;
 pub use error::{Invalid, ScenarioError};
 pub use raw::{ArrivalKind, DependencyMode, LoadBalancerKind, OutageMode, RateSchedule};
-pub use validate::RPS_MAX;
 use sha2::{Digest, Sha256};
 use std::path::Path;
+pub use validate::RPS_MAX;
 
 /// A checked scenario, ready to run.
 #[derive(Clone, Debug)]

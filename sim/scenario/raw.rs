@@ -258,7 +258,7 @@ pub enum RawLoad {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArrivalKind {
-    /// Exponential gaps (a Poisson process, thinned for varying rates).
+    /// A Poisson process of the schedule's rate (sampled per rate segment).
     #[default]
     Poisson,
     /// Evenly spaced gaps of `1 / rate`.

@@ -196,7 +196,9 @@ fn reproduce_line_reproduces_the_failed_run() {
         .args(["run", "scenarios/thundering-herd.json", "--seed", "4"])
         .args(["--events-max", "1500000", "--no-charts"])
         .code(2)
-        .stderr_contains("reproduce: sim run scenarios/thundering-herd.json --seed 4 --events-max 1500000\n")
+        .stderr_contains(
+            "reproduce: sim run scenarios/thundering-herd.json --seed 4 --events-max 1500000\n",
+        )
         .run();
     let reproduce = first
         .stderr
