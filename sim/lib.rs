@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod database;
 pub mod engine;
 pub mod error;
 pub mod metrics;

@@ -1,0 +1,3 @@
+//! Databases: replication, failure detection, promotion, fencing and the
+//! write ledger, each a pure state machine.
+pub mod replication;
