@@ -1,3 +1,4 @@
 //! Databases: replication, failure detection, promotion, fencing and the
 //! write ledger, each a pure state machine.
+pub mod detection;
 pub mod replication;
