@@ -2,5 +2,6 @@
 //! write ledger, each a pure state machine.
 pub mod detection;
 pub mod fencing;
+pub mod ledger;
 pub mod promotion;
 pub mod replication;
