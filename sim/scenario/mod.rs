@@ -6,7 +6,9 @@
 pub mod check;
 pub mod error;
 pub mod raw;
+pub mod raw_database;
 mod validate;
+pub mod validate_database;
 
 use crate::engine::{SimDuration, SimTime};
 use crate::model::distribution::Distribution;
@@ -39,6 +41,8 @@ pub struct Scenario {
     pub clients: Vec<Client>,
     /// Faults, in file order.
     pub faults: Vec<Fault>,
+    /// Database clusters (phase 1: checked, not yet run; see docs/databases-integration.md).
+    pub databases: Vec<crate::database::ClusterConfig>,
     /// Run limits.
     pub limits: Limits,
 }

@@ -32,6 +32,9 @@ pub struct RawScenario {
     /// Run limits.
     #[serde(default)]
     pub limits: RawLimits,
+    /// Database clusters; default none (see `raw_database`).
+    #[serde(default)]
+    pub databases: Vec<super::raw_database::RawDatabase>,
 }
 
 fn window_default() -> u64 {

@@ -64,6 +64,7 @@ pub fn validate(
     let services = validate_services(&raw)?;
     let clients = validate_clients(&raw, &services)?;
     let faults = validate_faults(&raw, &services)?;
+    let databases = super::validate_database::validate_databases(&raw.databases)?;
 
     let scenario = Scenario {
         name: name.to_string(),
@@ -75,6 +76,7 @@ pub fn validate(
         services,
         clients,
         faults,
+        databases,
         limits: Limits {
             events_max: events_max_override.unwrap_or(raw.limits.events_max),
             drain: SimDuration::from_ms(raw.limits.drain_ms),
