@@ -2,6 +2,7 @@
 
 mod accounting;
 mod cli;
+mod databases;
 mod determinism;
 mod golden;
 mod policies;
