@@ -108,7 +108,11 @@ impl ChapterFailover {
 
     /// The first attempt failed with `error` (whatever it is): runs
     /// `failover()`, asking `healthy(node)` for each replica in list order.
-    pub fn on_error(&mut self, error: QueryError, mut healthy: impl FnMut(usize) -> bool) -> Failover {
+    pub fn on_error(
+        &mut self,
+        error: QueryError,
+        mut healthy: impl FnMut(usize) -> bool,
+    ) -> Failover {
         // The chapter's catch block does not look at the error.
         let _ = error;
         for &replica in &self.replicas {
@@ -146,7 +150,10 @@ mod tests {
         let mut failover = chapter();
         assert_eq!(
             failover.on_error(QueryError::Client, |_| true),
-            Failover::Promoted { node: REPLICA_1, already_primary: false }
+            Failover::Promoted {
+                node: REPLICA_1,
+                already_primary: false
+            }
         );
         assert_eq!(failover.current_primary(), REPLICA_1);
     }
@@ -159,7 +166,10 @@ mod tests {
         failover.on_error(QueryError::Server, |_| true);
         assert_eq!(
             failover.on_error(QueryError::Client, |_| true),
-            Failover::Promoted { node: REPLICA_1, already_primary: true }
+            Failover::Promoted {
+                node: REPLICA_1,
+                already_primary: true
+            }
         );
         assert_eq!(failover.promotions(), 2);
         // Replica 1 down: replica 2. Replica 1 back: the next error goes back to
@@ -180,8 +190,13 @@ mod tests {
         let second = failover.on_error(QueryError::Timeout, |node| node != REPLICA_1);
         assert_eq!(failover.promotions(), 2);
         for (promoted, from) in [(first, PRIMARY), (second, REPLICA_1)] {
-            let Failover::Promoted { node, .. } = promoted else { panic!("{promoted:?}") };
-            assert_eq!(fencing.on_promotion(node, from, true), Gate::Proceed { fenced: false });
+            let Failover::Promoted { node, .. } = promoted else {
+                panic!("{promoted:?}")
+            };
+            assert_eq!(
+                fencing.on_promotion(node, from, true),
+                Gate::Proceed { fenced: false }
+            );
         }
         // The original primary and both replicas now accept writes.
         assert_eq!(fencing.writable_primaries(), 3);
@@ -195,13 +210,17 @@ mod tests {
         let mut instance_a = chapter();
         let instance_b = chapter();
         let mut fencing = Fencing::new(FencingMode::None, 3, PRIMARY);
-        let Failover::Promoted { node, .. } = instance_a.on_error(QueryError::Client, |_| true) else {
+        let Failover::Promoted { node, .. } = instance_a.on_error(QueryError::Client, |_| true)
+        else {
             panic!("a replica is healthy")
         };
         fencing.on_promotion(node, PRIMARY, true);
         assert_eq!(instance_a.current_primary(), REPLICA_1);
         assert_eq!(instance_b.current_primary(), PRIMARY);
-        assert!(matches!(fencing.admit(PRIMARY), crate::database::fencing::Admission::Accepted { .. }));
+        assert!(matches!(
+            fencing.admit(PRIMARY),
+            crate::database::fencing::Admission::Accepted { .. }
+        ));
         assert_eq!(fencing.writable_primaries(), 2);
     }
 
@@ -211,7 +230,10 @@ mod tests {
     fn chapter_retries_once_and_throws_without_a_healthy_replica() {
         assert_eq!(ChapterFailover::RETRY_ATTEMPTS, 1);
         let mut failover = chapter();
-        assert_eq!(failover.on_error(QueryError::Connection, |_| false), Failover::NoHealthyReplica);
+        assert_eq!(
+            failover.on_error(QueryError::Connection, |_| false),
+            Failover::NoHealthyReplica
+        );
         assert_eq!(failover.current_primary(), PRIMARY);
         assert_eq!(failover.promotions(), 0);
     }
@@ -267,9 +289,17 @@ mod tests {
                         (Property::ClientErrorsPromoteNothing, Failover::Promoted { .. })
                             if error == QueryError::Client =>
                         {
-                            return Err(format!("step {step}: a client error promoted (from {before})"));
+                            return Err(format!(
+                                "step {step}: a client error promoted (from {before})"
+                            ));
                         }
-                        (Property::NeverPromoteThePrimary, Failover::Promoted { already_primary: true, node }) => {
+                        (
+                            Property::NeverPromoteThePrimary,
+                            Failover::Promoted {
+                                already_primary: true,
+                                node,
+                            },
+                        ) => {
                             return Err(format!("step {step}: promoted {node}, already primary"));
                         }
                         _ => {}
@@ -300,7 +330,9 @@ mod tests {
         };
         let mut runner = proptest::test_runner::TestRunner::new_with_rng(
             config,
-            proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+            proptest::test_runner::TestRng::deterministic_rng(
+                proptest::test_runner::RngAlgorithm::ChaCha,
+            ),
         );
         match runner.run(&events(), |events| {
             check(property, &events).map_err(proptest::test_runner::TestCaseError::fail)

@@ -484,7 +484,11 @@ mod tests {
 
     /// Plays Patroni's loops on three nodes until `end`; node 0 leads and
     /// crashes at `crash_at`. Returns when a replica promoted.
-    fn lease_crash(settings: LeaseSettings, phases: &[SimDuration], crash_at: SimTime) -> Option<SimTime> {
+    fn lease_crash(
+        settings: LeaseSettings,
+        phases: &[SimDuration],
+        crash_at: SimTime,
+    ) -> Option<SimTime> {
         let mut lease = LeaseDetector::new(settings, 0, phases);
         loop {
             let (node, at) = lease.next_loop();
@@ -508,7 +512,10 @@ mod tests {
         let mut lease = LeaseDetector::new(LeaseSettings::default(), 0, &[SimDuration::ZERO; 2]);
         for round in 0..100 {
             let now = s(10 * round);
-            assert!(matches!(lease.on_loop(now, 0, up(true)), LeaseAction::Renewed { .. }));
+            assert!(matches!(
+                lease.on_loop(now, 0, up(true)),
+                LeaseAction::Renewed { .. }
+            ));
             assert_eq!(lease.on_loop(now, 1, up(true)), LeaseAction::Nothing);
         }
         assert_eq!(lease.holder(), Some(0));
@@ -534,14 +541,23 @@ mod tests {
             let crash_at = SimTime(rng.between(60_000_000, 120_000_000));
             let promoted = lease_crash(settings, &phases, crash_at).expect("a replica promotes");
             let detection = promoted.saturating_since(crash_at);
-            assert!(detection >= settings.ttl - settings.loop_wait, "{detection}");
-            assert!(detection <= settings.ttl + settings.loop_wait, "{detection}");
+            assert!(
+                detection >= settings.ttl - settings.loop_wait,
+                "{detection}"
+            );
+            assert!(
+                detection <= settings.ttl + settings.loop_wait,
+                "{detection}"
+            );
             total += detection.as_ms_f64() / 1_000.0;
         }
         let mean = total / runs as f64;
         // Detection is ttl - U + U' with U, U' uniform on [0, 10 s): sd 4.08 s.
         let half_width = 3.29 * 3.73 / (runs as f64).sqrt();
-        assert!((mean - (25.0 + 10.0 / 3.0)).abs() < half_width, "mean {mean}");
+        assert!(
+            (mean - (25.0 + 10.0 / 3.0)).abs() < half_width,
+            "mean {mean}"
+        );
     }
 
     // A replica the candidate rules refuse never takes the key.
@@ -564,7 +580,10 @@ mod tests {
             dcs_reachable: false,
             ..up(true)
         };
-        assert_eq!(lease.on_loop(s(10), 0, cut), LeaseAction::Retrying { until: s(20) });
+        assert_eq!(
+            lease.on_loop(s(10), 0, cut),
+            LeaseAction::Retrying { until: s(20) }
+        );
         assert_eq!(lease.next_loop_at(0), s(20));
         assert_eq!(lease.on_loop(s(20), 0, cut), LeaseAction::Demote);
         assert_eq!(lease.leaders(), 0);
@@ -585,13 +604,16 @@ mod tests {
 
     fn steps() -> impl Strategy<Value = Vec<Step>> {
         proptest::collection::vec(
-            (0usize..3, proptest::bool::weighted(0.9), proptest::bool::weighted(0.6)).prop_map(
-                |(node, alive, dcs_reachable)| Step {
+            (
+                0usize..3,
+                proptest::bool::weighted(0.9),
+                proptest::bool::weighted(0.6),
+            )
+                .prop_map(|(node, alive, dcs_reachable)| Step {
                     node,
                     alive,
                     dcs_reachable,
-                },
-            ),
+                }),
             1..200,
         )
     }
@@ -599,7 +621,11 @@ mod tests {
     /// Plays loops in time order; each loop's view comes from the next step
     /// for that node. Returns the most nodes that led at once.
     fn most_leaders(settings: LeaseSettings, steps: &[Step]) -> usize {
-        let phases = [SimDuration::ZERO, SimDuration::from_ms(3_000), SimDuration::from_ms(7_000)];
+        let phases = [
+            SimDuration::ZERO,
+            SimDuration::from_ms(3_000),
+            SimDuration::from_ms(7_000),
+        ];
         let mut lease = LeaseDetector::new(settings, 0, &phases);
         let mut most = lease.leaders();
         for step in steps {
@@ -661,7 +687,10 @@ mod tests {
         lease.on_loop(s(10), 0, cut);
         assert_eq!(lease.on_loop(s(15), 1, up(true)), LeaseAction::Promote);
         assert_eq!(lease.leaders(), 2);
-        assert_eq!(LeaseSettings::ttl_min(settings.loop_wait, settings.retry_timeout), SimDuration::from_ms(30_000));
+        assert_eq!(
+            LeaseSettings::ttl_min(settings.loop_wait, settings.retry_timeout),
+            SimDuration::from_ms(30_000)
+        );
     }
 
     // Maximum lag in writes is the byte limit over the write size.
@@ -690,7 +719,10 @@ mod tests {
             }
             let answered = at < failure_at || reached(observer);
             let decision = quorum.on_probe(at, observer, answered, &peers(observer));
-            if !matches!(decision, QuorumDecision::Nothing | QuorumDecision::SubjectivelyDown) {
+            if !matches!(
+                decision,
+                QuorumDecision::Nothing | QuorumDecision::SubjectivelyDown
+            ) {
                 return (at, decision);
             }
         }
@@ -705,8 +737,14 @@ mod tests {
         let (at, decision) = run_quorum(settings, s(100), |_| false, |_| vec![true; 3]);
         assert_eq!(decision, QuorumDecision::Failover);
         let detection = at.saturating_since(s(100));
-        assert!(detection >= settings.down_after - settings.probe_interval, "{detection}");
-        assert!(detection <= settings.down_after + settings.probe_interval.saturating_mul(2), "{detection}");
+        assert!(
+            detection >= settings.down_after - settings.probe_interval,
+            "{detection}"
+        );
+        assert!(
+            detection <= settings.down_after + settings.probe_interval.saturating_mul(2),
+            "{detection}"
+        );
     }
 
     // GitHub 2018-10-21 in miniature: the primary's region is cut off; the two
@@ -715,12 +753,9 @@ mod tests {
     #[test]
     fn a_partition_gives_the_majority_side_a_failover() {
         let east = |observer: usize| observer == 0;
-        let (_, decision) = run_quorum(
-            QuorumSettings::sentinel(3),
-            s(100),
-            east,
-            |observer| (0..3).map(|other| east(other) == east(observer)).collect(),
-        );
+        let (_, decision) = run_quorum(QuorumSettings::sentinel(3), s(100), east, |observer| {
+            (0..3).map(|other| east(other) == east(observer)).collect()
+        });
         assert_eq!(decision, QuorumDecision::Failover);
     }
 
@@ -739,7 +774,12 @@ mod tests {
             |observer| !west(observer),
             |observer| (0..5).map(|other| west(other) == west(observer)).collect(),
         );
-        assert_eq!(decision, QuorumDecision::ObjectivelyDown { reachable_observers: 2 });
+        assert_eq!(
+            decision,
+            QuorumDecision::ObjectivelyDown {
+                reachable_observers: 2
+            }
+        );
         assert_eq!(settings.votes_needed(), 3);
     }
 

@@ -169,7 +169,12 @@ impl Fencing {
     /// Node `new_primary` is being promoted over `old_primary`;
     /// `device_reaches_old` says whether a `stonith` device can reach the
     /// old primary. Returns whether the promotion proceeds.
-    pub fn on_promotion(&mut self, new_primary: usize, old_primary: usize, device_reaches_old: bool) -> Gate {
+    pub fn on_promotion(
+        &mut self,
+        new_primary: usize,
+        old_primary: usize,
+        device_reaches_old: bool,
+    ) -> Gate {
         debug_assert_ne!(new_primary, old_primary);
         let mut fenced = false;
         if self.mode == FencingMode::Stonith {
@@ -249,7 +254,10 @@ mod tests {
     #[test]
     fn none_leaves_two_writable_primaries() {
         let mut fencing = Fencing::new(FencingMode::None, 3, 0);
-        assert_eq!(fencing.on_promotion(1, 0, true), Gate::Proceed { fenced: false });
+        assert_eq!(
+            fencing.on_promotion(1, 0, true),
+            Gate::Proceed { fenced: false }
+        );
         assert_eq!(fencing.admit(0), Admission::Accepted { epoch: 0 });
         assert_eq!(fencing.admit(1), Admission::Accepted { epoch: 1 });
         assert_eq!(fencing.writable_primaries(), 2);
@@ -278,7 +286,10 @@ mod tests {
         assert_eq!(fencing.on_promotion(1, 0, false), Gate::Withheld);
         assert_eq!(fencing.writable_primaries(), 1);
         assert_eq!(fencing.admit(1), Admission::Refused(Refusal::NotPrimary));
-        assert_eq!(fencing.on_promotion(1, 0, true), Gate::Proceed { fenced: true });
+        assert_eq!(
+            fencing.on_promotion(1, 0, true),
+            Gate::Proceed { fenced: true }
+        );
         assert_eq!(fencing.admit(0), Admission::Refused(Refusal::Down));
         fencing.on_restart(0);
         assert_eq!(fencing.admit(0), Admission::Refused(Refusal::Down));
@@ -287,7 +298,10 @@ mod tests {
         // A crashed old primary needs no device.
         let mut fencing = Fencing::new(FencingMode::Stonith, 2, 0);
         fencing.on_crash(0);
-        assert_eq!(fencing.on_promotion(1, 0, false), Gate::Proceed { fenced: false });
+        assert_eq!(
+            fencing.on_promotion(1, 0, false),
+            Gate::Proceed { fenced: false }
+        );
     }
 
     // Fencing tokens: the old primary is up and believes it leads, but the
@@ -298,7 +312,10 @@ mod tests {
         fencing.on_promotion(1, 0, false);
         assert_eq!(
             fencing.admit(0),
-            Admission::Refused(Refusal::StaleEpoch { epoch: 0, storage_epoch: 1 })
+            Admission::Refused(Refusal::StaleEpoch {
+                epoch: 0,
+                storage_epoch: 1
+            })
         );
         assert_eq!(fencing.admit(1), Admission::Accepted { epoch: 1 });
         assert_eq!(fencing.writable_primaries(), 1);
@@ -365,6 +382,12 @@ mod tests {
     #[test]
     fn without_fencing_one_promotion_splits_the_brain() {
         assert_eq!(play(FencingMode::None, &[Move::Promote(1, true)]), 2);
-        assert_eq!(play(FencingMode::SelfDemote, &[Move::Promote(1, true), Move::LeaseLost(0)]), 2);
+        assert_eq!(
+            play(
+                FencingMode::SelfDemote,
+                &[Move::Promote(1, true), Move::LeaseLost(0)]
+            ),
+            2
+        );
     }
 }

@@ -94,7 +94,8 @@ impl FailoverRecord {
 
     /// Promotion to clients reaching it, if they did.
     pub fn routing(&self) -> Option<SimDuration> {
-        self.routed_at.map(|at| at.saturating_since(self.promoted_at))
+        self.routed_at
+            .map(|at| at.saturating_since(self.promoted_at))
     }
 
     /// Recovery time: failure to clients reaching the new primary (to the
@@ -168,7 +169,8 @@ impl WriteLedger {
     }
 
     fn window_at(&mut self, now: SimTime) -> &mut WindowCounts {
-        let index = ((now.as_micros() / self.window.as_micros()) as usize).min(self.windows_max - 1);
+        let index =
+            ((now.as_micros() / self.window.as_micros()) as usize).min(self.windows_max - 1);
         if self.windows.len() <= index {
             self.windows.resize(index + 1, WindowCounts::default());
         }
@@ -232,7 +234,8 @@ impl WriteLedger {
     fn add_split_brain(&mut self, from: SimTime, to: SimTime) {
         let mut at = from;
         while at < to {
-            let window_end = SimTime((at.as_micros() / self.window.as_micros() + 1) * self.window.as_micros());
+            let window_end =
+                SimTime((at.as_micros() / self.window.as_micros() + 1) * self.window.as_micros());
             let end = window_end.min(to);
             let micros = end.saturating_since(at).as_micros();
             self.totals.split_brain_micros += micros;
@@ -329,7 +332,10 @@ impl WriteLedger {
 /// durability level holds: entry k-1 counts the writes on at least k nodes,
 /// given each node's `received` position in the current history.
 pub fn durability(committed_lsn: Lsn, positions: &[Lsn]) -> Vec<u64> {
-    let mut sorted: Vec<Lsn> = positions.iter().map(|&lsn| lsn.min(committed_lsn)).collect();
+    let mut sorted: Vec<Lsn> = positions
+        .iter()
+        .map(|&lsn| lsn.min(committed_lsn))
+        .collect();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     sorted
 }
@@ -403,7 +409,14 @@ mod tests {
         ledger.acknowledged(s(1), 0, 40);
         ledger.promoted(s(2), &promotion(45, 40, 50), record(1, 1, 2));
         let summary = ledger.summary(s(2));
-        assert_eq!((summary.totals.acknowledged, summary.totals.lost, summary.totals.failed), (45, 0, 5));
+        assert_eq!(
+            (
+                summary.totals.acknowledged,
+                summary.totals.lost,
+                summary.totals.failed
+            ),
+            (45, 0, 5)
+        );
     }
 
     // Writes acknowledged by the old epoch's primary after the promotion diverge,

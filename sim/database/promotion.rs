@@ -137,8 +137,10 @@ impl Promoter {
                 return Err(NoPromotion::Blocked { until });
             }
         }
-        let available: Vec<&Candidate<'_>> =
-            candidates.iter().filter(|candidate| candidate.available).collect();
+        let available: Vec<&Candidate<'_>> = candidates
+            .iter()
+            .filter(|candidate| candidate.available)
+            .collect();
         if available.is_empty() {
             return Err(NoPromotion::NoneAvailable);
         }
@@ -155,10 +157,18 @@ impl Promoter {
         let near: Vec<&Candidate<'_>> = in_scope
             .iter()
             .copied()
-            .filter(|candidate| self.rules.lag_max_writes.is_none_or_at_least(lag(candidate)))
+            .filter(|candidate| {
+                self.rules
+                    .lag_max_writes
+                    .is_none_or_at_least(lag(candidate))
+            })
             .collect();
         if near.is_empty() {
-            let lag_writes = in_scope.iter().map(|candidate| lag(candidate)).min().unwrap_or(0);
+            let lag_writes = in_scope
+                .iter()
+                .map(|candidate| lag(candidate))
+                .min()
+                .unwrap_or(0);
             return Err(NoPromotion::TooFarBehind { lag_writes });
         }
         let synchronised: Vec<&Candidate<'_>> = near

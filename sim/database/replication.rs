@@ -324,9 +324,10 @@ impl Replication {
     ) -> Replication {
         assert_eq!(apply_rates_per_second.len(), links.len());
         assert!(primary < links.len());
-        debug_assert!(settings.mode == ReplicationMode::Async
-            || (settings.acks_required >= 1
-                && (settings.acks_required as usize) < links.len()));
+        debug_assert!(
+            settings.mode == ReplicationMode::Async
+                || (settings.acks_required >= 1 && (settings.acks_required as usize) < links.len())
+        );
         let nodes = apply_rates_per_second
             .iter()
             .zip(links)
@@ -505,7 +506,10 @@ impl Replication {
         loop {
             let mut earliest: Option<(SimTime, usize, bool)> = None;
             for (index, node) in self.nodes.iter().enumerate() {
-                for (at, is_ack) in [(node.to_node.next_at(), false), (node.from_node.next_at(), true)] {
+                for (at, is_ack) in [
+                    (node.to_node.next_at(), false),
+                    (node.from_node.next_at(), true),
+                ] {
                     if let Some(at) = at {
                         if at <= now && earliest.map_or(true, |(best, _, _)| at < best) {
                             earliest = Some((at, index, is_ack));
@@ -975,7 +979,11 @@ mod tests {
         assert_eq!(replication.received_lsn(2), 51);
         // The last write landed just now: one microsecond of replay left.
         assert_eq!(replication.replay_time(1), Some(SimDuration(1)));
-        let links = [Link::down(), Link::up(SimDuration::ZERO), Link::up(SimDuration::from_ms(5))];
+        let links = [
+            Link::down(),
+            Link::up(SimDuration::ZERO),
+            Link::up(SimDuration::from_ms(5)),
+        ];
         let promotion = replication.promote(ms(100), 2, &links);
         assert_eq!(promotion.fork_lsn, 51);
         assert_eq!(promotion.committed_lost, 49);
@@ -1004,7 +1012,10 @@ mod tests {
             replication.write(ms(0));
         }
         replication.advance(ms(0));
-        assert_eq!(replication.replay_time(1), Some(SimDuration::from_ms(5_000)));
+        assert_eq!(
+            replication.replay_time(1),
+            Some(SimDuration::from_ms(5_000))
+        );
         replication.set_apply_rate(ms(0), 1, 0.0);
         assert_eq!(replication.replay_time(1), None);
     }
@@ -1076,8 +1087,14 @@ mod tests {
         let variance =
             losses.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (seeds as f64 - 1.0);
         let half_width = 3.29 * (expected / seeds as f64).sqrt();
-        assert!((mean - expected).abs() < half_width, "mean {mean} vs {expected} ± {half_width}");
-        assert!((variance / expected - 1.0).abs() < 0.25, "variance {variance}");
+        assert!(
+            (mean - expected).abs() < half_width,
+            "mean {mean} vs {expected} ± {half_width}"
+        );
+        assert!(
+            (variance / expected - 1.0).abs() < 0.25,
+            "variance {variance}"
+        );
     }
 
     #[derive(Clone, Debug)]

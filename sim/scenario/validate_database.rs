@@ -65,7 +65,12 @@ fn milliseconds(path: &str, value: u64, low: u64) -> Result<SimDuration, Invalid
 
 fn validate_cluster(path: &str, raw: &RawDatabase) -> Result<ClusterConfig, Invalid> {
     let nodes_path = join(path, "nodes");
-    check::within(&format!("{nodes_path} (length)"), raw.nodes.len(), 1, NODES_MAX)?;
+    check::within(
+        &format!("{nodes_path} (length)"),
+        raw.nodes.len(),
+        1,
+        NODES_MAX,
+    )?;
     let mut seen = BTreeSet::new();
     let mut nodes = Vec::with_capacity(raw.nodes.len());
     for (index, node) in raw.nodes.iter().enumerate() {
@@ -88,15 +93,22 @@ fn validate_cluster(path: &str, raw: &RawDatabase) -> Result<ClusterConfig, Inva
     }
     let primary = match &raw.primary {
         None => 0,
-        Some(name) => nodes.iter().position(|node| &node.name == name).ok_or_else(|| {
-            Invalid::new(
-                join(path, "primary"),
-                format!(
-                    "unknown node {name:?}; the nodes are: {}",
-                    nodes.iter().map(|node| node.name.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })?,
+        Some(name) => nodes
+            .iter()
+            .position(|node| &node.name == name)
+            .ok_or_else(|| {
+                Invalid::new(
+                    join(path, "primary"),
+                    format!(
+                        "unknown node {name:?}; the nodes are: {}",
+                        nodes
+                            .iter()
+                            .map(|node| node.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?,
     };
     let replicas = nodes.len() - 1;
 
@@ -121,8 +133,9 @@ fn validate_cluster(path: &str, raw: &RawDatabase) -> Result<ClusterConfig, Inva
                 ),
             ));
         }
-        check::within(&acks_path, replication.acks_required as usize, 1, replicas)
-            .map_err(|invalid| Invalid::new(invalid.path, format!("{} (the replicas)", invalid.message)))?;
+        check::within(&acks_path, replication.acks_required as usize, 1, replicas).map_err(
+            |invalid| Invalid::new(invalid.path, format!("{} (the replicas)", invalid.message)),
+        )?;
     }
 
     let write_fraction_path = join(path, "clients.write_fraction");
@@ -161,7 +174,9 @@ fn validate_cluster(path: &str, raw: &RawDatabase) -> Result<ClusterConfig, Inva
         30 * SETTING_MS_MAX,
     )?;
     let lag_max_writes = raw.promotion.lag_max_writes.or(match &detection {
-        DetectionConfig::Lease(settings) => Some(settings.lag_max_writes(raw.clients.write_size_bytes)),
+        DetectionConfig::Lease(settings) => {
+            Some(settings.lag_max_writes(raw.clients.write_size_bytes))
+        }
         _ => None,
     });
     let candidates = CandidateRules {
@@ -196,7 +211,8 @@ fn validate_detection(path: &str, raw: &RawDetection) -> Result<DetectionConfig,
             maximum_lag_on_failover_bytes,
         } => {
             let loop_wait = milliseconds(&join(path, "loop_wait_ms"), *loop_wait_ms, 1)?;
-            let retry_timeout = milliseconds(&join(path, "retry_timeout_ms"), *retry_timeout_ms, 1)?;
+            let retry_timeout =
+                milliseconds(&join(path, "retry_timeout_ms"), *retry_timeout_ms, 1)?;
             let ttl = milliseconds(&join(path, "ttl_ms"), *ttl_ms, 1)?;
             let ttl_min = LeaseSettings::ttl_min(loop_wait, retry_timeout);
             if ttl < ttl_min {
@@ -222,11 +238,18 @@ fn validate_detection(path: &str, raw: &RawDetection) -> Result<DetectionConfig,
             down_after_ms,
         } => {
             let observers_path = join(path, "observers");
-            check::within(&format!("{observers_path} (length)"), observers.len(), 1, NODES_MAX)?;
+            check::within(
+                &format!("{observers_path} (length)"),
+                observers.len(),
+                1,
+                NODES_MAX,
+            )?;
             let places = observers
                 .iter()
                 .enumerate()
-                .map(|(index, RawPlace { region, zone })| place(&item(&observers_path, index), region, zone))
+                .map(|(index, RawPlace { region, zone })| {
+                    place(&item(&observers_path, index), region, zone)
+                })
                 .collect::<Result<Vec<Place>, Invalid>>()?;
             let count = observers.len() as u32;
             let quorum = quorum.unwrap_or(count / 2 + 1);
@@ -240,13 +263,20 @@ fn validate_detection(path: &str, raw: &RawDetection) -> Result<DetectionConfig,
                 settings: QuorumSettings {
                     observers: count,
                     quorum,
-                    probe_interval: milliseconds(&join(path, "probe_interval_ms"), *probe_interval_ms, 1)?,
+                    probe_interval: milliseconds(
+                        &join(path, "probe_interval_ms"),
+                        *probe_interval_ms,
+                        1,
+                    )?,
                     down_after: milliseconds(&join(path, "down_after_ms"), *down_after_ms, 1)?,
                 },
                 observers: places,
             })
         }
-        RawDetection::Managed { preset, failover_ms } => {
+        RawDetection::Managed {
+            preset,
+            failover_ms,
+        } => {
             let failover_ms = match failover_ms {
                 Some(distribution) => {
                     distribution.validate(&join(path, "failover_ms"))?;
@@ -265,7 +295,11 @@ fn validate_detection(path: &str, raw: &RawDetection) -> Result<DetectionConfig,
 /// accepts every well-formed name; phase 2 makes it reject a region or zone
 /// the topology does not define (`databases[0].nodes[1].region: unknown
 /// region "us-east-9"; the regions are: ...`).
-fn check_places(_path: &str, _nodes: &[NodeConfig], _detection: &DetectionConfig) -> Result<(), Invalid> {
+fn check_places(
+    _path: &str,
+    _nodes: &[NodeConfig],
+    _detection: &DetectionConfig,
+) -> Result<(), Invalid> {
     Ok(())
 }
 
@@ -276,7 +310,8 @@ mod tests {
     use crate::database::ReadRouting;
 
     fn parse(json: &str) -> Result<Vec<ClusterConfig>, String> {
-        let raw: Vec<RawDatabase> = serde_json::from_str(json).map_err(|error| error.to_string())?;
+        let raw: Vec<RawDatabase> =
+            serde_json::from_str(json).map_err(|error| error.to_string())?;
         validate_databases(&raw).map_err(|invalid| invalid.to_string())
     }
 
@@ -290,7 +325,10 @@ mod tests {
         let cluster = &clusters[0];
         assert_eq!(cluster.primary, 0);
         assert_eq!(cluster.replication, ReplicationSettings::default());
-        assert_eq!(cluster.detection, DetectionConfig::Lease(LeaseSettings::default()));
+        assert_eq!(
+            cluster.detection,
+            DetectionConfig::Lease(LeaseSettings::default())
+        );
         assert_eq!(cluster.fencing, FencingMode::SelfDemote);
         assert_eq!(cluster.candidates.lag_max_writes, Some(1_024));
         assert_eq!(cluster.candidates.scope, RegionScope::AnyRegion);
@@ -299,7 +337,13 @@ mod tests {
         assert_eq!(cluster.write_fraction, 0.1);
         assert_eq!(cluster.reads, ReadRouting::Primary);
         assert_eq!(cluster.nodes[0].apply_rate_per_second, 10_000.0);
-        assert_eq!(cluster.nodes[1].place, Place { region: "west".into(), zone: Some("w1".into()) });
+        assert_eq!(
+            cluster.nodes[1].place,
+            Place {
+                region: "west".into(),
+                zone: Some("w1".into())
+            }
+        );
     }
 
     // Quorum detection defaults: a majority quorum, orchestrator's one-hour block, no fencing.
@@ -312,13 +356,20 @@ mod tests {
         )
         .unwrap();
         let cluster = &clusters[0];
-        let DetectionConfig::Quorum { settings, observers } = &cluster.detection else {
+        let DetectionConfig::Quorum {
+            settings,
+            observers,
+        } = &cluster.detection
+        else {
             panic!("{:?}", cluster.detection)
         };
         assert_eq!(*settings, QuorumSettings::sentinel(3));
         assert_eq!(observers.len(), 3);
         assert_eq!(cluster.fencing, FencingMode::None);
-        assert_eq!(cluster.candidates.anti_flap_block, SimDuration::from_ms(3_600_000));
+        assert_eq!(
+            cluster.candidates.anti_flap_block,
+            SimDuration::from_ms(3_600_000)
+        );
         assert!(cluster.candidates.require_synchronised);
     }
 
@@ -332,7 +383,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             clusters[0].detection,
-            DetectionConfig::Managed { failover_ms: crate::database::detection::ManagedPreset::Aurora.failover_ms() }
+            DetectionConfig::Managed {
+                failover_ms: crate::database::detection::ManagedPreset::Aurora.failover_ms()
+            }
         );
         assert_eq!(clusters[0].fencing, FencingMode::Stonith);
     }
@@ -345,12 +398,16 @@ mod tests {
     #[test]
     fn bad_input_names_the_path_and_what_is_allowed() {
         assert_eq!(
-            error(r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}, {"name": "b", "region": "e"}],
-                "detection": {"kind": "quorum", "observers": [{"region": "e"}, {"region": "w"}], "quorum": 3}}]"#),
+            error(
+                r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}, {"name": "b", "region": "e"}],
+                "detection": {"kind": "quorum", "observers": [{"region": "e"}, {"region": "w"}], "quorum": 3}}]"#
+            ),
             "databases[0].detection.quorum: must be in [1, 2] (the observers) (got 3)"
         );
         assert_eq!(
-            error(r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}], "clients": {"write_fraction": 1.5}}]"#),
+            error(
+                r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}], "clients": {"write_fraction": 1.5}}]"#
+            ),
             "databases[0].clients.write_fraction: must be a probability in [0, 1] (got 1.5)"
         );
         assert_eq!(
@@ -363,7 +420,9 @@ mod tests {
             "databases[0].primary: unknown node \"z\"; the nodes are: a"
         );
         assert_eq!(
-            error(r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}, {"name": "a", "region": "e"}]}]"#),
+            error(
+                r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}, {"name": "a", "region": "e"}]}]"#
+            ),
             "databases[0].nodes[1].name: duplicate name \"a\": names must be unique"
         );
         assert_eq!(
@@ -371,8 +430,10 @@ mod tests {
             "databases[0].replication.mode: sync needs at least one replica (the cluster has one node); use async"
         );
         assert_eq!(
-            error(r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}, {"name": "b", "region": "e"}],
-                "replication": {"mode": "semi_sync", "acks_required": 2}}]"#),
+            error(
+                r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}, {"name": "b", "region": "e"}],
+                "replication": {"mode": "semi_sync", "acks_required": 2}}]"#
+            ),
             "databases[0].replication.acks_required: must be in [1, 1] (got 2) (the replicas)"
         );
         assert_eq!(
@@ -381,7 +442,9 @@ mod tests {
             "databases[0].fencing: self_demote needs detection.kind lease (a node demotes itself when it loses its lease; got chapter); use none, stonith or fencing_tokens"
         );
         assert_eq!(
-            error(r#"[{"name": "o", "nodes": [{"name": "a", "region": "e", "apply_rate_per_second": 0}]}]"#),
+            error(
+                r#"[{"name": "o", "nodes": [{"name": "a", "region": "e", "apply_rate_per_second": 0}]}]"#
+            ),
             "databases[0].nodes[0].apply_rate_per_second: must be a finite number > 0 (got 0)"
         );
         assert_eq!(
@@ -389,7 +452,9 @@ mod tests {
             "databases[0].nodes (length): must be in [1, 64] (got 0)"
         );
         assert_eq!(
-            error(r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}]}, {"name": "o", "nodes": [{"name": "a", "region": "e"}]}]"#),
+            error(
+                r#"[{"name": "o", "nodes": [{"name": "a", "region": "e"}]}, {"name": "o", "nodes": [{"name": "a", "region": "e"}]}]"#
+            ),
             "databases[1].name: duplicate name \"o\": names must be unique"
         );
         assert_eq!(

@@ -11,7 +11,13 @@ use std::path::Path;
 fn bad(name: &str, message: &str) {
     let file = format!("tests/fixtures/bad/{name}.json");
     Sim::new()
-        .args(["run", &file, "--no-charts", "--out", "/nonexistent/never-written"])
+        .args([
+            "run",
+            &file,
+            "--no-charts",
+            "--out",
+            "/nonexistent/never-written",
+        ])
         .code(2)
         .stderr(&format!("error: {file}: {message}\n"))
         .run();
