@@ -157,11 +157,7 @@ impl Promoter {
         let near: Vec<&Candidate<'_>> = in_scope
             .iter()
             .copied()
-            .filter(|candidate| {
-                self.rules
-                    .lag_max_writes
-                    .is_none_or_at_least(lag(candidate))
-            })
+            .filter(|candidate| within_limit(self.rules.lag_max_writes, lag(candidate)))
             .collect();
         if near.is_empty() {
             let lag_writes = in_scope
@@ -190,15 +186,9 @@ impl Promoter {
     }
 }
 
-/// `None` means no limit.
-trait LimitExt {
-    fn is_none_or_at_least(self, value: u64) -> bool;
-}
-
-impl LimitExt for Option<u64> {
-    fn is_none_or_at_least(self, value: u64) -> bool {
-        self.map_or(true, |limit| value <= limit)
-    }
+/// Whether `value` is within `limit`; `None` means no limit.
+fn within_limit(limit: Option<u64>, value: u64) -> bool {
+    limit.map_or(true, |limit| value <= limit)
 }
 
 #[cfg(test)]
@@ -297,7 +287,7 @@ mod tests {
             let eligible = |c: &Candidate<'_>| {
                 c.available
                     && (!same_region || c.region == "east")
-                    && lag_max.is_none_or_at_least(200 - c.received_lsn.min(200))
+                    && within_limit(lag_max, 200 - c.received_lsn.min(200))
                     && (!synchronised || c.received_lsn >= 150)
             };
             match Promoter::new(rules).choose(SimTime::ZERO, "east", 200, 150, &candidates) {
