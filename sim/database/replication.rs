@@ -707,12 +707,19 @@ impl Replication {
         }
     }
 
-    /// Node `node` restarts and, if it follows, asks for its backlog.
+    /// Node `node` restarts and, if it follows, asks for its backlog; if it
+    /// is the primary (nobody was promoted), every replica asks again.
     pub fn restart(&mut self, now: SimTime, node: usize) {
         self.advance(now);
         self.nodes[node].alive = true;
         self.nodes[node].applied_until = now;
-        self.resend(now, node);
+        if node == self.primary {
+            for index in 0..self.nodes.len() {
+                self.resend(now, index);
+            }
+        } else {
+            self.resend(now, node);
+        }
     }
 
     fn resend(&mut self, now: SimTime, index: usize) {
@@ -1000,6 +1007,18 @@ mod tests {
         assert_eq!(replication.rejoin(ms(200), 0), 48);
         replication.advance(ms(200));
         assert_eq!(replication.received_lsn(0), 52);
+    }
+
+    // A primary that restarts without a promotion resumes shipping to its replicas.
+    #[test]
+    fn a_restarted_primary_ships_again() {
+        let mut replication = cluster(ReplicationMode::Async, &[10]);
+        replication.write(ms(0));
+        replication.crash(ms(5), 0);
+        replication.restart(ms(100), 0);
+        assert_eq!(replication.next_event_at(), Some(ms(110)));
+        replication.advance(ms(110));
+        assert_eq!(replication.received_lsn(1), 1);
     }
 
     // The replay a promotion waits for is backlog / apply rate.
