@@ -73,6 +73,7 @@
 #![warn(rustdoc::broken_intra_doc_links)]
 
 pub mod cli;
+pub mod database;
 pub mod engine;
 pub mod error;
 pub mod metrics;

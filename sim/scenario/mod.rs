@@ -9,8 +9,10 @@ pub mod error;
 pub mod input;
 pub mod memory;
 pub mod raw;
+pub mod raw_database;
 pub mod raw_topology;
 mod validate;
+pub mod validate_database;
 pub mod validate_topology;
 
 use crate::engine::{SimDuration, SimTime};
@@ -45,6 +47,8 @@ pub struct Scenario {
     pub clients: Vec<Client>,
     /// Faults, in file order.
     pub faults: Vec<Fault>,
+    /// Database clusters (phase 1: checked, not yet run; see docs/databases-integration.md).
+    pub databases: Vec<crate::database::ClusterConfig>,
     /// Run limits.
     pub limits: Limits,
     /// Regions, network and global routing; `None` for a single-region scenario.

@@ -36,6 +36,9 @@ pub struct RawScenario {
     /// `raw_topology`); default none: one implicit region, as before.
     #[serde(default)]
     pub topology: Option<super::raw_topology::RawTopology>,
+    /// Database clusters; default none (see `raw_database`).
+    #[serde(default)]
+    pub databases: Vec<super::raw_database::RawDatabase>,
 }
 
 fn window_default() -> u64 {

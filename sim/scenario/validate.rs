@@ -92,6 +92,7 @@ pub fn validate(
         )?),
         None => None,
     };
+    let databases = super::validate_database::validate_databases(&raw.databases)?;
 
     let scenario = Scenario {
         name: name.to_string(),
@@ -103,6 +104,7 @@ pub fn validate(
         services,
         clients,
         faults,
+        databases,
         limits: Limits {
             events_max: events_max_override.unwrap_or(raw.limits.events_max),
             drain: SimDuration::from_ms(raw.limits.drain_ms),

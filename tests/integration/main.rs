@@ -3,6 +3,7 @@
 mod accounting;
 mod bounded;
 mod cli;
+mod databases;
 mod determinism;
 mod golden;
 mod output;

@@ -1,0 +1,233 @@
+//! The `databases` section of a scenario file, exactly as written: serde
+//! types with defaults, no cross-checks. `validate_database` turns each
+//! entry into a `database::ClusterConfig`. Field docs here are the scenario
+//! reference's source for the Databases section.
+
+use crate::database::detection::ManagedPreset;
+use crate::database::fencing::FencingMode;
+use crate::database::promotion::RegionScope;
+use crate::database::replication::ReplicationMode;
+use crate::database::ReadRouting;
+use crate::model::distribution::Distribution;
+use serde::Deserialize;
+
+/// One database cluster: a primary and its replicas.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// Unique name among the databases.
+    pub name: String,
+    /// The nodes, 1 to 64; the first is the primary unless `primary` says otherwise.
+    pub nodes: Vec<RawDatabaseNode>,
+    /// The initial primary's name; default the first node.
+    #[serde(default)]
+    pub primary: Option<String>,
+    /// Replication; default `async`.
+    #[serde(default)]
+    pub replication: RawReplication,
+    /// Failure detection; default `lease` with Patroni's defaults.
+    #[serde(default)]
+    pub detection: RawDetection,
+    /// Candidate rules; defaults depend on `detection.kind`.
+    #[serde(default)]
+    pub promotion: RawPromotion,
+    /// `none`, `self_demote`, `stonith` or `fencing_tokens`; default
+    /// `self_demote` with `lease`, `stonith` with `managed`, `none` otherwise.
+    #[serde(default)]
+    pub fencing: Option<FencingMode>,
+    /// How clients use the database.
+    #[serde(default)]
+    pub clients: RawDatabaseClients,
+}
+
+/// One node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabaseNode {
+    /// Unique name within the cluster.
+    pub name: String,
+    /// The region it runs in.
+    pub region: String,
+    /// The zone it runs in; default none.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Writes per second it applies as a replica; default 10000.
+    #[serde(default = "apply_rate_default")]
+    pub apply_rate_per_second: f64,
+}
+
+fn apply_rate_default() -> f64 {
+    10_000.0
+}
+
+/// Replication settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplication {
+    /// `async` (default), `semi_sync` or `sync`.
+    #[serde(default)]
+    pub mode: ReplicationMode,
+    /// Replica acknowledgements a write waits for (`semi_sync`, `sync`); default 1.
+    #[serde(default = "acks_default")]
+    pub acks_required: u32,
+    /// How long `semi_sync` waits before reverting to async, in ms; default 10000.
+    #[serde(default = "semi_sync_timeout_default")]
+    pub semi_sync_timeout_ms: u64,
+}
+
+fn acks_default() -> u32 {
+    1
+}
+
+fn semi_sync_timeout_default() -> u64 {
+    10_000
+}
+
+impl Default for RawReplication {
+    fn default() -> Self {
+        RawReplication {
+            mode: ReplicationMode::Async,
+            acks_required: acks_default(),
+            semi_sync_timeout_ms: semi_sync_timeout_default(),
+        }
+    }
+}
+
+/// Failure detection: `{"kind": "lease", ...}`, `{"kind": "quorum", ...}`,
+/// `{"kind": "managed", ...}` or `{"kind": "chapter"}`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawDetection {
+    /// Patroni's leader lease.
+    Lease {
+        /// Leader key time to live, ms; default 30000.
+        #[serde(default = "ttl_default")]
+        ttl_ms: u64,
+        /// HA loop period, ms; default 10000.
+        #[serde(default = "ten_seconds")]
+        loop_wait_ms: u64,
+        /// DCS retry time before the leader demotes, ms; default 10000.
+        #[serde(default = "ten_seconds")]
+        retry_timeout_ms: u64,
+        /// The most a replica may lag and be promoted, bytes; default 1048576.
+        #[serde(default = "maximum_lag_default")]
+        maximum_lag_on_failover_bytes: u64,
+    },
+    /// Sentinel-style observers.
+    Quorum {
+        /// Where the observers run, at least one.
+        observers: Vec<RawPlace>,
+        /// Observers that must agree; default a majority.
+        #[serde(default)]
+        quorum: Option<u32>,
+        /// Time between probes, ms; default 1000.
+        #[serde(default = "probe_interval_default")]
+        probe_interval_ms: u64,
+        /// Silence before an observer calls the primary down, ms; default 30000.
+        #[serde(default = "down_after_default")]
+        down_after_ms: u64,
+    },
+    /// A managed service's failover time.
+    Managed {
+        /// `rds_multi_az` (default, 60-120 s) or `aurora` (30-60 s).
+        #[serde(default)]
+        preset: ManagedPreset,
+        /// Replaces the preset's distribution.
+        #[serde(default)]
+        failover_ms: Option<Distribution>,
+    },
+    /// The chapter's client-side failover.
+    Chapter {},
+}
+
+fn ttl_default() -> u64 {
+    30_000
+}
+
+fn ten_seconds() -> u64 {
+    10_000
+}
+
+fn maximum_lag_default() -> u64 {
+    1_048_576
+}
+
+fn probe_interval_default() -> u64 {
+    1_000
+}
+
+fn down_after_default() -> u64 {
+    30_000
+}
+
+impl Default for RawDetection {
+    fn default() -> Self {
+        RawDetection::Lease {
+            ttl_ms: ttl_default(),
+            loop_wait_ms: ten_seconds(),
+            retry_timeout_ms: ten_seconds(),
+            maximum_lag_on_failover_bytes: maximum_lag_default(),
+        }
+    }
+}
+
+/// A region and an optional zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlace {
+    /// The region.
+    pub region: String,
+    /// The zone; default none.
+    #[serde(default)]
+    pub zone: Option<String>,
+}
+
+/// Candidate rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPromotion {
+    /// The most writes a candidate may lag; default none, or
+    /// `maximum_lag_on_failover_bytes / write_size_bytes` with `lease`.
+    #[serde(default)]
+    pub lag_max_writes: Option<u64>,
+    /// `any_region` (default) or `same_region`.
+    #[serde(default)]
+    pub scope: RegionScope,
+    /// No automatic failover within this long after the last, ms; default
+    /// 3600000 with `quorum` (orchestrator), 0 otherwise.
+    #[serde(default)]
+    pub anti_flap_block_ms: Option<u64>,
+}
+
+/// How clients use the database.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabaseClients {
+    /// The fraction of calls that are writes; default 0.1.
+    #[serde(default = "write_fraction_default")]
+    pub write_fraction: f64,
+    /// `primary` (default), `replicas` or `any`.
+    #[serde(default)]
+    pub reads: ReadRouting,
+    /// Bytes per write; default 1024.
+    #[serde(default = "write_size_default")]
+    pub write_size_bytes: u64,
+}
+
+fn write_fraction_default() -> f64 {
+    0.1
+}
+
+fn write_size_default() -> u64 {
+    1_024
+}
+
+impl Default for RawDatabaseClients {
+    fn default() -> Self {
+        RawDatabaseClients {
+            write_fraction: write_fraction_default(),
+            reads: ReadRouting::Primary,
+            write_size_bytes: write_size_default(),
+        }
+    }
+}
