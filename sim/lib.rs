@@ -81,9 +81,9 @@ pub mod model;
 pub mod policy;
 pub mod report;
 pub mod scenario;
-pub mod topology;
 #[cfg(feature = "proptest")]
 pub mod testing;
+pub mod topology;
 
 pub use metrics::summary::Summary;
 pub use model::run;

@@ -1,0 +1,238 @@
+//! The world's handlers: requests and policy stacks.
+
+use super::*;
+
+impl<'a> World<'a> {
+    pub(super) fn issue_request(&mut self, client: usize) {
+        let request = self.requests.insert(Request {
+            client,
+            issued_at: self.now,
+        });
+        self.recorder.request_issued(self.now, client);
+        self.start_call(client, Parent::Request(request));
+    }
+
+    pub(super) fn finish_request(&mut self, request: RequestKey, reply: Reply) {
+        let Some(state) = self.requests.remove(request) else {
+            debug_assert!(false, "request finished twice");
+            return;
+        };
+        let latency = self.now.saturating_since(state.issued_at);
+        self.recorder
+            .request_finished(self.now, state.client, Outcome::of(reply), latency);
+        if let Load::ClosedLoop { think_time, .. } = &self.scenario.clients[state.client].load {
+            let at = self.now + think_time.sample(&mut self.clients[state.client].think_rng);
+            if at < self.end_of_load {
+                self.queue.push(
+                    at,
+                    Event::UserWake {
+                        client: state.client,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Starts a call through `stack` on behalf of `parent`.
+    pub(super) fn start_call(&mut self, stack: usize, parent: Parent) {
+        let frame = self.frames.insert(Frame::new(stack, 0, parent, self.now));
+        self.work.push_back(Work::Start(frame));
+    }
+
+    pub(super) fn spawn_child(&mut self, parent: FrameKey) {
+        let (stack, depth) = {
+            let frame = &self.frames[parent];
+            (frame.stack as usize, frame.depth as usize + 1)
+        };
+        let mut frame = Frame::new(stack, depth, Parent::Frame(parent), self.now);
+        let parent_state = &mut self.frames[parent];
+        parent_state.call.inner_started += 1;
+        frame.ordinal = parent_state.call.inner_started;
+        let child = self.frames.insert(frame);
+        let parent_state = &mut self.frames[parent];
+        parent_state.children.push(child);
+        parent_state.call.outstanding += 1;
+        self.work.push_back(Work::Start(child));
+    }
+
+    pub(super) fn start_frame(&mut self, frame: FrameKey) {
+        let Some(state) = self.frames.get(frame) else {
+            return;
+        };
+        if state.depth as usize == self.stacks[state.stack as usize].layers.len() {
+            self.send_attempt(frame);
+        } else {
+            let step = self.with_layer(frame, |layer, ctx| layer.on_start(ctx));
+            self.apply(frame, step);
+        }
+    }
+
+    /// Runs one layer hook for `frame`, records any notes it made and queues
+    /// the invocations it woke.
+    pub(super) fn with_layer<T>(
+        &mut self,
+        frame: FrameKey,
+        hook: impl FnOnce(&mut dyn Layer, &mut Ctx) -> T,
+    ) -> T {
+        let state = self.frames.get_mut(frame).expect("live frame");
+        let stack = &mut self.stacks[state.stack as usize];
+        let mut ctx = Ctx {
+            now: self.now,
+            id: CallId(frame.data().as_ffi()),
+            call: &mut state.call,
+            rng: &mut stack.rng,
+            notes: &mut self.notes,
+            wake: &mut self.wake,
+        };
+        let step = hook(stack.layers[state.depth as usize].as_mut(), &mut ctx);
+        for woken in self.wake.drain(..) {
+            let key = FrameKey::from(KeyData::from_ffi(woken.0));
+            self.work.push_back(Work::Forward(key));
+        }
+        if !self.notes.is_empty() {
+            let name = &stack.name;
+            for note in self.notes.drain(..) {
+                match note {
+                    Note::BreakerTransition { from, to } => {
+                        self.recorder.breaker_transition(self.now, name, from, to);
+                    }
+                }
+            }
+        }
+        step
+    }
+
+    pub(super) fn apply(&mut self, frame: FrameKey, step: Step) {
+        match step {
+            Step::Forward => self.spawn_child(frame),
+            Step::ForwardAfter(delay) if delay == SimDuration::ZERO => self.spawn_child(frame),
+            Step::ForwardAfter(delay) => {
+                let id = self
+                    .queue
+                    .push(self.now + delay, Event::FrameStart { frame });
+                let previous = self.frames[frame].delayed_start.replace(id);
+                debug_assert!(previous.is_none(), "two delayed starts for one frame");
+            }
+            Step::ForwardWithTimer(timeout) => {
+                let id = self
+                    .queue
+                    .push(self.now + timeout, Event::FrameTimer { frame });
+                if let Some(previous) = self.frames[frame].timer.replace(id) {
+                    self.queue.cancel(previous);
+                }
+                self.spawn_child(frame);
+            }
+            Step::Complete(reply) => self.complete(frame, reply),
+            Step::CompleteCancelling(reply) => {
+                let children = std::mem::take(&mut self.frames[frame].children);
+                for child in children {
+                    self.cancel(child);
+                }
+                self.frames[frame].call.outstanding = 0;
+                self.complete(frame, reply);
+            }
+            Step::Wait => {}
+            Step::WaitWithTimer(deadline) => {
+                let id = self
+                    .queue
+                    .push(self.now + deadline, Event::FrameTimer { frame });
+                let state = &mut self.frames[frame];
+                if let Some(previous) = state.timer.replace(id) {
+                    self.queue.cancel(previous);
+                }
+                state.timer_until_woken = true;
+            }
+        }
+    }
+
+    /// Cancels `frame` and everything below it: timers are dropped, each
+    /// layer's `on_cancel` runs (innermost first), and an attempt still on
+    /// the network or waiting in a service's queue is withdrawn.
+    pub(super) fn cancel(&mut self, frame: FrameKey) {
+        let Some(state) = self.frames.get_mut(frame) else {
+            return;
+        };
+        let children = std::mem::take(&mut state.children);
+        for child in children {
+            self.cancel(child);
+        }
+        let state = &self.frames[frame];
+        if (state.depth as usize) < self.stacks[state.stack as usize].layers.len() {
+            self.with_layer(frame, |layer, ctx| layer.on_cancel(ctx));
+        }
+        let state = self.frames.remove(frame).expect("live frame");
+        if let Some(timer) = state.timer {
+            self.queue.cancel(timer);
+        }
+        if let Some(start) = state.delayed_start {
+            self.queue.cancel(start);
+        }
+        if let Some(job) = state.job {
+            self.withdraw(job);
+        }
+    }
+
+    /// The caller gave up on `job`: drop it if it has not reached a worker.
+    pub(super) fn withdraw(&mut self, job: JobKey) {
+        let Some(record) = self.jobs.get_mut(job) else {
+            return;
+        };
+        let (service, instance) = (record.service, record.instance);
+        match record.state {
+            JobState::InFlight => record.state = JobState::Withdrawn,
+            JobState::Queued => {
+                let queue = &mut self.services[service].instances[instance].queue;
+                if let Some(position) = queue.iter().position(|&queued| queued == job) {
+                    queue.remove(position);
+                }
+                self.jobs.remove(job);
+                self.recorder.services[service].withdrawn += 1;
+            }
+            JobState::Held => {
+                let held = &mut self.services[service].held;
+                if let Some(position) = held.iter().position(|&waiting| waiting == job) {
+                    held.remove(position);
+                }
+                self.jobs.remove(job);
+                self.recorder.services[service].withdrawn += 1;
+            }
+            // Work already on a worker runs to the end; its answer finds no caller.
+            JobState::Running | JobState::Dependencies { .. } | JobState::Withdrawn => {}
+        }
+    }
+
+    /// Ends `frame` with `reply`, cancels its timers and hands the reply to
+    /// its parent. Inner frames still running are abandoned: when they end,
+    /// their parent is gone and their reply is dropped.
+    pub(super) fn complete(&mut self, frame: FrameKey, reply: Reply) {
+        let state = self.frames.remove(frame).expect("live frame");
+        if let Some(timer) = state.timer {
+            self.queue.cancel(timer);
+        }
+        if let Some(start) = state.delayed_start {
+            self.queue.cancel(start);
+        }
+        match state.parent {
+            Parent::Request(request) => self.finish_request(request, reply),
+            Parent::Frame(parent) => {
+                // A parent that completed earlier abandoned this frame: drop the reply.
+                if let Some(parent_state) = self.frames.get_mut(parent) {
+                    if let Some(position) = parent_state
+                        .children
+                        .iter()
+                        .position(|&child| child == frame)
+                    {
+                        parent_state.children.swap_remove(position);
+                        parent_state.call.outstanding -= 1;
+                    }
+                    self.work
+                        .push_back(Work::Deliver(parent, reply, state.ordinal));
+                }
+            }
+            Parent::Dependency(job, index) => {
+                self.work
+                    .push_back(Work::DependencyDone(job, index as usize, reply))
+            }
+        }
+    }
+}

@@ -1,0 +1,723 @@
+//! The world: every client, service instance, in-flight call and fault, and
+//! the handler for every event. `run` drives it to the end of a scenario.
+//!
+//! The handlers are split by event family, one file each, all `impl World`:
+//! this file holds the types, the event loop, dispatch and the work list;
+//! `calls.rs` requests and policy stacks (frames, steps, cancellation);
+//! `service.rs` transport, load balancing, workers, queues and dependency
+//! calls; `faults.rs` faults, crashes, restarts, health and flag checks.
+//! New domains (regions, databases) get an adapter module of their own here
+//! rather than more lines in these.
+//!
+//! ## One request's path
+//!
+//! 1. A client issues a request (`Event::Arrival`, `Event::Burst` or
+//!    `Event::UserWake`): a `Request` is created and a call starts through the
+//!    client's policy stack.
+//! 2. Each layer of the stack gets a `Frame` (one invocation) and answers with
+//!    a `Step` (`policy::Layer`); below the innermost layer the *transport*
+//!    frame sends an attempt over the network (`Event::JobArrive` after the
+//!    sampled latency).
+//! 3. At the service, a fault may refuse or hold the call; otherwise the load
+//!    balancer picks an instance, which runs it on a free worker, queues it,
+//!    or rejects it when the queue is full.
+//! 4. The worker spends the service time (`Event::JobLocalDone`), then makes
+//!    the service's dependency calls, each through that instance's own policy
+//!    stack, holding the worker meanwhile.
+//! 5. The answer travels back (`Event::ReplyArrive`) to the transport frame,
+//!    then up the stack, each layer deciding to retry, record, fall back or
+//!    pass it on, until the top frame completes the request with exactly one
+//!    `Outcome`.
+//!
+//! Work triggered inside one event (a reply climbing the stack, a breaker
+//! rejecting at once) goes through a FIFO work list, so handlers never
+//! re-enter each other and the order is deterministic.
+
+use crate::engine::{EventId, EventQueue, RngFactory, SimDuration, SimRng, SimTime};
+use crate::metrics::{Outcome, Recorder, WindowRow};
+use crate::model::arrivals::ArrivalProcess;
+use crate::model::flags::Flag;
+use crate::model::health::{Liveness, Readiness, RotationChange, SheddingMode};
+use crate::policy::{CallId, CallState, Ctx, Layer, Note, PolicySpec, Reply, Step};
+use crate::scenario::{DependencyMode, Fault, Load, LoadBalancerKind, OutageMode, Scenario};
+use slotmap::{new_key_type, Key, KeyData, SlotMap};
+use smallvec::SmallVec;
+use std::collections::VecDeque;
+
+mod calls;
+mod faults;
+mod service;
+
+new_key_type! {
+    struct FrameKey;
+    struct RequestKey;
+    struct JobKey;
+}
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RunError {
+    /// The event limit was reached.
+    #[error("the run reached limits.events_max ({events_max} events) at {at}; raise limits.events_max or shorten duration_ms")]
+    EventLimit {
+        /// The limit.
+        events_max: u64,
+        /// Virtual time when it was reached.
+        at: SimTime,
+    },
+    /// More calls were in flight at once than the limit allows.
+    #[error("the run had more than limits.in_flight_max ({in_flight_max}) calls in flight (policy invocations and attempts) at {at}; lower the load or the fan-out of the policies, or raise limits.in_flight_max (it counts toward limits.memory_mb)")]
+    InFlightLimit {
+        /// The limit.
+        in_flight_max: usize,
+        /// Virtual time when it was exceeded.
+        at: SimTime,
+    },
+}
+
+/// Everything a finished run measured.
+pub struct RunOutput {
+    /// Totals and per-component counters.
+    pub recorder: Recorder,
+    /// The time series.
+    pub rows: Vec<WindowRow>,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time of the last event.
+    pub end: SimTime,
+    /// Per policy stack: name and each layer's kind and counters.
+    pub policies: Vec<StackReport>,
+}
+
+/// One policy stack's counters.
+pub struct StackReport {
+    /// `client/users` or `service/api[0]->db`.
+    pub name: String,
+    /// Each layer, outermost first: kind and counters.
+    pub layers: Vec<(&'static str, Vec<(&'static str, u64)>)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Event {
+    Arrival {
+        client: usize,
+    },
+    Burst {
+        client: usize,
+        count: u32,
+    },
+    UserWake {
+        client: usize,
+    },
+    FrameStart {
+        frame: FrameKey,
+    },
+    FrameTimer {
+        frame: FrameKey,
+    },
+    JobArrive {
+        job: JobKey,
+    },
+    JobLocalDone {
+        job: JobKey,
+    },
+    ReplyArrive {
+        frame: FrameKey,
+        reply: Reply,
+    },
+    FaultBegin {
+        fault: usize,
+    },
+    FaultEnd {
+        fault: usize,
+    },
+    /// Probe every instance of a service (readiness, startup, liveness).
+    HealthCheck {
+        service: usize,
+    },
+    /// A restarted instance comes back (and begins its startup period).
+    InstanceRestart {
+        service: usize,
+        instance: usize,
+    },
+    /// A graceful shutdown's drain deadline.
+    ShutdownDeadline {
+        fault: usize,
+    },
+    /// A scheduled chance to kill a random instance.
+    KillDraw {
+        fault: usize,
+    },
+    /// A feature flag's health check of its dependency.
+    FlagCheck {
+        service: usize,
+        flag: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Parent {
+    Request(RequestKey),
+    Frame(FrameKey),
+    /// A dependency call of a job: the call's index in the service's list.
+    Dependency(JobKey, u32),
+}
+
+/// One invocation of one layer (or the transport below the innermost). Kept
+/// small, as one exists per call in flight per layer: indices are `u32`
+/// (stacks and layers are far fewer), event ids are non-zero so that
+/// `Option<EventId>` costs nothing extra.
+struct Frame {
+    stack: u32,
+    depth: u32,
+    parent: Parent,
+    call: CallState,
+    timer: Option<EventId>,
+    delayed_start: Option<EventId>,
+    /// Inner invocations started and not yet returned.
+    children: SmallVec<[FrameKey; 2]>,
+    /// The attempt a transport frame sent, while it may still be withdrawn.
+    job: Option<JobKey>,
+    /// The armed timer is a waiting deadline, disarmed when the frame is woken.
+    timer_until_woken: bool,
+    /// This frame's start order among its parent's inner calls (1 for the first).
+    ordinal: u32,
+}
+
+impl Frame {
+    fn new(stack: usize, depth: usize, parent: Parent, now: SimTime) -> Frame {
+        debug_assert!(u32::try_from(stack).is_ok() && u32::try_from(depth).is_ok());
+        Frame {
+            stack: stack as u32,
+            depth: depth as u32,
+            parent,
+            call: CallState {
+                started_at: now,
+                ..CallState::default()
+            },
+            timer: None,
+            delayed_start: None,
+            children: SmallVec::new(),
+            job: None,
+            timer_until_woken: false,
+            ordinal: 1,
+        }
+    }
+}
+
+struct Request {
+    client: usize,
+    issued_at: SimTime,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobState {
+    InFlight,
+    Held,
+    Queued,
+    Running,
+    Dependencies {
+        next: usize,
+        pending: usize,
+    },
+    /// Cancelled by its caller while still on the network.
+    Withdrawn,
+}
+
+struct Job {
+    service: usize,
+    instance: usize,
+    reply_to: FrameKey,
+    arrived_at: SimTime,
+    state: JobState,
+    /// Index in the instance's `running` list while it holds a worker.
+    slot: usize,
+    /// The chaos monkey failed it.
+    chaos_failed: bool,
+}
+
+struct Stack {
+    name: String,
+    layers: Vec<Box<dyn Layer>>,
+    /// Whether the innermost layer wants to hear that its attempt connected.
+    hears_connections: bool,
+    target: usize,
+    rng: SimRng,
+    network: SimRng,
+}
+
+impl Stack {
+    /// A stack of fresh layers for `policies`, calling service `target`, with
+    /// its random streams named `<streams>/policies` and `<streams>/network`.
+    fn new(
+        rngs: &RngFactory,
+        name: String,
+        streams: &str,
+        policies: &[PolicySpec],
+        target: usize,
+    ) -> Stack {
+        let layers: Vec<Box<dyn Layer>> = policies.iter().flat_map(PolicySpec::build).collect();
+        Stack {
+            hears_connections: layers.last().is_some_and(|layer| layer.hears_connections()),
+            layers,
+            target,
+            rng: rngs.stream(&format!("{streams}/policies")),
+            network: rngs.stream(&format!("{streams}/network")),
+            name,
+        }
+    }
+}
+
+struct Instance {
+    /// Crashes, restarts and shutdowns in effect; the instance serves only at zero.
+    crashes: u32,
+    /// The end of its startup period after the latest restart.
+    starting_until: SimTime,
+    /// Shutting down gracefully: out of rotation, finishing its work.
+    draining: bool,
+    readiness: Readiness,
+    liveness: Liveness,
+    /// Jobs holding a worker, for crash handling.
+    running: Vec<JobKey>,
+    queue: VecDeque<JobKey>,
+}
+
+struct ServiceState {
+    instances: Vec<Instance>,
+    round_robin_next: usize,
+    held: VecDeque<JobKey>,
+    work_rng: SimRng,
+    error_rng: SimRng,
+    fault_rng: SimRng,
+    network: SimRng,
+    /// First stack index of this service's dependency stacks; instance `i`'s
+    /// call `c` uses `stack_base + i * calls + c`.
+    stack_base: usize,
+    fail_fast_outages: u32,
+    hang_outages: u32,
+    error_faults: Vec<usize>,
+    latency_faults: Vec<usize>,
+    chaos_faults: Vec<usize>,
+    chaos_rng: SimRng,
+    kill_rng: SimRng,
+    /// One per feature flag, in configuration order.
+    flags: Vec<Flag>,
+    /// Whether a request makes a call with a probability below 1.
+    call_rng: SimRng,
+}
+
+struct ClientState {
+    arrivals: Option<ArrivalProcess>,
+    arrival_rng: SimRng,
+    think_rng: SimRng,
+}
+
+enum Work {
+    Start(FrameKey),
+    /// A waiting invocation may start its inner call (a layer woke it).
+    Forward(FrameKey),
+    /// The attempt below this innermost-layer invocation reached an instance.
+    Connected(FrameKey),
+    /// An inner call's reply reaches its parent; the number is the inner
+    /// call's start order among the parent's inner calls (1 for the first).
+    Deliver(FrameKey, Reply, u32),
+    DependencyDone(JobKey, usize, Reply),
+}
+
+struct World<'a> {
+    scenario: &'a Scenario,
+    now: SimTime,
+    end_of_load: SimTime,
+    queue: EventQueue<Event>,
+    clients: Vec<ClientState>,
+    services: Vec<ServiceState>,
+    stacks: Vec<Stack>,
+    frames: SlotMap<FrameKey, Frame>,
+    requests: SlotMap<RequestKey, Request>,
+    jobs: SlotMap<JobKey, Job>,
+    work: VecDeque<Work>,
+    notes: Vec<Note>,
+    wake: Vec<CallId>,
+    recorder: Recorder,
+}
+
+/// Whether load shedding refuses a call arriving behind `queued` others.
+fn shed_on_arrival(config: &crate::scenario::Service, queued: usize) -> bool {
+    match &config.load_shedding {
+        Some(shedding) if shedding.mode == SheddingMode::RejectPredicted => {
+            // Each worker takes one queued call per mean service time.
+            let wait_ms = queued as f64 * config.service_time.mean_ms() / f64::from(config.workers);
+            wait_ms > shedding.max_queue_wait_ms as f64
+        }
+        _ => false,
+    }
+}
+
+/// Runs `scenario` with `seed` to completion.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    let mut world = World::new(scenario, seed);
+    let end = SimTime::ZERO + scenario.duration + scenario.limits.drain;
+    let mut events = 0u64;
+    while let Some(at) = world.queue.peek_time() {
+        if at > end {
+            break;
+        }
+        if events >= scenario.limits.events_max {
+            return Err(RunError::EventLimit {
+                events_max: scenario.limits.events_max,
+                at,
+            });
+        }
+        let (at, event) = world.queue.pop().expect("peeked");
+        debug_assert!(at >= world.now);
+        world.now = at;
+        events += 1;
+        world.handle(event);
+        world.drain_work();
+        if world.over_in_flight() {
+            return Err(RunError::InFlightLimit {
+                in_flight_max: scenario.limits.in_flight_max,
+                at,
+            });
+        }
+    }
+    Ok(world.finish(events))
+}
+
+impl<'a> World<'a> {
+    fn new(scenario: &'a Scenario, seed: u64) -> World<'a> {
+        let rngs = RngFactory::new(seed);
+        let end_of_load = SimTime::ZERO + scenario.duration;
+        let mut stacks = Vec::new();
+        for client in &scenario.clients {
+            let name = format!("client/{}", client.name);
+            stacks.push(Stack::new(
+                &rngs,
+                name.clone(),
+                &name,
+                &client.policies,
+                client.target,
+            ));
+        }
+        let mut services = Vec::new();
+        for service in &scenario.services {
+            let base = format!("service/{}", service.name);
+            let stack_base = stacks.len();
+            for instance in 0..service.instances {
+                for (index, call) in service.dependencies.iter().enumerate() {
+                    let target = &scenario.services[call.service].name;
+                    let name = format!("{base}[{instance}]/calls[{index}]->{target}");
+                    let streams = format!("{base}[{instance}]/calls[{index}]");
+                    stacks.push(Stack::new(
+                        &rngs,
+                        name,
+                        &streams,
+                        &call.policies,
+                        call.service,
+                    ));
+                }
+            }
+            services.push(ServiceState {
+                instances: (0..service.instances)
+                    .map(|_| Instance {
+                        crashes: 0,
+                        starting_until: SimTime::ZERO,
+                        draining: false,
+                        readiness: Readiness::default(),
+                        liveness: Liveness::default(),
+                        // Grown on demand: an idle instance costs no worker list.
+                        running: Vec::new(),
+                        queue: VecDeque::new(),
+                    })
+                    .collect(),
+                round_robin_next: 0,
+                held: VecDeque::new(),
+                work_rng: rngs.stream(&format!("{base}/work")),
+                error_rng: rngs.stream(&format!("{base}/errors")),
+                fault_rng: rngs.stream(&format!("{base}/faults")),
+                network: rngs.stream(&format!("{base}/network")),
+                stack_base,
+                fail_fast_outages: 0,
+                hang_outages: 0,
+                error_faults: Vec::new(),
+                latency_faults: Vec::new(),
+                chaos_faults: Vec::new(),
+                chaos_rng: rngs.stream(&format!("{base}/chaos")),
+                kill_rng: rngs.stream(&format!("{base}/kills")),
+                flags: vec![Flag::default(); service.feature_flags.len()],
+                call_rng: rngs.stream(&format!("{base}/calls")),
+            });
+        }
+        let clients = scenario
+            .clients
+            .iter()
+            .map(|client| ClientState {
+                arrivals: match &client.load {
+                    Load::OpenLoop { arrival, rate, .. } => {
+                        Some(ArrivalProcess::new(*arrival, rate, end_of_load))
+                    }
+                    Load::ClosedLoop { .. } => None,
+                },
+                arrival_rng: rngs.stream(&format!("client/{}/arrivals", client.name)),
+                think_rng: rngs.stream(&format!("client/{}/think", client.name)),
+            })
+            .collect();
+        let mut world = World {
+            scenario,
+            now: SimTime::ZERO,
+            end_of_load,
+            queue: EventQueue::new(),
+            clients,
+            services,
+            stacks,
+            frames: SlotMap::with_key(),
+            requests: SlotMap::with_key(),
+            jobs: SlotMap::with_key(),
+            work: VecDeque::new(),
+            notes: Vec::new(),
+            wake: Vec::new(),
+            recorder: Recorder::new(
+                scenario.window,
+                scenario.clients.len(),
+                scenario.services.len(),
+            ),
+        };
+        world.schedule_start();
+        world
+    }
+
+    /// Schedules the first arrivals, bursts, closed-loop users and faults.
+    fn schedule_start(&mut self) {
+        let scenario = self.scenario;
+        for (index, client) in scenario.clients.iter().enumerate() {
+            let state = &mut self.clients[index];
+            match &client.load {
+                Load::OpenLoop { bursts, .. } => {
+                    let process = state.arrivals.as_mut().expect("open-loop client");
+                    if let Some(first) = process.next(&mut state.arrival_rng) {
+                        self.queue.push(first, Event::Arrival { client: index });
+                    }
+                    for &(at, count) in bursts {
+                        self.queue.push(
+                            at,
+                            Event::Burst {
+                                client: index,
+                                count,
+                            },
+                        );
+                    }
+                }
+                Load::ClosedLoop { users, think_time } => {
+                    // Users start spread over one think time, not all at once.
+                    for _ in 0..*users {
+                        let at = SimTime::ZERO + think_time.sample(&mut state.think_rng);
+                        if at < self.end_of_load {
+                            self.queue.push(at, Event::UserWake { client: index });
+                        }
+                    }
+                }
+            }
+        }
+        for (index, fault) in scenario.faults.iter().enumerate() {
+            let (start, end) = fault.window();
+            self.queue.push(start, Event::FaultBegin { fault: index });
+            // Shutdowns and kills schedule their own follow-up events.
+            if !matches!(fault, Fault::Shutdown { .. } | Fault::KillInstances { .. }) {
+                self.queue.push(end, Event::FaultEnd { fault: index });
+            }
+        }
+        for (index, service) in scenario.services.iter().enumerate() {
+            if let Some(health_check) = &service.health_check {
+                let first = SimTime::ZERO + SimDuration::from_ms(health_check.interval_ms);
+                self.queue
+                    .push(first, Event::HealthCheck { service: index });
+            }
+            for (flag, (config, _)) in service.feature_flags.iter().enumerate() {
+                let first = SimTime::ZERO + SimDuration::from_ms(config.check_interval_ms);
+                self.queue.push(
+                    first,
+                    Event::FlagCheck {
+                        service: index,
+                        flag,
+                    },
+                );
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Arrival { client } => {
+                self.issue_request(client);
+                let state = &mut self.clients[client];
+                let process = state.arrivals.as_mut().expect("open-loop client");
+                // The process keeps its own clock: the next arrival may fall
+                // in this same microsecond.
+                if let Some(next) = process.next(&mut state.arrival_rng) {
+                    debug_assert!(next >= self.now);
+                    self.queue.push(next, Event::Arrival { client });
+                }
+            }
+            Event::Burst { client, count } => {
+                for _ in 0..count {
+                    if self.over_in_flight() {
+                        // `run` stops with `RunError::InFlightLimit`.
+                        break;
+                    }
+                    self.issue_request(client);
+                }
+            }
+            Event::UserWake { client } => self.issue_request(client),
+            Event::FrameStart { frame } => {
+                if let Some(state) = self.frames.get_mut(frame) {
+                    state.delayed_start = None;
+                    self.spawn_child(frame);
+                }
+            }
+            Event::FrameTimer { frame } => {
+                if let Some(state) = self.frames.get_mut(frame) {
+                    state.timer = None;
+                    state.timer_until_woken = false;
+                    let step = self.with_layer(frame, |layer, ctx| layer.on_timer(ctx));
+                    self.apply(frame, step);
+                }
+            }
+            Event::JobArrive { job } => self.job_arrive(job),
+            Event::JobLocalDone { job } => self.job_local_done(job),
+            Event::ReplyArrive { frame, reply } => {
+                // The transport frame is gone if the run ended it; otherwise
+                // the reply completes it and climbs the stack.
+                if self.frames.contains_key(frame) {
+                    self.complete(frame, reply);
+                }
+            }
+            Event::FaultBegin { fault } => self.fault_begin(fault),
+            Event::FaultEnd { fault } => self.fault_end(fault),
+            Event::HealthCheck { service } => self.health_check(service),
+            Event::InstanceRestart { service, instance } => self.restart(service, instance),
+            Event::ShutdownDeadline { fault } => self.shutdown_deadline(fault),
+            Event::KillDraw { fault } => self.kill_draw(fault),
+            Event::FlagCheck { service, flag } => self.flag_check(service, flag),
+        }
+    }
+
+    /// Whether more calls are in flight than `limits.in_flight_max`: live
+    /// invocations (frames) plus attempts (jobs). Open requests are not
+    /// counted apart, as each holds its top invocation.
+    fn over_in_flight(&self) -> bool {
+        self.frames.len() + self.jobs.len() > self.scenario.limits.in_flight_max
+    }
+
+    fn drain_work(&mut self) {
+        while let Some(work) = self.work.pop_front() {
+            if self.over_in_flight() {
+                // Each work item adds a bounded number of calls, so stopping
+                // here bounds the peak; `run` then stops the run.
+                return;
+            }
+            match work {
+                Work::Start(frame) => self.start_frame(frame),
+                Work::Forward(frame) => {
+                    if let Some(state) = self.frames.get_mut(frame) {
+                        if state.timer_until_woken {
+                            state.timer_until_woken = false;
+                            if let Some(timer) = state.timer.take() {
+                                self.queue.cancel(timer);
+                            }
+                        }
+                        self.spawn_child(frame);
+                    }
+                }
+                Work::Deliver(frame, reply, ordinal) => {
+                    if let Some(state) = self.frames.get_mut(frame) {
+                        state.call.reply_from = ordinal;
+                        let step = self.with_layer(frame, |layer, ctx| layer.on_result(ctx, reply));
+                        self.apply(frame, step);
+                    }
+                }
+                Work::DependencyDone(job, index, reply) => self.dependency_done(job, index, reply),
+                Work::Connected(frame) => {
+                    if self.frames.contains_key(frame) {
+                        let step = self.with_layer(frame, |layer, ctx| layer.on_connected(ctx));
+                        self.apply(frame, step);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the run: open requests become unfinished; gathers the output.
+    fn finish(mut self, events: u64) -> RunOutput {
+        // Requests still open are unfinished; slot-map order is deterministic.
+        for (_, request) in self.requests.iter() {
+            self.recorder.request_unfinished(request.client);
+        }
+        let end = self.now;
+        let rows = self.recorder.finish(end);
+        debug_assert_eq!(self.recorder.totals.total(), self.recorder.issued);
+        let policies = self
+            .stacks
+            .iter()
+            .filter(|stack| !stack.layers.is_empty())
+            .map(|stack| StackReport {
+                name: stack.name.clone(),
+                layers: stack
+                    .layers
+                    .iter()
+                    .map(|layer| (layer.kind(), layer.counters()))
+                    .collect(),
+            })
+            .collect();
+        RunOutput {
+            recorder: self.recorder,
+            rows,
+            events,
+            end,
+            policies,
+        }
+    }
+}
+
+/// The most bytes of model state one call in flight costs: a frame (or a
+/// job) with what hangs off it (its request, pending events, its entry in a
+/// parent's, a queue's or a layer's bookkeeping), counting the spare capacity
+/// of growing containers (up to as much again as is used). `scenario::memory`
+/// multiplies it by `limits.in_flight_max`.
+pub fn in_flight_call_bytes() -> u64 {
+    use std::mem::size_of;
+    // A slot map stores each value with a 4-byte version, aligned.
+    fn slot<T>() -> u64 {
+        (size_of::<T>() as u64 + 4).next_multiple_of(8)
+    }
+    // One pending event in the priority queue: the index map's entry (hash,
+    // key with sequence number, priority), its hash-table index and control
+    // byte, and two heap positions.
+    let event = 8 + 8 + size_of::<Event>() as u64 + 16 + 8 + 1 + 8 + 8;
+    // A bulkhead's or a concurrency limit's ordered-map entry for the call.
+    let policy_entry = 64;
+    // An id in a parent's children, a queue and the work list.
+    let references = 3 * 8;
+    let frame = slot::<Frame>() + slot::<Request>() + 2 * event + references + policy_entry;
+    let job = slot::<Job>() + event + references;
+    2 * frame.max(job)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use std::mem::size_of;
+
+    // The per-call structures stay small: these sizes are what
+    // `in_flight_call_bytes` (and so the memory estimate) is made of; growing
+    // one should be a decision.
+    #[test]
+    fn per_call_structures_stay_small() {
+        assert_eq!(size_of::<Frame>(), 144);
+        assert_eq!(size_of::<CallState>(), 56);
+        assert_eq!(size_of::<Request>(), 16);
+        assert_eq!(size_of::<Job>(), 72);
+        assert_eq!(size_of::<Event>(), 24);
+        assert_eq!(size_of::<Option<EventId>>(), 8);
+        assert_eq!(in_flight_call_bytes(), 2 * (152 + 24 + 2 * 81 + 24 + 64));
+    }
+}

@@ -1,0 +1,389 @@
+//! The world's handlers: transport and services.
+
+use super::*;
+
+impl<'a> World<'a> {
+    pub(super) fn send_attempt(&mut self, frame: FrameKey) {
+        let stack_index = self.frames[frame].stack as usize;
+        let from_client = stack_index < self.scenario.clients.len();
+        let stack = &mut self.stacks[stack_index];
+        let service = stack.target;
+        let latency = self.scenario.network_latency.sample(&mut stack.network);
+        let job = self.jobs.insert(Job {
+            service,
+            instance: 0,
+            reply_to: frame,
+            arrived_at: self.now,
+            state: JobState::InFlight,
+            slot: 0,
+            chaos_failed: false,
+        });
+        self.recorder.attempt_sent(self.now, from_client);
+        self.frames[frame].job = Some(job);
+        self.queue
+            .push(self.now + latency, Event::JobArrive { job });
+    }
+
+    pub(super) fn job_arrive(&mut self, job: JobKey) {
+        let service = self.jobs[job].service;
+        if self.jobs[job].state == JobState::Withdrawn {
+            // Cancelled on the way: the connection closed before the request arrived.
+            self.jobs.remove(job);
+            return;
+        }
+        self.jobs[job].arrived_at = self.now;
+        self.recorder.services[service].arrivals += 1;
+        let state = &mut self.services[service];
+        if state.fail_fast_outages > 0 {
+            self.recorder.services[service].refused += 1;
+            self.respond(job, Reply::Error { retryable: true });
+        } else if state.hang_outages > 0 {
+            // Held calls are bounded by `limits.in_flight_max`, like every call.
+            self.recorder.services[service].held += 1;
+            self.jobs[job].state = JobState::Held;
+            state.held.push_back(job);
+        } else {
+            self.route(job);
+        }
+    }
+
+    /// Picks an instance and runs, queues or rejects the job there.
+    pub(super) fn route(&mut self, job: JobKey) {
+        let service = self.jobs[job].service;
+        let config = &self.scenario.services[service];
+        let state = &mut self.services[service];
+        // The balancer sends calls to instances in rotation: all of them
+        // without health checks (it cannot see that one is down: a crashed
+        // instance refuses fast, looks idle and so attracts traffic, as real
+        // least-connection balancers do), the ready ones with health checks,
+        // and never to one that is shutting down.
+        let checked = config.health_check.is_some();
+        let eligible = |instance: &Instance| {
+            !instance.draining && (!checked || instance.readiness.in_rotation())
+        };
+        let count = state.instances.len();
+        let chosen = match config.load_balancer {
+            LoadBalancerKind::RoundRobin => {
+                let start = state.round_robin_next;
+                let found = (0..count)
+                    .map(|offset| (start + offset) % count)
+                    .find(|&index| eligible(&state.instances[index]));
+                if let Some(index) = found {
+                    state.round_robin_next = (index + 1) % count;
+                }
+                found
+            }
+            LoadBalancerKind::LeastOutstanding => (0..count)
+                .filter(|&index| eligible(&state.instances[index]))
+                .min_by_key(|&index| {
+                    let instance = &state.instances[index];
+                    instance.running.len() + instance.queue.len()
+                }),
+        };
+        let Some(instance) = chosen else {
+            // No instance in rotation: the balancer answers 503 itself.
+            self.recorder.services[service].no_instance += 1;
+            self.respond(job, Reply::QueueFull);
+            return;
+        };
+        let record = &mut self.jobs[job];
+        record.instance = instance;
+        // Queue wait counts from here: time held by a hang outage is not queueing.
+        record.arrived_at = self.now;
+        let target = &mut state.instances[instance];
+        if target.crashes == 0 {
+            // The instance accepts the connection (it will run, queue or 503
+            // the call): tell the innermost layer of the caller's stack, if it
+            // listens.
+            if let Some(Frame {
+                parent: Parent::Frame(innermost),
+                stack,
+                ..
+            }) = self.frames.get(self.jobs[job].reply_to)
+            {
+                if self.stacks[*stack as usize].hears_connections {
+                    self.work.push_back(Work::Connected(*innermost));
+                }
+            }
+        }
+        let target = &mut self.services[service].instances[instance];
+        if target.crashes > 0 {
+            self.recorder.services[service].refused += 1;
+            self.respond(job, Reply::Error { retryable: true });
+        } else if target.running.len() < config.workers as usize {
+            self.start_job(job);
+        } else if shed_on_arrival(config, target.queue.len()) {
+            self.recorder.services[service].shed += 1;
+            self.respond(job, Reply::QueueFull);
+        } else if target.queue.len() < config.queue_capacity as usize {
+            self.jobs[job].state = JobState::Queued;
+            target.queue.push_back(job);
+        } else {
+            self.recorder.services[service].rejected_queue_full += 1;
+            self.respond(job, Reply::QueueFull);
+        }
+    }
+
+    pub(super) fn start_job(&mut self, job: JobKey) {
+        let (service, instance, arrived_at) = {
+            let state = &self.jobs[job];
+            (state.service, state.instance, state.arrived_at)
+        };
+        let config = &self.scenario.services[service];
+        let state = &mut self.services[service];
+        let target = &mut state.instances[instance];
+        debug_assert_eq!(target.crashes, 0);
+        debug_assert!(target.running.len() < config.workers as usize);
+        let slot = target.running.len();
+        target.running.push(job);
+        let wait = self.now.saturating_since(arrived_at);
+        let counters = &mut self.recorder.services[service];
+        counters.started += 1;
+        if wait > SimDuration::ZERO {
+            counters.waited += 1;
+            counters.wait_total_us += u128::from(wait.0);
+        }
+        // The chaos monkey sits in front of the handler: it fails the call at
+        // once, or delays it, before any work (the chapter's middleware).
+        let mut chaos_failed = false;
+        let mut chaos_delay = SimDuration::ZERO;
+        for &fault in &state.chaos_faults {
+            if let Fault::ChaosMonkey {
+                failure_rate,
+                latency_rate,
+                latency_ms,
+                ..
+            } = &self.scenario.faults[fault]
+            {
+                let draw = state.chaos_rng.unit();
+                if draw < *failure_rate {
+                    chaos_failed = true;
+                } else if draw < failure_rate + latency_rate {
+                    chaos_delay =
+                        chaos_delay + SimDuration::from_ms_f64(state.chaos_rng.unit() * latency_ms);
+                }
+            }
+        }
+        let counters = &mut self.recorder.services[service];
+        counters.chaos_failures += u64::from(chaos_failed);
+        counters.chaos_delays += u64::from(chaos_delay > SimDuration::ZERO);
+        // A feature that is off may change the work (a simpler search, say).
+        let service_time = config
+            .feature_flags
+            .iter()
+            .zip(&state.flags)
+            .find_map(|((flag, _), setting)| {
+                (!setting.enabled())
+                    .then_some(flag.service_time_off_ms.as_ref())
+                    .flatten()
+            })
+            .unwrap_or(&config.service_time);
+        let mut work = if chaos_failed {
+            SimDuration::ZERO
+        } else {
+            chaos_delay + service_time.sample(&mut state.work_rng)
+        };
+        for &fault in &state.latency_faults {
+            if let Fault::Latency {
+                probability, added, ..
+            } = &self.scenario.faults[fault]
+            {
+                if state.fault_rng.chance(*probability) {
+                    work = work + added.sample(&mut state.fault_rng);
+                }
+            }
+        }
+        if chaos_failed {
+            work = SimDuration::ZERO;
+        }
+        let record = &mut self.jobs[job];
+        record.state = JobState::Running;
+        record.slot = slot;
+        record.chaos_failed = chaos_failed;
+        self.queue
+            .push(self.now + work, Event::JobLocalDone { job });
+    }
+
+    pub(super) fn job_local_done(&mut self, job: JobKey) {
+        // A crash may have ended the job; its event then finds nothing.
+        let Some(record) = self.jobs.get(job) else {
+            return;
+        };
+        let service = record.service;
+        if record.chaos_failed {
+            self.finish_job(job, Reply::Error { retryable: true });
+            return;
+        }
+        let config = &self.scenario.services[service];
+        let state = &mut self.services[service];
+        let mut survive = 1.0 - config.error_probability;
+        for &fault in &state.error_faults {
+            if let Fault::ErrorRate { probability, .. } = &self.scenario.faults[fault] {
+                survive *= 1.0 - probability;
+            }
+        }
+        if state.error_rng.chance(1.0 - survive) {
+            self.finish_job(job, Reply::Error { retryable: true });
+        } else if config.client_error_probability > 0.0
+            && state.error_rng.chance(config.client_error_probability)
+        {
+            self.finish_job(job, Reply::Error { retryable: false });
+        } else if config.dependencies.is_empty() {
+            self.finish_job(job, Reply::Success);
+        } else {
+            match config.dependency_mode {
+                DependencyMode::Sequential => {
+                    self.jobs[job].state = JobState::Dependencies {
+                        next: 1,
+                        pending: 1,
+                    };
+                    self.call_dependency(job, 0);
+                }
+                DependencyMode::Parallel => {
+                    let calls = config.dependencies.len();
+                    self.jobs[job].state = JobState::Dependencies {
+                        next: calls,
+                        pending: calls,
+                    };
+                    for index in 0..calls {
+                        self.call_dependency(job, index);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn call_dependency(&mut self, job: JobKey, index: usize) {
+        let record = &self.jobs[job];
+        let config = &self.scenario.services[record.service];
+        let target = config.dependencies[index].service;
+        let switched_off = config
+            .feature_flags
+            .iter()
+            .zip(&self.services[record.service].flags)
+            .any(|((_, watched), flag)| *watched == target && !flag.enabled());
+        if switched_off {
+            // The feature is off: the handler answers without this call.
+            self.recorder.services[record.service].calls_skipped += 1;
+            self.work
+                .push_back(Work::DependencyDone(job, index, Reply::Success));
+            return;
+        }
+        let probability = config.dependencies[index].probability;
+        if probability < 1.0 && !self.services[record.service].call_rng.chance(probability) {
+            // This request is of a type that does not make this call.
+            self.work
+                .push_back(Work::DependencyDone(job, index, Reply::Success));
+            return;
+        }
+        let calls = config.dependencies.len();
+        let stack = self.services[record.service].stack_base + record.instance * calls + index;
+        self.start_call(stack, Parent::Dependency(job, index as u32));
+    }
+
+    pub(super) fn dependency_done(&mut self, job: JobKey, _index: usize, reply: Reply) {
+        // The job is gone if its instance crashed or a sibling call failed.
+        let Some(record) = self.jobs.get_mut(job) else {
+            return;
+        };
+        let JobState::Dependencies { next, pending } = record.state else {
+            debug_assert!(
+                false,
+                "dependency reply for a job not waiting on dependencies"
+            );
+            return;
+        };
+        if !reply.is_ok() {
+            // A failed dependency fails the whole request (a 5xx upstream).
+            self.finish_job(job, Reply::Error { retryable: true });
+            return;
+        }
+        let calls = self.scenario.services[record.service].dependencies.len();
+        if pending > 1 {
+            record.state = JobState::Dependencies {
+                next,
+                pending: pending - 1,
+            };
+        } else if next < calls {
+            record.state = JobState::Dependencies {
+                next: next + 1,
+                pending: 1,
+            };
+            self.call_dependency(job, next);
+        } else {
+            self.finish_job(job, Reply::Success);
+        }
+    }
+
+    /// The worker is done with `job`: it answers, and the next queued job starts.
+    pub(super) fn finish_job(&mut self, job: JobKey, reply: Reply) {
+        let (service, instance) = self.release_worker(job);
+        let counters = &mut self.recorder.services[service];
+        if reply == Reply::Success {
+            counters.succeeded += 1;
+        } else {
+            counters.failed += 1;
+        }
+        self.respond(job, reply);
+        self.start_next_queued(service, instance);
+    }
+
+    /// Removes a running job from its instance's worker list.
+    pub(super) fn release_worker(&mut self, job: JobKey) -> (usize, usize) {
+        let record = &self.jobs[job];
+        let (service, instance, slot) = (record.service, record.instance, record.slot);
+        let running = &mut self.services[service].instances[instance].running;
+        debug_assert_eq!(running[slot], job);
+        running.swap_remove(slot);
+        if let Some(&moved) = running.get(slot) {
+            self.jobs[moved].slot = slot;
+        }
+        (service, instance)
+    }
+
+    pub(super) fn start_next_queued(&mut self, service: usize, instance: usize) {
+        let stale_after = match &self.scenario.services[service].load_shedding {
+            Some(shedding) if shedding.mode == SheddingMode::DropStale => {
+                Some(SimDuration::from_ms(shedding.max_queue_wait_ms))
+            }
+            _ => None,
+        };
+        loop {
+            let target = &mut self.services[service].instances[instance];
+            if target.crashes > 0 {
+                return;
+            }
+            let Some(next) = target.queue.pop_front() else {
+                return;
+            };
+            let waited = self.now.saturating_since(self.jobs[next].arrived_at);
+            if stale_after.is_some_and(|limit| waited > limit) {
+                // Its caller has most likely given up: answer 503 rather than work for nobody.
+                self.recorder.services[service].shed += 1;
+                self.respond(next, Reply::QueueFull);
+                continue;
+            }
+            self.start_job(next);
+            return;
+        }
+    }
+
+    /// Sends `reply` back to the job's caller and forgets the job.
+    pub(super) fn respond(&mut self, job: JobKey, reply: Reply) {
+        let record = self.jobs.remove(job).expect("live job");
+        if let Some(frame) = self.frames.get_mut(record.reply_to) {
+            frame.job = None;
+        }
+        let latency = self
+            .scenario
+            .network_latency
+            .sample(&mut self.services[record.service].network);
+        self.queue.push(
+            self.now + latency,
+            Event::ReplyArrive {
+                frame: record.reply_to,
+                reply,
+            },
+        );
+    }
+}
