@@ -43,7 +43,7 @@ fn nested_hedges_stop_at_the_in_flight_limit() {
             "/nonexistent/never",
         ])
         .code(2)
-        .stderr("error: tests/fixtures/nested-hedges.json: the run had more than limits.in_flight_max (1000000) calls in flight (policy invocations and attempts) at 0.934s; lower the load or the fan-out of the policies, or raise limits.in_flight_max (it counts toward limits.memory_mb)\nreproduce: sim run tests/fixtures/nested-hedges.json --seed 1\n")
+        .stderr("error: tests/fixtures/nested-hedges.json: the run had more than limits.in_flight_max (1000000) calls in flight (policy invocations and attempts) at 0.928s; lower the load or the fan-out of the policies, or raise limits.in_flight_max (it counts toward limits.memory_mb)\nreproduce: sim run tests/fixtures/nested-hedges.json --seed 1\n")
         .run();
 }
 
@@ -155,7 +155,7 @@ fn the_largest_part_is_named() {
     );
     assert_eq!(
         error,
-        "test.json: services[0].dependencies.calls[0].policies[0].samples: needs up to 3052 MiB of the 3145 MiB the scenario may need (an upper bound), more than limits.memory_mb 2048; lower it, or raise limits.memory_mb (at most 1048576)"
+        "test.json: services[0].dependencies.calls[0].policies[0].samples: needs up to 6104 MiB of the 6197 MiB the scenario may need (an upper bound), more than limits.memory_mb 2048; lower it, or raise limits.memory_mb (at most 1048576)"
     );
 }
 
