@@ -3,6 +3,7 @@
 mod accounting;
 mod cli;
 mod determinism;
+mod fuzz;
 mod golden;
 mod policies;
 mod policy_cli;
