@@ -209,11 +209,17 @@ mod tests {
     #[test]
     fn empty_and_reset_histograms_read_zero() {
         let mut histogram = LatencyHistogram::new();
-        assert_eq!((histogram.mean_us(), histogram.max_us(), histogram.min_us()), (0.0, 0, 0));
+        assert_eq!(
+            (histogram.mean_us(), histogram.max_us(), histogram.min_us()),
+            (0.0, 0, 0)
+        );
         assert_eq!(histogram.percentiles(), [0; 4]);
         histogram.record(SimDuration(7));
         histogram.reset();
-        assert_eq!((histogram.mean_us(), histogram.max_us(), histogram.min_us()), (0.0, 0, 0));
+        assert_eq!(
+            (histogram.mean_us(), histogram.max_us(), histogram.min_us()),
+            (0.0, 0, 0)
+        );
         assert_eq!(histogram.sum_us(), 0);
     }
 }
