@@ -391,7 +391,7 @@ fn regression_bad_flags_are_two_lines() {
     Sim::new()
         .args(["run", "scenarios/thundering-herd.json", "--seed", "abc"])
         .code(2)
-        .stderr("error: invalid value 'abc' for '--seed <SEED>': invalid digit found in string\nusage: sim run [OPTIONS] --seed <SEED> <FILE>; see sim run --help\n")
+        .stderr("error: invalid value 'abc' for '--seed <SEED>': invalid digit found in string\nusage: sim run [OPTIONS] <FILE>; see sim run --help\n")
         .run();
     Sim::new()
         .args(["run"])
