@@ -788,6 +788,47 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        // Issue 6: the chapter's `Promise.race([fn(), timer])` on virtual
+        // time takes the answer iff it settles at or before the deadline
+        // (the work's promise exists first). The timeout layer, driven call
+        // after call with answers before, at and after the deadline, makes
+        // the same decision every time.
+        #[test]
+        fn timeout_decides_as_promise_race(
+            timeout_ms in 1u64..300,
+            calls in proptest::collection::vec((0u64..400, 0u64..50, proptest::bool::ANY), 1..20),
+        ) {
+            let spec = PolicySpec::Timeout(TimeoutConfig {
+                timeout_ms: timeout_ms as f64,
+                on_timeout: OnTimeout::Abandon,
+            });
+            let mut input = Vec::new();
+            let mut expected = Vec::new();
+            let mut start = 0;
+            for (index, &(latency_ms, gap_ms, near)) in calls.iter().enumerate() {
+                // Half the calls answer within a millisecond of the deadline.
+                let latency_ms = if near { timeout_ms - 1 + latency_ms % 3 } else { latency_ms };
+                let call = index as u64 + 1;
+                input.push(serde_json::json!({"at_ms": start, "call": call, "event": "start"}));
+                expected.push((start, call, "start", Decision::Step(Step::ForwardWithTimer(ms(timeout_ms)))));
+                // The chapter's race: the answer wins at or before the deadline.
+                let end = if latency_ms <= timeout_ms {
+                    input.push(serde_json::json!({"at_ms": start + latency_ms, "call": call, "event": "success"}));
+                    expected.push((start + latency_ms, call, "success", Decision::Step(Step::Complete(Reply::Success))));
+                    start + latency_ms
+                } else {
+                    input.push(serde_json::json!({"at_ms": start + timeout_ms, "event": "tick"}));
+                    expected.push((start + timeout_ms, call, "timer", Decision::Step(Step::Complete(Reply::Timeout))));
+                    start + timeout_ms
+                };
+                start = end + gap_ms;
+            }
+            let lines = drive(&spec, &events(&serde_json::Value::Array(input).to_string()), 1).unwrap();
+            proptest::prop_assert_eq!(decisions(&lines), expected);
+        }
+    }
+
     // Issue 6: an answer at the very deadline wins, as in the chapter's
     // Promise.race and in a run; one microsecond later the timer wins.
     #[test]
