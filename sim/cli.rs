@@ -114,7 +114,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let scenario = Scenario::load(&file)?;
             print(&format!(
                 "{}: ok ({}, {}, {})\n",
-                file.display(),
+                crate::scenario::error::escape_control(&file.display().to_string()),
                 count(scenario.services.len(), "service"),
                 count(scenario.clients.len(), "client"),
                 count(scenario.faults.len(), "fault")

@@ -5,6 +5,18 @@
 //! Events can be cancelled by id: a cancelled event is removed from the queue
 //! at once and can never fire. That is how a response cancels its pending
 //! timeout.
+//!
+//! ## Deadlines fire last within an instant
+//!
+//! Policy timers (a timeout's deadline, a bulkhead's queue wait, a hedge's
+//! delay) are pushed with `push_late`: they take sequence numbers from a
+//! second range above every ordinary one, so at one virtual instant they pop
+//! after every ordinary event of that instant, including ordinary events
+//! pushed later at that same instant (a reply over a zero-latency network).
+//! An answer that arrives exactly at a deadline therefore wins the race, as
+//! in the chapter's `Promise.race([fn(), timer])`, whose work promise exists
+//! before its timer. Among themselves late events stay FIFO. It costs
+//! nothing: the key is still `(time, sequence)`.
 
 use super::clock::SimTime;
 use priority_queue::PriorityQueue;
@@ -48,10 +60,17 @@ impl<E> Borrow<u64> for Entry<E> {
     }
 }
 
+/// The first sequence number of late events (`EventQueue::push_late`):
+/// ordinary sequence numbers stay below it (2^63 pushes would take
+/// centuries).
+const LATE_SEQ_BASE: u64 = 1 << 63;
+
 /// A min-queue of events keyed by `(time, sequence)`.
 pub struct EventQueue<E> {
     heap: PriorityQueue<Entry<E>, Reverse<(SimTime, u64)>, FxBuildHasher>,
     seq_next: u64,
+    /// The next sequence number of a late event, from `LATE_SEQ_BASE` up.
+    seq_late_next: u64,
     /// The time of the last popped event: nothing may be scheduled before it.
     now: SimTime,
 }
@@ -68,6 +87,7 @@ impl<E> EventQueue<E> {
         EventQueue {
             heap: PriorityQueue::with_default_hasher(),
             seq_next: 0,
+            seq_late_next: LATE_SEQ_BASE,
             now: SimTime::ZERO,
         }
     }
@@ -81,6 +101,23 @@ impl<E> EventQueue<E> {
         );
         let seq = self.seq_next;
         self.seq_next += 1;
+        debug_assert!(self.seq_next < LATE_SEQ_BASE);
+        self.heap.push(Entry { seq, event }, Reverse((at, seq)));
+        EventId(NonZeroU64::MIN.saturating_add(seq))
+    }
+
+    /// Schedules `event` at `at` to pop after every ordinary event at `at`,
+    /// even those pushed after it (see the module doc); FIFO among late
+    /// events.
+    pub fn push_late(&mut self, at: SimTime, event: E) -> EventId {
+        debug_assert!(
+            at >= self.now,
+            "event scheduled in the past: {at:?} < {:?}",
+            self.now
+        );
+        let seq = self.seq_late_next;
+        self.seq_late_next += 1;
+        debug_assert!(seq >= LATE_SEQ_BASE);
         self.heap.push(Entry { seq, event }, Reverse((at, seq)));
         EventId(NonZeroU64::MIN.saturating_add(seq))
     }
@@ -165,6 +202,28 @@ mod tests {
         let id = queue.push(SimTime(1), 1);
         assert_eq!(queue.pop(), Some((SimTime(1), 1)));
         assert_eq!(queue.cancel(id), None);
+        assert!(queue.is_empty());
+    }
+
+    // A deadline pushed first still pops after an answer pushed later at the
+    // same instant, and after ordinary events pushed while that instant is
+    // being processed; it still pops before anything later.
+    #[test]
+    fn late_events_pop_after_every_ordinary_event_of_their_instant() {
+        let mut queue = EventQueue::new();
+        queue.push_late(SimTime(10), "deadline");
+        queue.push_late(SimTime(10), "deadline 2");
+        queue.push(SimTime(11), "after");
+        queue.push(SimTime(10), "answer");
+        assert_eq!(queue.pop(), Some((SimTime(10), "answer")));
+        // Pushed while time 10 is being processed (a zero-latency reply).
+        queue.push(SimTime(10), "zero-latency reply");
+        assert_eq!(queue.pop(), Some((SimTime(10), "zero-latency reply")));
+        assert_eq!(queue.pop(), Some((SimTime(10), "deadline")));
+        assert_eq!(queue.pop(), Some((SimTime(10), "deadline 2")));
+        assert_eq!(queue.pop(), Some((SimTime(11), "after")));
+        let late = queue.push_late(SimTime(20), "cancelled deadline");
+        assert_eq!(queue.cancel(late), Some("cancelled deadline"));
         assert!(queue.is_empty());
     }
 

@@ -7,14 +7,14 @@
 use super::flags::{FeatureFlagConfig, Flag};
 use super::health::{HealthCheckConfig, Liveness, Readiness, RotationChange};
 use crate::scenario::check::item;
-use crate::scenario::{parse_json, Invalid, ScenarioError};
+use crate::scenario::{parse_json_strict, Invalid, ScenarioError};
 use serde::{Deserialize, Serialize};
 
 /// The most events one input may hold.
 pub const EVENTS_MAX: usize = 100_000;
 
 /// One probe result: `{"at_ms": 1000, "event": "not_ready"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct CheckEvent {
     at_ms: u64,
@@ -59,7 +59,7 @@ pub fn drive(
     (config_file, config): (&str, &[u8]),
     (events_file, events): (&str, &[u8]),
 ) -> Result<Vec<String>, ScenarioError> {
-    let events: Vec<CheckEvent> = parse_json(events_file, events)?;
+    let events: Vec<CheckEvent> = parse_json_strict(events_file, events)?;
     let invalid = |file: &str, invalid: Invalid| ScenarioError::Invalid {
         file: file.to_string(),
         invalid,
@@ -126,7 +126,7 @@ pub fn drive(
         lines.push(serde_json::to_string(&line).unwrap_or_default());
     };
     if name == "health_check" {
-        let config: HealthCheckConfig = parse_json(config_file, config)?;
+        let config: HealthCheckConfig = parse_json_strict(config_file, config)?;
         config
             .validate("")
             .map_err(|error| invalid(config_file, error))?;
@@ -156,7 +156,7 @@ pub fn drive(
             );
         }
     } else {
-        let config: FeatureFlagConfig = parse_json(config_file, config)?;
+        let config: FeatureFlagConfig = parse_json_strict(config_file, config)?;
         config
             .validate("")
             .map_err(|error| invalid(config_file, error))?;

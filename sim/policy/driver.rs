@@ -6,9 +6,12 @@
 //! the layer's hooks, and plays the inner call itself: after `Forward`,
 //! `ForwardAfter` (once the delay has passed) or `ForwardWithTimer` an inner
 //! call is outstanding, and the next result event for that call is its
-//! answer. Timers that fall due at or before an event's time fire first, in
+//! answer. Timers that fall due before an event's time fire first, in
 //! deadline order (ties in the order they were armed), with `now` at their
-//! deadline. Invocations the layer wakes (`Ctx::wake`) start their inner call
+//! deadline. A timer due at the very time of an event fires after it, as in
+//! a run (`engine::queue`, "deadlines fire last within an instant"): an
+//! answer at the deadline wins. A `tick` lets the timers due at its time
+//! fire too. Delayed inner calls due at an event's time start before it. Invocations the layer wakes (`Ctx::wake`) start their inner call
 //! at once, as the model does.
 //!
 //! It works through `PolicySpec` and the `Layer` trait only, so every policy,
@@ -25,7 +28,7 @@ use super::{ms_value, CallId, CallState, Ctx, Layer, Note, PolicySpec, Reply, St
 use crate::engine::{RngFactory, SimDuration, SimRng, SimTime};
 use crate::scenario::check::{item, join};
 use crate::scenario::error::Invalid;
-use crate::scenario::{parse_json, ScenarioError};
+use crate::scenario::{parse_json_strict, ScenarioError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -34,6 +37,10 @@ pub const EVENTS_MAX: usize = 100_000;
 
 /// The latest `at_ms` an event may have: about 31 years.
 pub const AT_MS_MAX: f64 = 1e12;
+
+/// Added to a timer's order in `Driver::due`, so that timers sort after
+/// delayed starts due at the same instant.
+const LATE_SEQUENCE_BASE: u64 = 1 << 63;
 
 /// What happens at one event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -106,7 +113,7 @@ impl EventName {
 
 /// One entry of an events file, as written:
 /// `{"at_ms": 0, "call": 1, "event": "start"}`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawEvent {
     at_ms: f64,
@@ -261,7 +268,7 @@ impl Line {
 /// Reads a policy config: one object as in a scenario's `policies` array,
 /// whose `kind` must be `name`. Errors name `file` and the JSON path.
 pub fn parse_config(file: &str, bytes: &[u8], name: &str) -> Result<PolicySpec, ScenarioError> {
-    let spec: PolicySpec = parse_json(file, bytes)?;
+    let spec: PolicySpec = parse_json_strict(file, bytes)?;
     let invalid = |invalid| ScenarioError::Invalid {
         file: file.to_string(),
         invalid,
@@ -295,7 +302,7 @@ pub fn parse_config(file: &str, bytes: &[u8], name: &str) -> Result<PolicySpec, 
 /// Reads an events file: a JSON array of events whose times never decrease.
 /// Errors name `file` and the JSON path (`[3].at_ms`).
 pub fn parse_events(file: &str, bytes: &[u8]) -> Result<Vec<Event>, ScenarioError> {
-    let raw: Vec<RawEvent> = parse_json(file, bytes)?;
+    let raw: Vec<RawEvent> = parse_json_strict(file, bytes)?;
     check_events(&raw).map_err(|invalid| ScenarioError::Invalid {
         file: file.to_string(),
         invalid,
@@ -435,11 +442,12 @@ impl Driver {
         }
     }
 
-    /// Feeds event number `index`: first the timers due by its time, then
-    /// the event itself.
+    /// Feeds event number `index`: first the timers due before its time
+    /// (at its time too for a `tick`) and the delayed inner calls due by
+    /// then, then the event itself.
     pub fn feed(&mut self, index: usize, event: &Event) -> Result<(), Invalid> {
         debug_assert!(event.at >= self.now, "events are checked to be in order");
-        self.run_due(event.at);
+        self.run_due(event.at, event.name == EventName::Tick);
         self.now = event.at;
         let Some(id) = event.call else {
             debug_assert_eq!(event.name, EventName::Tick);
@@ -526,11 +534,13 @@ impl Driver {
     }
 
     /// Fires every timer and starts every delayed inner call due at or
-    /// before `until`, in deadline order.
-    fn run_due(&mut self, until: SimTime) {
+    /// before `until`, in deadline order, except timers due at `until`
+    /// itself unless `timers_at_until`: those wait for the event at `until`
+    /// (delayed starts sort before timers at one instant, see `schedule`).
+    fn run_due(&mut self, until: SimTime, timers_at_until: bool) {
         while let Some(entry) = self.due.first_entry() {
-            let (at, _) = *entry.key();
-            if at > until {
+            let (at, sequence) = *entry.key();
+            if at > until || (at == until && sequence >= LATE_SEQUENCE_BASE && !timers_at_until) {
                 break;
             }
             let due = entry.remove();
@@ -631,8 +641,14 @@ impl Driver {
         }
     }
 
+    /// Timers take their order from a range above delayed starts, so at one
+    /// instant they come last, as in the event queue.
     fn schedule(&mut self, at: SimTime, due: Due) -> (SimTime, u64) {
-        let key = (at, self.sequence);
+        let late = match due {
+            Due::Timer(_) => LATE_SEQUENCE_BASE,
+            Due::Start(_) => 0,
+        };
+        let key = (at, late + self.sequence);
         self.sequence += 1;
         self.due.insert(key, due);
         key
@@ -740,7 +756,8 @@ mod tests {
         assert_eq!(lines[5].state["state"], "half_open");
     }
 
-    // A timer due at an event's time fires before the event, at its deadline.
+    // A timer due before an event's time fires first, at its deadline; one
+    // due at the event's very time fires after it (here on the tick).
     #[test]
     fn timers_fire_first_at_their_deadline() {
         let spec = PolicySpec::Timeout(TimeoutConfig {
@@ -752,7 +769,8 @@ mod tests {
             &events(
                 r#"[{"at_ms": 0, "call": 1, "event": "start"},
                     {"at_ms": 10, "call": 2, "event": "start"},
-                    {"at_ms": 110, "call": 3, "event": "start"}]"#,
+                    {"at_ms": 110, "call": 3, "event": "start"},
+                    {"at_ms": 110, "event": "tick"}]"#,
             ),
             1,
         )
@@ -774,13 +792,99 @@ mod tests {
                     Decision::Step(Step::ForwardWithTimer(ms(100)))
                 ),
                 (100, 1, "timer", timeout),
-                (110, 2, "timer", timeout),
                 (
                     110,
                     3,
                     "start",
                     Decision::Step(Step::ForwardWithTimer(ms(100)))
                 ),
+                (110, 2, "timer", timeout),
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        // Issue 6: the chapter's `Promise.race([fn(), timer])` on virtual
+        // time takes the answer iff it settles at or before the deadline
+        // (the work's promise exists first). The timeout layer, driven call
+        // after call with answers before, at and after the deadline, makes
+        // the same decision every time.
+        #[test]
+        fn timeout_decides_as_promise_race(
+            timeout_ms in 1u64..300,
+            calls in proptest::collection::vec((0u64..400, 0u64..50, proptest::bool::ANY), 1..20),
+        ) {
+            let spec = PolicySpec::Timeout(TimeoutConfig {
+                timeout_ms: timeout_ms as f64,
+                on_timeout: OnTimeout::Abandon,
+            });
+            let mut input = Vec::new();
+            let mut expected = Vec::new();
+            let mut start = 0;
+            for (index, &(latency_ms, gap_ms, near)) in calls.iter().enumerate() {
+                // Half the calls answer within a millisecond of the deadline.
+                let latency_ms = if near { timeout_ms - 1 + latency_ms % 3 } else { latency_ms };
+                let call = index as u64 + 1;
+                input.push(serde_json::json!({"at_ms": start, "call": call, "event": "start"}));
+                expected.push((start, call, "start", Decision::Step(Step::ForwardWithTimer(ms(timeout_ms)))));
+                // The chapter's race: the answer wins at or before the deadline.
+                let end = if latency_ms <= timeout_ms {
+                    input.push(serde_json::json!({"at_ms": start + latency_ms, "call": call, "event": "success"}));
+                    expected.push((start + latency_ms, call, "success", Decision::Step(Step::Complete(Reply::Success))));
+                    start + latency_ms
+                } else {
+                    input.push(serde_json::json!({"at_ms": start + timeout_ms, "event": "tick"}));
+                    expected.push((start + timeout_ms, call, "timer", Decision::Step(Step::Complete(Reply::Timeout))));
+                    start + timeout_ms
+                };
+                start = end + gap_ms;
+            }
+            let lines = drive(&spec, &events(&serde_json::Value::Array(input).to_string()), 1).unwrap();
+            proptest::prop_assert_eq!(decisions(&lines), expected);
+        }
+    }
+
+    // Issue 6: an answer at the very deadline wins, as in the chapter's
+    // Promise.race and in a run; one microsecond later the timer wins.
+    #[test]
+    fn regression_an_answer_at_the_deadline_wins() {
+        let spec = PolicySpec::Timeout(TimeoutConfig {
+            timeout_ms: 100.0,
+            on_timeout: OnTimeout::Abandon,
+        });
+        let lines = drive(
+            &spec,
+            &events(
+                r#"[{"at_ms": 0, "call": 1, "event": "start"},
+                    {"at_ms": 100, "call": 1, "event": "success"},
+                    {"at_ms": 200, "call": 2, "event": "start"},
+                    {"at_ms": 300.001, "call": 2, "event": "success"}]"#,
+            ),
+            1,
+        );
+        let forward = Decision::Step(Step::ForwardWithTimer(ms(100)));
+        let answered = Decision::Step(Step::Complete(Reply::Success));
+        let timeout = Decision::Step(Step::Complete(Reply::Timeout));
+        // The late success names a completed call: an input error.
+        assert!(lines.is_err());
+        let lines = drive(
+            &spec,
+            &events(
+                r#"[{"at_ms": 0, "call": 1, "event": "start"},
+                    {"at_ms": 100, "call": 1, "event": "success"},
+                    {"at_ms": 200, "call": 2, "event": "start"},
+                    {"at_ms": 300.001, "event": "tick"}]"#,
+            ),
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            decisions(&lines),
+            vec![
+                (0, 1, "start", forward),
+                (100, 1, "success", answered),
+                (200, 2, "start", forward),
+                (300, 2, "timer", timeout),
             ]
         );
     }
@@ -790,9 +894,10 @@ mod tests {
     #[test]
     fn delayed_attempts_are_outstanding_only_after_their_delay() {
         let spec = PolicySpec::Retry(RetryConfig {
+            variant: Default::default(),
             attempts_max: 2,
             backoff: Backoff::Fixed { delay_ms: 50.0 },
-            retry_on: vec![crate::policy::ReplyKind::Error],
+            retry_on: Some(vec![crate::policy::ReplyKind::Error]),
             budget: None,
         });
         let early = events(

@@ -1,6 +1,7 @@
 //! The summary table printed on stdout after a run.
 
 use crate::metrics::summary::{LatencySummary, Summary};
+use crate::scenario::error::escape_control;
 use std::fmt::Write;
 
 fn percent(value: f64) -> String {
@@ -57,9 +58,16 @@ pub fn render(summary: &Summary) -> String {
             count as f64 * 100.0 / requests.issued as f64
         }
     };
-    let _ = writeln!(out, "{} (seed {})", summary.scenario, summary.seed);
+    // The scenario's name (its file's) and description are user text:
+    // control characters are escaped so they cannot drive the terminal.
+    let _ = writeln!(
+        out,
+        "{} (seed {})",
+        escape_control(&summary.scenario),
+        summary.seed
+    );
     for line in wrap(&summary.description, 76) {
-        let _ = writeln!(out, "  {line}");
+        let _ = writeln!(out, "  {}", escape_control(&line));
     }
     let _ = writeln!(
         out,

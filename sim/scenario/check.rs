@@ -96,6 +96,19 @@ pub fn percentage(path: &str, value: f64) -> Result<(), Invalid> {
     }
 }
 
+/// A list of at most `max` entries: `must list at most 1000 services (got
+/// 1001)`.
+pub fn list_length_max(path: &str, length: usize, max: usize, what: &str) -> Result<(), Invalid> {
+    if length <= max {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            path,
+            format!("must list at most {max} {what} (got {length})"),
+        ))
+    }
+}
+
 /// A name usable in file names and random-stream names.
 pub fn name(path: &str, value: &str) -> Result<(), Invalid> {
     let ok = !value.is_empty()

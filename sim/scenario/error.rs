@@ -3,6 +3,22 @@
 
 use std::fmt;
 
+/// `text` with every control character escaped as Rust writes it (`\n`,
+/// `\t`, `\u{1b}`), so that user text (names, descriptions, unknown
+/// values, file names) cannot break a message into lines or drive the
+/// terminal. Everything else is kept.
+pub fn escape_control(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
 /// Something wrong at one place in a scenario: the path and what is allowed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invalid {

@@ -11,6 +11,7 @@ pub mod memory;
 pub mod raw;
 pub mod raw_database;
 pub mod raw_topology;
+pub mod strict;
 mod validate;
 pub mod validate_database;
 pub mod validate_topology;
@@ -332,7 +333,7 @@ impl Scenario {
         bytes: &[u8],
         events_max: Option<u64>,
     ) -> Result<Scenario, ScenarioError> {
-        let raw: raw::RawScenario = parse_json(file, bytes)?;
+        let raw: raw::RawScenario = parse_json_strict(file, bytes)?;
         let hash = hex(&Sha256::digest(bytes));
         validate::validate(raw, name, hash, events_max).map_err(|invalid| ScenarioError::Invalid {
             file: file.to_string(),
@@ -351,19 +352,30 @@ impl Scenario {
 /// Parses JSON input (a scenario, or `sim policy`'s config and events);
 /// syntax and type errors become `ScenarioError::Parse` naming `file` and the
 /// JSON path.
+///
+/// A byte order mark, UTF-16/32 text or a NUL byte is named as such; serde's
+/// Rust type names become plain words; control characters in the path and
+/// the message are escaped, so the error stays one line.
 pub fn parse_json<T: serde::de::DeserializeOwned>(
     file: &str,
     bytes: &[u8],
 ) -> Result<T, ScenarioError> {
+    if let Some(message) = strict::check_encoding(bytes) {
+        return Err(ScenarioError::Parse {
+            file: file.to_string(),
+            path: String::new(),
+            message,
+        });
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
         let path = if path == "." {
             String::new()
         } else {
-            format!("{path}: ")
+            format!("{}: ", error::escape_control(&path))
         };
-        let mut message = error.into_inner().to_string();
+        let mut message = strict::plain_expected(&error.into_inner().to_string());
         if message.starts_with("expected value") {
             // The usual cause is NaN, Infinity or a trailing comma, none of which JSON allows.
             message.push_str(" (JSON allows no NaN, Infinity or trailing commas)");
@@ -371,9 +383,32 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
         ScenarioError::Parse {
             file: file.to_string(),
             path,
-            message,
+            message: error::escape_control(&message),
         }
     })
+}
+
+/// `parse_json`, also refusing a JSON array where the parsed value has an
+/// object (serde reads structs from arrays by position): see `strict`.
+pub fn parse_json_strict<T: serde::de::DeserializeOwned + serde::Serialize>(
+    file: &str,
+    bytes: &[u8],
+) -> Result<T, ScenarioError> {
+    let parsed: T = parse_json(file, bytes)?;
+    // It parsed as T, so it is well-formed JSON.
+    let input: serde_json::Value = parse_json(file, bytes)?;
+    strict::refuse_arrays_for_objects(&input, &parsed).map_err(|(path, message)| {
+        ScenarioError::Parse {
+            file: file.to_string(),
+            path: if path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", error::escape_control(&path))
+            },
+            message,
+        }
+    })?;
+    Ok(parsed)
 }
 
 /// Lowercase hex of `bytes`.

@@ -9,7 +9,7 @@ use crate::policy::PolicySpec;
 use serde::Deserialize;
 
 /// The top level of a scenario file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
     /// What the scenario demonstrates (required, non-empty).
@@ -46,7 +46,7 @@ fn window_default() -> u64 {
 }
 
 /// Network latency, one way, sampled for each request and each response.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
     /// One-way latency; default constant 0.
@@ -63,7 +63,7 @@ impl Default for RawNetwork {
 }
 
 /// Limits that keep every run finite.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     /// The most events one run may process; default 200000000.
@@ -113,7 +113,7 @@ impl Default for RawLimits {
 }
 
 /// A service: `instances` copies behind a load balancer.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
     /// Unique name.
@@ -179,7 +179,7 @@ pub enum LoadBalancerKind {
 }
 
 /// Dependency calls made by a handler, holding its worker meanwhile.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDependencies {
     /// `sequential` (default: one after another, stopping at the first
@@ -202,7 +202,7 @@ pub enum DependencyMode {
 }
 
 /// One dependency call and the policy stack it goes through.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDependencyCall {
     /// The called service.
@@ -218,7 +218,7 @@ pub struct RawDependencyCall {
 }
 
 /// A client: a source of requests to one service.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClient {
     /// Unique name.
@@ -234,7 +234,7 @@ pub struct RawClient {
 
 /// Open-loop (arrivals independent of responses) or closed-loop (each user
 /// waits for its answer, then thinks).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawLoad {
     /// Requests arrive on a rate schedule, plus synchronised bursts.
@@ -319,7 +319,7 @@ pub struct RateStep {
 }
 
 /// `count` requests issued together at `at_ms`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBurst {
     /// When, in ms, before `duration_ms`.
@@ -329,7 +329,7 @@ pub struct RawBurst {
 }
 
 /// A fault on the virtual timeline.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawFault {
     /// The whole service is down in `[start_ms, end_ms)`.

@@ -9,10 +9,10 @@ use crate::database::promotion::RegionScope;
 use crate::database::replication::ReplicationMode;
 use crate::database::ReadRouting;
 use crate::model::distribution::Distribution;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One database cluster: a primary and its replicas.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
     /// Unique name among the databases.
@@ -41,7 +41,7 @@ pub struct RawDatabase {
 }
 
 /// One node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabaseNode {
     /// Unique name within the cluster.
@@ -61,7 +61,7 @@ fn apply_rate_default() -> f64 {
 }
 
 /// Replication settings.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReplication {
     /// `async` (default), `semi_sync` or `sync`.
@@ -95,7 +95,7 @@ impl Default for RawReplication {
 
 /// Failure detection: `{"kind": "lease", ...}`, `{"kind": "quorum", ...}`,
 /// `{"kind": "managed", ...}` or `{"kind": "chapter"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawDetection {
     /// Patroni's leader lease.
@@ -172,7 +172,7 @@ impl Default for RawDetection {
 }
 
 /// A region and an optional zone.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlace {
     /// The region.
@@ -183,7 +183,7 @@ pub struct RawPlace {
 }
 
 /// Candidate rules.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPromotion {
     /// The most writes a candidate may lag; default none, or
@@ -200,7 +200,7 @@ pub struct RawPromotion {
 }
 
 /// How clients use the database.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabaseClients {
     /// The fraction of calls that are writes; default 0.1.

@@ -10,12 +10,12 @@
 use crate::model::distribution::Distribution;
 use crate::scenario::OutageMode;
 use crate::topology::routing::{anycast, dns, priority};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The `topology` section. A scenario without it runs as before, in one
 /// implicit region.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTopology {
     /// The regions, at least one, at most 64.
@@ -41,7 +41,7 @@ pub struct RawTopology {
 }
 
 /// A region.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRegion {
     /// Unique name (`us-east-1`).
@@ -53,7 +53,7 @@ pub struct RawRegion {
 
 /// The latency matrix: a preset, then round trips, then one-way entries,
 /// each later source overriding the earlier for the pairs it names.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLatency {
     /// A dated preset of published round trips (`aws-2026-11`); default none.
@@ -72,7 +72,7 @@ pub struct RawLatency {
 }
 
 /// A round trip between two regions.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoundTrip {
     /// The two regions.
@@ -82,7 +82,7 @@ pub struct RawRoundTrip {
 }
 
 /// One direction between two regions.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOneWay {
     /// The sending region.
@@ -94,7 +94,7 @@ pub struct RawOneWay {
 }
 
 /// Instances of a service in one place.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlacement {
     /// The service.
@@ -106,7 +106,7 @@ pub struct RawPlacement {
 }
 
 /// A client's origin and router.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClientPlacement {
     /// The client.
@@ -130,7 +130,7 @@ fn resolvers_default() -> Vec<RawResolverShare> {
 }
 
 /// A share of users with one resolver class.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawResolverShare {
     /// `ttl`, `jvm`, `browser` or `forever`.
@@ -140,7 +140,7 @@ pub struct RawResolverShare {
 }
 
 /// A global router.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawRouter {
     /// Route 53 style DNS.
@@ -276,7 +276,7 @@ fn panic_default() -> f64 {
 }
 
 /// Resolvers that stretch short TTLs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStretch {
     /// The share of clients behind one, in `[0, 1]`.
@@ -291,7 +291,7 @@ fn stretch_default() -> u64 {
 }
 
 /// A locality of a priority level.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLocality {
     /// The region.
@@ -306,7 +306,7 @@ fn weight_default() -> u32 {
 }
 
 /// How a `dns` or `anycast` router picks among healthy endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawPolicy {
     /// Active-active by weight.
@@ -339,7 +339,7 @@ fn failback_default() -> bool {
 }
 
 /// Whether a network fault cuts both directions or one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Both directions.
@@ -350,7 +350,7 @@ pub enum Direction {
 }
 
 /// A region, zone or network fault.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawTopologyFault {
     /// Every instance in a region is down in `[start_ms, end_ms)`.

@@ -37,8 +37,9 @@ pub fn validate(
     hash: String,
     events_max_override: Option<u64>,
 ) -> Result<Scenario, Invalid> {
-    check::within("services (length)", raw.services.len(), 0, COMPONENTS_MAX)?;
-    check::within("clients (length)", raw.clients.len(), 0, COMPONENTS_MAX)?;
+    // Empty lists get their own message below (`must list at least one`).
+    check::list_length_max("services", raw.services.len(), COMPONENTS_MAX, "services")?;
+    check::list_length_max("clients", raw.clients.len(), COMPONENTS_MAX, "clients")?;
     if raw.description.trim().is_empty() {
         return Err(Invalid::new(
             "description",

@@ -325,3 +325,137 @@ fn validate_prints_a_one_line_verdict() {
         .stdout("scenarios/thundering-herd.json: ok (1 service, 1 client, 1 fault)\n")
         .run();
 }
+
+// Issue 6: an array where an object belongs is refused, not read by
+// position, and the message names no Rust type.
+#[test]
+fn regression_arrays_where_objects_belong_are_refused() {
+    bad(
+        "array-for-service",
+        "services[0]: must be an object, not an array",
+    );
+    bad(
+        "array-for-backoff",
+        "clients[0].policies[0].backoff: must be an object, not an array",
+    );
+    bad(
+        "array-for-limits-short",
+        "limits: must be an object, not an array",
+    );
+}
+
+// Issue 6: a byte order mark, UTF-16 and NUL bytes are named, not taken for
+// a NaN or a trailing comma.
+#[test]
+fn regression_encodings_get_the_right_hint() {
+    bad(
+        "byte-order-mark",
+        "starts with a UTF-8 byte order mark (BOM); JSON must be UTF-8 without one: save it without the BOM",
+    );
+    bad(
+        "utf-16",
+        "is UTF-16 or UTF-32 text; JSON must be UTF-8: save it as UTF-8",
+    );
+    bad(
+        "nul-byte",
+        "contains a NUL byte at line 2 column 20; JSON text cannot contain NUL bytes",
+    );
+}
+
+// Issue 6: control characters in a value or a field name are escaped, so the
+// error stays one line and cannot drive the terminal.
+#[test]
+fn regression_control_characters_are_escaped_in_errors() {
+    bad(
+        "control-characters-in-kind",
+        "clients[0].load: unknown variant `x\\ny\\u{1b}[31m`, expected one of `constant`, `steps`, `ramp`, `spike` at line 24 column 5",
+    );
+    bad(
+        "control-characters-in-field",
+        "services[0].na\\tme: unknown field `na\\tme`, expected one of `name`, `instances`, `workers`, `queue_capacity`, `load_balancer`, `service_time_ms`, `error_probability`, `client_error_probability`, `dependencies`, `health_check`, `load_shedding`, `feature_flags` at line 11 column 14",
+    );
+}
+
+// Issue 6: control characters in a description are escaped in the table,
+// and kept exactly in summary.json.
+#[test]
+fn regression_control_characters_are_escaped_in_the_table() {
+    let dir = temp_dir("control-characters-table");
+    let file = dir.join("scenario.json");
+    std::fs::write(
+        &file,
+        r#"{"description": "red \u001b[31malert\u0007", "duration_ms": 100,
+            "services": [{"name": "api", "service_time_ms": {"kind": "constant", "value_ms": 1}}],
+            "clients": [{"name": "c", "target": "api",
+                         "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 10}}}]}"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let table = Sim::new()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--no-charts",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .run()
+        .stdout;
+    assert!(table.contains("  red \\u{1b}[31malert\\u{7}\n"), "{table}");
+    assert!(!table.contains('\u{1b}') && !table.contains('\u{7}'));
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains(r#""description": "red \u001b[31malert\u0007""#));
+}
+
+// Issue 6: more than 1000 services (or clients) names the documented cap.
+#[test]
+fn regression_too_many_services_names_the_cap() {
+    let dir = temp_dir("too-many-services");
+    let services: Vec<String> = (0..1_001)
+        .map(|index| format!(r#"{{"name": "s{index}", "service_time_ms": {{"kind": "constant", "value_ms": 1}}}}"#))
+        .collect();
+    let file = dir.join("many.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"description": "d", "duration_ms": 100, "services": [{}],
+                "clients": [{{"name": "c", "target": "s0", "load": {{"kind": "open_loop", "rate": {{"kind": "constant", "rps": 1}}}}}}]}}"#,
+            services.join(",")
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    Sim::new()
+        .args(["validate", file])
+        .code(2)
+        .stderr(&format!(
+            "error: {file}: services: must list at most 1000 services (got 1001)\n"
+        ))
+        .run();
+}
+
+// Issue 6: a bad flag is two lines, the problem with clap's suggestion and
+// the usage, exit 2.
+#[test]
+fn regression_bad_flags_are_two_lines() {
+    Sim::new()
+        .args(["run", "scenarios/thundering-herd.json", "--sed", "1"])
+        .code(2)
+        .stderr("error: unexpected argument '--sed' found; try '--seed'\nusage: sim run --seed <SEED> <FILE>; see sim run --help\n")
+        .run();
+    Sim::new()
+        .args(["rn"])
+        .code(2)
+        .stderr("error: unrecognized subcommand 'rn'\nusage: sim <COMMAND>; see sim --help\n")
+        .run();
+    Sim::new()
+        .args(["run", "scenarios/thundering-herd.json", "--seed", "abc"])
+        .code(2)
+        .stderr("error: invalid value 'abc' for '--seed <SEED>': invalid digit found in string\nusage: sim run [OPTIONS] <FILE>; see sim run --help\n")
+        .run();
+    Sim::new()
+        .args(["run"])
+        .code(2)
+        .stderr("error: the following required arguments were not provided: <FILE>\nusage: sim run <FILE>; see sim run --help\n")
+        .run();
+}

@@ -5,6 +5,7 @@ mod bounded;
 mod cli;
 mod databases;
 mod determinism;
+mod fuzz;
 mod golden;
 mod library;
 mod memory;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sim::report::summary_json;
 use sim::scenario::Scenario;
 
-fn distribution() -> impl Strategy<Value = Value> {
+pub(crate) fn distribution() -> impl Strategy<Value = Value> {
     prop_oneof![
         (0.0f64..50.0).prop_map(|value| json!({"kind": "constant", "value_ms": value})),
         (0.1f64..50.0).prop_map(|mean| json!({"kind": "exponential", "mean_ms": mean})),
@@ -21,7 +21,7 @@ fn distribution() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn policy() -> impl Strategy<Value = Value> {
+pub(crate) fn policy() -> impl Strategy<Value = Value> {
     let jitter = prop_oneof![
         Just("none"),
         Just("full"),
@@ -112,7 +112,7 @@ fn fault(services: usize) -> impl Strategy<Value = Value> {
 }
 
 prop_compose! {
-    fn scenario_json()(services in 1usize..4)(
+    pub(crate) fn scenario_json()(services in 1usize..4)(
         services in Just(services),
         service_times in proptest::collection::vec(distribution(), services),
         shapes in proptest::collection::vec((1u32..3, 1u32..8, 0u32..20, any::<bool>(), 0.0f64..0.3, any::<bool>()), services),

@@ -28,7 +28,8 @@ fn overloaded(on_timeout: &str) -> Summary {
 // Abandoning (the chapter's Promise.race) leaves every timed-out attempt in
 // the queue: the service serves all 199, the breaker below the timeout
 // records every late answer as a success, and the backlog grows to a mean
-// queue wait of 4.95 s, so all but the first 3 requests time out.
+// queue wait of 4.95 s, so all but the first 4 requests time out (the
+// fourth answers at exactly 250 ms, and an answer at the deadline wins).
 #[test]
 fn abandoned_attempts_are_all_served_and_recorded_below() {
     let summary = overloaded("abandon");
@@ -44,7 +45,7 @@ fn abandoned_attempts_are_all_served_and_recorded_below() {
     assert_eq!(api.wait_ms_mean, 4_950.0);
     assert_eq!(
         (summary.requests.success, summary.requests.timeout),
-        (3, 196)
+        (4, 195)
     );
     let breaker = &summary.policies["client/c"][1].counters;
     assert_eq!((breaker["requests"], breaker["successes"]), (199, 199));
@@ -55,7 +56,7 @@ fn abandoned_attempts_are_all_served_and_recorded_below() {
 // does half the work, and the breaker below never sees the cancelled calls.
 // It does not raise goodput here: with a FIFO queue the calls that reach the
 // worker have already waited most of their 250 ms, so they time out while
-// running, and the same 3 requests succeed as when abandoning.
+// running, and the same 4 requests succeed as when abandoning.
 #[test]
 fn cancelled_attempts_are_withdrawn_from_the_queue() {
     let summary = overloaded("cancel");
@@ -71,10 +72,10 @@ fn cancelled_attempts_are_withdrawn_from_the_queue() {
     assert!(api.wait_ms_mean < 250.0);
     assert_eq!(
         (summary.requests.success, summary.requests.timeout),
-        (3, 196)
+        (4, 195)
     );
     let breaker = &summary.policies["client/c"][1].counters;
-    assert_eq!((breaker["requests"], breaker["successes"]), (199, 3));
+    assert_eq!((breaker["requests"], breaker["successes"]), (199, 4));
 }
 
 /// A scenario whose client has `policies` (JSON array text).
@@ -153,4 +154,84 @@ fn connect_timeout_fails_unaccepted_attempts_and_spares_slow_accepted_ones() {
     assert_eq!(summary.services["api"].counters.withdrawn, 245);
     let counters = &summary.policies["client/c"][0].counters;
     assert_eq!(counters["timeouts"], 245);
+}
+
+/// A client calling a service whose answer takes exactly `service_ms` plus
+/// `network_ms` each way, through `policies`: one request every 100 ms, 19
+/// in all (from 100 ms to 1900 ms).
+fn tie_summary(policies: &str, service_ms: &str, network_ms: &str) -> Summary {
+    let scenario = scenario(&format!(
+        r#"{{
+        "description": "an answer at the deadline",
+        "duration_ms": 2000,
+        "network": {{ "latency_ms": {{ "kind": "constant", "value_ms": {network_ms} }} }},
+        "services": [{{ "name": "api", "workers": 100,
+                       "service_time_ms": {{ "kind": "constant", "value_ms": {service_ms} }} }}],
+        "clients": [{{ "name": "c", "target": "api",
+                      "load": {{ "kind": "open_loop", "arrival": "uniform", "rate": {{ "kind": "constant", "rps": 10 }} }},
+                      "policies": {policies} }}]
+    }}"#
+    ));
+    run_summary(&scenario, 1).1
+}
+
+// Issue 6: an answer arriving exactly at a fixed deadline wins, as in the
+// chapter's Promise.race (abandon) and, by choice, when cancelling; one
+// microsecond later it is a timeout.
+#[test]
+fn answer_at_the_deadline_wins_for_a_fixed_timeout() {
+    for on_timeout in ["abandon", "cancel"] {
+        let policies = format!(
+            r#"[{{ "kind": "timeout", "timeout_ms": 250, "on_timeout": "{on_timeout}" }}]"#
+        );
+        // 50 ms out, 150 ms of work, 50 ms back: exactly 250 ms.
+        let tie = tie_summary(&policies, "150", "50");
+        assert_eq!(tie.requests.issued, 19);
+        assert_eq!(tie.requests.success, 19, "{on_timeout}");
+        assert_eq!(tie.latency_ms.max, 250.0);
+        let late = tie_summary(&policies, "150.001", "50");
+        assert_eq!(late.requests.timeout, 19, "{on_timeout}");
+    }
+}
+
+// The same for the adaptive timeout, both variants: the first call's
+// deadline is initial_ms, and the answer at it is recorded as an answer.
+#[test]
+fn answer_at_the_deadline_wins_for_an_adaptive_timeout() {
+    for variant in ["chapter", "ignore_timeouts"] {
+        let policies = format!(
+            r#"[{{ "kind": "adaptive_timeout", "variant": "{variant}", "initial_ms": 300,
+                  "min_ms": 300, "max_ms": 300 }}]"#
+        );
+        let tie = tie_summary(&policies, "300", "0");
+        assert_eq!(tie.requests.success, 19, "{variant}");
+        let counters = &tie.policies["client/c"][0].counters;
+        assert_eq!((counters["timeouts"], counters["recorded"]), (0, 19));
+        let late = tie_summary(&policies, "300.001", "0");
+        assert_eq!(late.requests.timeout, 19, "{variant}");
+    }
+}
+
+// A connect timeout: an attempt accepted exactly at the deadline (the
+// network takes the whole 100 ms) is connected, and then takes its time.
+#[test]
+fn answer_at_the_deadline_wins_for_a_connect_timeout() {
+    let policies = r#"[{ "kind": "connect_timeout", "timeout_ms": 100 }]"#;
+    let tie = tie_summary(policies, "500", "100");
+    assert_eq!(tie.requests.success, 19);
+    let counters = &tie.policies["client/c"][0].counters;
+    assert_eq!((counters["connected"], counters["timeouts"]), (19, 0));
+    let late = tie_summary(policies, "500", "100.001");
+    assert_eq!(late.requests.timeout, 19);
+}
+
+// Hystrix (the chapter's withTimeout around the breaker): an answer at the
+// deadline is a success, one microsecond later the fallback answers.
+#[test]
+fn answer_at_the_deadline_wins_for_hystrix() {
+    let policies = r#"[{ "kind": "hystrix", "timeout_ms": 200 }]"#;
+    let tie = tie_summary(policies, "200", "0");
+    assert_eq!(tie.requests.success, 19);
+    let late = tie_summary(policies, "200.001", "0");
+    assert_eq!(late.requests.fallback, 19);
 }

@@ -114,9 +114,10 @@ impl<'a> World<'a> {
                 debug_assert!(previous.is_none(), "two delayed starts for one frame");
             }
             Step::ForwardWithTimer(timeout) => {
+                // Late: an answer at the deadline instant wins (engine::queue).
                 let id = self
                     .queue
-                    .push(self.now + timeout, Event::FrameTimer { frame });
+                    .push_late(self.now + timeout, Event::FrameTimer { frame });
                 if let Some(previous) = self.frames[frame].timer.replace(id) {
                     self.queue.cancel(previous);
                 }
@@ -133,9 +134,10 @@ impl<'a> World<'a> {
             }
             Step::Wait => {}
             Step::WaitWithTimer(deadline) => {
+                // Late: a wake at the deadline instant wins (engine::queue).
                 let id = self
                     .queue
-                    .push(self.now + deadline, Event::FrameTimer { frame });
+                    .push_late(self.now + deadline, Event::FrameTimer { frame });
                 let state = &mut self.frames[frame];
                 if let Some(previous) = state.timer.replace(id) {
                     self.queue.cancel(previous);
