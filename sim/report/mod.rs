@@ -5,6 +5,8 @@
 
 pub mod chart;
 pub mod csv;
+pub mod html;
+pub mod sweep_chart;
 pub mod table;
 
 use crate::metrics::summary::Summary;
