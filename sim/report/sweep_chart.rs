@@ -69,7 +69,7 @@ pub struct Heatmap<'a> {
 }
 
 const SIZE_PX: (u32, u32) = (1200, 700);
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(16, 42, 130),
     RGBColor(220, 90, 20),
     RGBColor(34, 139, 58),
@@ -78,6 +78,8 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(20, 150, 160),
     RGBColor(150, 110, 30),
     RGBColor(90, 90, 90),
+    RGBColor(230, 160, 190),
+    RGBColor(120, 170, 230),
 ];
 
 /// The colour of the `index`-th line.

@@ -248,6 +248,17 @@ fn point_scenario(
                 Some(at) => message[..at].to_string(),
                 None => message,
             };
+            // The unswept scenario is valid, so the error comes from a swept
+            // value; serde reports tagged enums (policies) at the enclosing
+            // object, so name the swept field itself.
+            let reported = path.trim_end_matches(": ");
+            let path = axes
+                .iter()
+                .find(|axis| {
+                    axis.path.starts_with(reported)
+                        && axis.path[reported.len()..].starts_with(['.', '['])
+                })
+                .map_or(path.clone(), |axis| format!("{}: ", axis.path));
             SweepError::Scenario(ScenarioError::Parse {
                 file,
                 path,

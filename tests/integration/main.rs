@@ -12,4 +12,5 @@ mod regression;
 mod scenarios_latency;
 mod scenarios_resilience;
 mod support;
+mod sweeps;
 mod timeouts;
