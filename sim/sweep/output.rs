@@ -29,7 +29,7 @@ pub fn cell(value: &Value) -> String {
 
 /// A point value as a chart or table label: `none` for null, the `kind` of
 /// an object that has one (a budget, a backoff), else as in `cell`.
-pub fn label(value: &Value) -> String {
+pub fn value_label(value: &Value) -> String {
     match value {
         Value::Null => "none".to_string(),
         Value::Object(map) => match map.get("kind") {
@@ -177,7 +177,7 @@ fn metric_chart(
     };
     let sampled = header.mode == "random" || header.mode == "latin_hypercube";
     let numeric = header.points.iter().all(|point| point[0].is_number());
-    let categories: Vec<String> = distinct(header, 0).iter().map(label).collect();
+    let categories: Vec<String> = distinct(header, 0).iter().map(value_label).collect();
     let mut groups: BTreeMap<usize, (String, Vec<BandPoint>)> = BTreeMap::new();
     let mut group_keys: Vec<String> = Vec::new();
     for (point, values) in header.points.iter().enumerate() {
@@ -187,7 +187,7 @@ fn metric_chart(
             header.axes[1..]
                 .iter()
                 .zip(&values[1..])
-                .map(|(path, value)| format!("{}={}", short_path(path), label(value)))
+                .map(|(path, value)| format!("{}={}", short_path(path), value_label(value)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -206,7 +206,7 @@ fn metric_chart(
         } else {
             categories
                 .iter()
-                .position(|name| *name == label(&values[0]))
+                .position(|name| *name == value_label(&values[0]))
                 .unwrap_or(0) as f64
         };
         groups
@@ -291,8 +291,8 @@ fn heatmap(header: &Header, stats: &PointStats) -> Result<Option<Vec<u8>>, Sweep
                 .collect()
         })
         .collect();
-    let column_names: Vec<String> = columns.iter().map(label).collect();
-    let row_names: Vec<String> = rows.iter().map(label).collect();
+    let column_names: Vec<String> = columns.iter().map(value_label).collect();
+    let row_names: Vec<String> = rows.iter().map(value_label).collect();
     let title = format!("{}: mean availability", header.scenario);
     let map = Heatmap {
         title: &title,
@@ -358,7 +358,7 @@ fn cdf_chart(header: &Header, records: &[Record]) -> Result<Option<Vec<u8>>, Swe
                 .axes
                 .iter()
                 .zip(&header.points[*point])
-                .map(|(path, value)| format!("{}={}", short_path(path), label(value)))
+                .map(|(path, value)| format!("{}={}", short_path(path), value_label(value)))
                 .collect::<Vec<_>>()
                 .join(", ");
             BandSeries {
@@ -493,7 +493,7 @@ fn index_html(header: &Header, stats: &PointStats, images: &[(&str, &str, Vec<u8
         .enumerate()
         .map(|(point, values)| {
             let mut row = vec![point.to_string()];
-            row.extend(values.iter().map(label));
+            row.extend(values.iter().map(value_label));
             row.extend(
                 shown
                     .iter()

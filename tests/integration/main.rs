@@ -1,6 +1,7 @@
 //! Integration tests: one crate, one module per concern.
 
 mod accounting;
+mod browser;
 mod cli;
 mod determinism;
 mod golden;
