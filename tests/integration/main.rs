@@ -12,6 +12,7 @@ mod queueing;
 mod regression;
 mod scenarios_latency;
 mod scenarios_resilience;
+mod slurm;
 mod support;
 mod sweeps;
 mod timeouts;
