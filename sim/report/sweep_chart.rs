@@ -69,6 +69,9 @@ pub struct Heatmap<'a> {
 }
 
 const SIZE_PX: (u32, u32) = (1200, 700);
+
+/// A point in axis units: x, mean, low, high (NaN when there is no band).
+type Plotted = (f64, f64, f64, f64);
 const PALETTE: [RGBColor; 10] = [
     RGBColor(16, 42, 130),
     RGBColor(220, 90, 20),
@@ -128,7 +131,7 @@ fn padded(low: f64, high: f64) -> (f64, f64) {
 
 /// Lines with their 95% bands, as PNG.
 pub fn band_png(chart: &BandChart) -> Result<Vec<u8>, ChartError> {
-    let transformed: Vec<(String, Vec<(f64, f64, f64, f64)>)> = chart
+    let transformed: Vec<(String, Vec<Plotted>)> = chart
         .series
         .iter()
         .map(|series| {
@@ -203,7 +206,7 @@ pub fn band_png(chart: &BandChart) -> Result<Vec<u8>, ChartError> {
             .map_err(draw_error)?;
         for (index, (label, points)) in transformed.iter().enumerate() {
             let line_color = color(index);
-            let banded: Vec<&(f64, f64, f64, f64)> = points
+            let banded: Vec<&Plotted> = points
                 .iter()
                 .filter(|(_, _, low, high)| low.is_finite() && high.is_finite())
                 .collect();

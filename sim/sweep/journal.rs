@@ -305,9 +305,8 @@ mod tests {
         assert!(std::fs::read_to_string(&path).unwrap().ends_with('\n'));
         let mut other = header();
         other.id = "xyz".into();
-        assert!(Writer::open(&dir, &other)
-            .unwrap_err()
-            .contains("holds another sweep"));
+        let refused = Writer::open(&dir, &other).err().expect("refused");
+        assert!(refused.contains("holds another sweep"), "{refused}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
