@@ -365,6 +365,7 @@ fn over_time(
     runs: &[Vec<RunResult>],
     value: impl Fn(&RunResult, usize) -> Option<f64>,
     scale: f64,
+    upper: f64,
 ) -> Vec<BandSeries> {
     variants
         .iter()
@@ -383,11 +384,17 @@ fn over_time(
                         .filter_map(|run| value(run, window))
                         .collect();
                     let interval = t_interval(&values)?;
+                    // A band never leaves the metric's range (availability
+                    // in [0, 100] %, latency >= 0).
+                    let (low, high) = (
+                        interval.low.unwrap_or(interval.mean),
+                        interval.high.unwrap_or(interval.mean),
+                    );
                     Some(BandPoint {
                         x: window as f64 * window_s,
                         mean: interval.mean * scale,
-                        low: interval.low.unwrap_or(interval.mean) * scale,
-                        high: interval.high.unwrap_or(interval.mean) * scale,
+                        low: (low * scale).max(0.0),
+                        high: (high * scale).min(upper),
                     })
                 })
                 .collect();
@@ -443,12 +450,14 @@ pub fn render(
         runs,
         |run, window| run.availability.get(window).copied().flatten(),
         100.0,
+        100.0,
     );
     let p99 = over_time(
         variants,
         runs,
         |run, window| run.p99_ms.get(window).copied().flatten(),
         1.0,
+        f64::INFINITY,
     );
     let cdfs: Vec<BandSeries> = variants
         .iter()
