@@ -228,18 +228,51 @@ impl Writer {
         Ok((Writer { file, path }, Vec::new()))
     }
 
-    /// Appends one finished run and waits until it is on disk.
+    /// Appends one finished run (one `write` of a whole line). It is on
+    /// disk once `Syncer::sync` returns; callers sync outside any lock so
+    /// that threads wait for the disk together rather than in turn.
     pub fn append(&mut self, record: &Record) -> Result<(), String> {
-        let io = |error: std::io::Error| {
+        let path = &self.path;
+        self.file
+            .write_all(record.to_line().as_bytes())
+            .map_err(|error| {
+                format!(
+                    "{}: cannot write the sweep journal: {error}",
+                    path.display()
+                )
+            })
+    }
+
+    /// A handle that fsyncs the journal, usable without holding the writer.
+    pub fn syncer(&self) -> Result<Syncer, String> {
+        let file = self.file.try_clone().map_err(|error| {
             format!(
                 "{}: cannot write the sweep journal: {error}",
                 self.path.display()
             )
-        };
-        self.file
-            .write_all(record.to_line().as_bytes())
-            .map_err(io)?;
-        self.file.sync_data().map_err(io)
+        })?;
+        Ok(Syncer {
+            file,
+            path: self.path.clone(),
+        })
+    }
+}
+
+/// Makes appended lines durable (fsync).
+pub struct Syncer {
+    file: File,
+    path: PathBuf,
+}
+
+impl Syncer {
+    /// Waits until every line appended so far is on disk.
+    pub fn sync(&self) -> Result<(), String> {
+        self.file.sync_data().map_err(|error| {
+            format!(
+                "{}: cannot write the sweep journal: {error}",
+                self.path.display()
+            )
+        })
     }
 }
 
@@ -293,6 +326,7 @@ mod tests {
         assert!(done.is_empty());
         writer.append(&record(0, 1)).unwrap();
         writer.append(&record(1, 2)).unwrap();
+        writer.syncer().unwrap().sync().unwrap();
         drop(writer);
         let path = dir.join(FILE_NAME);
         let torn = record(0, 2).to_line();

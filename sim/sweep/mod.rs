@@ -325,6 +325,7 @@ pub fn execute(
         .filter(|run| !finished.contains(run))
         .collect();
     let bar = progress_bar(pending.len() as u64, progress);
+    let syncer = writer.syncer().map_err(SweepError::Input)?;
     let writer = Mutex::new(writer);
     pending.par_iter().try_for_each(|(point, seed)| {
         let record = run_one(plan, *point, *seed)?;
@@ -333,6 +334,7 @@ pub fn execute(
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         writer.append(&record).map_err(SweepError::Input)?;
         drop(writer);
+        syncer.sync().map_err(SweepError::Input)?;
         if let Some(bar) = &bar {
             bar.inc(1);
         }
