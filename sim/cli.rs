@@ -1,4 +1,5 @@
-//! The command line: `sim run`, `sim validate`, `sim bench`, `sim policy`. Parses flags with clap, calls
+//! The command line: `sim run`, `sim validate`, `sim bench`, `sim policy`,
+//! `sim sweep`, `sim compare`, `sim merge`. Parses flags with clap, calls
 //! the library, prints results. This module and `report` are the only ones
 //! that do I/O.
 
@@ -10,6 +11,9 @@ use crate::scenario::{Scenario, ScenarioError};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+mod sweep;
+pub use sweep::{CompareArgs, MergeArgs, SweepArgs};
 
 /// A deterministic fault-injection simulator for reliability policies.
 #[derive(Debug, Parser)]
@@ -36,6 +40,16 @@ pub enum Command {
     /// Drive one policy alone through a list of timed events and print one
     /// JSON line per hook call: what the policy decided, its state and counters.
     Policy(PolicyArgs),
+    /// Run a scenario over a grid (or sample) of parameter values, many
+    /// seeds per point, in parallel: runs.csv, points.csv with 95% intervals,
+    /// charts and index.html. Resumable; shardable across a cluster.
+    Sweep(SweepArgs),
+    /// Run two or more designs on the same seeds and judge each metric on
+    /// the paired differences: intervals, verdicts, seeds needed.
+    Compare(CompareArgs),
+    /// Combine shards' partial results into the folder a single-machine
+    /// sweep writes.
+    Merge(MergeArgs),
 }
 
 /// How the summary is printed on stdout.
@@ -110,6 +124,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Run(args) => run_scenario(&args),
         Command::Bench(args) => bench(&args),
         Command::Policy(args) => drive_policy(&args),
+        Command::Sweep(args) => sweep::sweep(&args),
+        Command::Compare(args) => sweep::compare(&args),
+        Command::Merge(args) => sweep::merge(&args),
         Command::Validate { file } => {
             let scenario = Scenario::load(&file)?;
             print(&format!(
@@ -130,7 +147,7 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
         .clone()
         .unwrap_or_else(|| default_out(&scenario.name, args.seed));
     // A bad --out is refused before the run, not after it.
-    report::output::check_target(&dir, &report::RUN_FILE_NAMES)
+    report::output::check_target(&dir, &report::REPORT_FILE_NAMES)
         .map_err(report::ReportError::from)?;
     let file = args.file.display().to_string();
     let output = crate::model::run(&scenario, args.seed).map_err(|source| Error::Run {
@@ -140,7 +157,14 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
         source,
     })?;
     let summary = Summary::new(&scenario, args.seed, &output);
-    let files = report::render(&scenario, &summary, &output.rows, !args.no_charts)?;
+    let mut files = report::render(&scenario, &summary, &output.rows, !args.no_charts)?;
+    if !args.no_charts {
+        // The page shows the scenario as given; it was read a moment ago.
+        let text = crate::scenario::input::read_input(&args.file)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        files.push(sweep::run_index(&summary, &text, &files)?);
+    }
     let written = report::write_all(&dir, &files)?;
     let text = match args.format {
         Format::Json => report::summary_json(&summary)?,

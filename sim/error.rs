@@ -35,6 +35,9 @@ pub enum Error {
     /// The report could not be rendered or written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// A sweep, comparison or merge could not be done.
+    #[error(transparent)]
+    Sweep(#[from] crate::sweep::SweepError),
     /// Stdout could not be written.
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] std::io::Error),

@@ -81,6 +81,7 @@ pub mod model;
 pub mod policy;
 pub mod report;
 pub mod scenario;
+pub mod sweep;
 #[cfg(feature = "proptest")]
 pub mod testing;
 pub mod topology;

@@ -985,7 +985,10 @@ fn ensure_font() -> Result<(), ChartError> {
 }
 
 /// Draws into an in-memory RGB buffer with `draw` and encodes it as PNG.
-fn render_png<F>((width_px, height_px): (u32, u32), draw: F) -> Result<Vec<u8>, ChartError>
+pub(crate) fn render_png<F>(
+    (width_px, height_px): (u32, u32),
+    draw: F,
+) -> Result<Vec<u8>, ChartError>
 where
     F: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), ChartError>,
 {
@@ -1017,11 +1020,11 @@ fn encode_png(pixels: &[u8], width_px: u32, height_px: u32) -> Result<Vec<u8>, C
     Ok(bytes)
 }
 
-fn text_style(size_px: f64, color: &RGBColor) -> TextStyle<'static> {
+pub(crate) fn text_style(size_px: f64, color: &RGBColor) -> TextStyle<'static> {
     (FONT_FAMILY, size_px).into_font().color(color)
 }
 
-fn draw_error(error: impl std::fmt::Display) -> ChartError {
+pub(crate) fn draw_error(error: impl std::fmt::Display) -> ChartError {
     ChartError::Draw(error.to_string())
 }
 

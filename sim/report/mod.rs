@@ -5,7 +5,9 @@
 
 pub mod chart;
 pub mod csv;
+pub mod html;
 pub mod output;
+pub mod sweep_chart;
 pub mod table;
 
 use crate::metrics::summary::Summary;
@@ -154,19 +156,34 @@ pub fn breaker_open_periods(transitions: &[TransitionRecord], end_s: f64) -> Vec
     periods
 }
 
-/// Every file `sim run` may write into its folder: an existing folder holding
-/// only these (and nothing else) is an earlier report that may be replaced.
-pub const RUN_FILE_NAMES: [&str; 4] = [
+/// Every file a report folder of any command may hold (`run`, `sweep`,
+/// `compare`, `merge`): an earlier report of any of them may be replaced,
+/// anything else in the folder is refused (see `output`).
+pub const REPORT_FILE_NAMES: [&str; 15] = [
     "summary.json",
     "timeseries.csv",
     "availability.png",
     "latency.png",
+    "index.html",
+    "journal.jsonl",
+    "runs.csv",
+    "points.csv",
+    "compare.csv",
+    "availability_vs_parameter.png",
+    "latency_p99_vs_parameter.png",
+    "heatmap_availability.png",
+    "latency_cdf.png",
+    "availability_over_time.png",
+    "latency_p99_over_time.png",
 ];
 
-/// Writes the files of `sim run` as the folder `dir`, replacing an earlier
-/// report there all-or-nothing (`output::write_report`).
+/// Writes `files` as the folder `dir`, replacing an earlier report there
+/// all-or-nothing (`output::write_report`). Every command writes through it.
 pub fn write_all(dir: &Path, files: &[RenderedFile]) -> Result<Vec<PathBuf>, ReportError> {
-    Ok(output::write_report(dir, files, &RUN_FILE_NAMES)?)
+    debug_assert!(files
+        .iter()
+        .all(|file| REPORT_FILE_NAMES.contains(&file.name)));
+    Ok(output::write_report(dir, files, &REPORT_FILE_NAMES)?)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod accounting;
 mod bounded;
+mod browser;
 mod cli;
 mod databases;
 mod determinism;
@@ -18,5 +19,7 @@ mod regions;
 mod regression;
 mod scenarios_latency;
 mod scenarios_resilience;
+mod slurm;
 mod support;
+mod sweeps;
 mod timeouts;

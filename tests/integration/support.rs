@@ -54,6 +54,7 @@ pub struct Sim {
     stderr_contains: Vec<String>,
     stdout_prefix: Option<String>,
     current_dir: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 /// What a finished `Sim` printed.
@@ -75,6 +76,7 @@ impl Sim {
             stderr_contains: Vec::new(),
             stdout_prefix: None,
             current_dir: root(),
+            env: Vec::new(),
         }
     }
 
@@ -82,6 +84,12 @@ impl Sim {
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
         self.args
             .extend(args.into_iter().map(|arg| arg.as_ref().to_string()));
+        self
+    }
+
+    /// Sets an environment variable for the run.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -121,6 +129,7 @@ impl Sim {
         let output = Command::new(env!("CARGO_BIN_EXE_sim"))
             .args(&self.args)
             .current_dir(&self.current_dir)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .output()
             .expect("sim runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
