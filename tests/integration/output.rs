@@ -162,6 +162,7 @@ fn a_run_replaces_the_whole_earlier_report() {
         names(&out),
         [
             "availability.png",
+            "index.html",
             "latency.png",
             "summary.json",
             "timeseries.csv"

@@ -266,7 +266,7 @@ fn bad_sweep(args: &[&str], message: &str) {
 fn bad_sweeps_name_the_swept_path_and_write_nothing() {
     bad_sweep(
         &["--set", "clients[0].policies[0].atempts_max=2"],
-        &format!("{SHORT}: clients[0].policies[0].atempts_max: unknown field `atempts_max`, expected one of `attempts_max`, `backoff`, `retry_on`, `budget`"),
+        &format!("{SHORT}: clients[0].policies[0].atempts_max: unknown field `atempts_max`, expected one of `variant`, `attempts_max`, `backoff`, `retry_on`, `budget`"),
     );
     bad_sweep(
         &["--set", "clients[0].policies[0].attempts_max=two"],
