@@ -225,26 +225,8 @@ impl Network {
 mod tests {
     use super::*;
     use crate::engine::RngFactory;
+    use crate::topology::routing::tests::matrix;
     use proptest::prelude::*;
-
-    fn matrix() -> LatencyMatrix {
-        let c = |value_ms: f64| Distribution::Constant { value_ms };
-        LatencyMatrix::new(
-            3,
-            vec![
-                c(0.0),
-                c(40.0),
-                c(100.0),
-                c(40.0),
-                c(0.0),
-                c(60.0),
-                c(100.0),
-                c(60.0),
-                c(0.0),
-            ],
-            c(1.0),
-        )
-    }
 
     fn window(start_ms: u64, end_ms: u64) -> Window {
         Window {

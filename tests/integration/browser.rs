@@ -5,7 +5,7 @@
 //! and cannot be installed (not root, or no apt-get); .ci/install-system-deps
 //! installs it.
 
-use crate::support::{root, temp_dir, Sim};
+use crate::support::{ensure_system, root, temp_dir, Sim};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,28 +18,8 @@ fn chromium() -> Result<PathBuf, String> {
             .map(PathBuf::from)
             .find(|path| path.exists())
     };
-    if let Some(path) = find() {
-        return Ok(path);
-    }
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map_err(|error| format!("cannot run id: {error}"))?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Err(
-            "Chromium is not installed and this is not root, so it cannot be installed".into(),
-        );
-    }
-    if !Path::new("/usr/bin/apt-get").exists() {
-        return Err("Chromium is not installed and there is no apt-get to install it".into());
-    }
-    let status = Command::new(root().join(".ci/install-system-deps"))
-        .arg("chromium")
-        .status()
-        .map_err(|error| format!("cannot run .ci/install-system-deps: {error}"))?;
-    find().ok_or_else(|| {
-        format!(".ci/install-system-deps chromium did not install Chromium ({status})")
-    })
+    ensure_system("chromium", "Chromium", || find().is_some())?;
+    find().ok_or_else(|| "Chromium is installed but not found".to_string())
 }
 
 /// Loads `page` in headless Chromium (no network, fresh profile) and returns

@@ -7,7 +7,7 @@
 //! their pids. Skips, saying why, when Slurm is absent and cannot be
 //! installed (not root, or no apt-get); .ci/install-system-deps installs it.
 
-use crate::support::{root, temp_dir, Sim};
+use crate::support::{ensure_system, root, temp_dir, Sim};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -23,32 +23,7 @@ fn slurm_installed() -> Result<(), String> {
         .iter()
         .all(|path| Path::new(path).exists())
     };
-    if present() {
-        return Ok(());
-    }
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map_err(|error| format!("cannot run id: {error}"))?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Err(
-            "Slurm is not installed and this is not root, so it cannot be installed".into(),
-        );
-    }
-    if !Path::new("/usr/bin/apt-get").exists() {
-        return Err("Slurm is not installed and there is no apt-get to install it".into());
-    }
-    let status = Command::new(root().join(".ci/install-system-deps"))
-        .arg("slurm")
-        .status()
-        .map_err(|error| format!("cannot run .ci/install-system-deps: {error}"))?;
-    if present() {
-        Ok(())
-    } else {
-        Err(format!(
-            ".ci/install-system-deps slurm did not install Slurm ({status})"
-        ))
-    }
+    ensure_system("slurm", "Slurm", present)
 }
 
 /// The daemons this test started; stopped by pid when dropped, even on panic.

@@ -164,3 +164,38 @@ impl Sim {
         Output { stdout, stderr }
     }
 }
+
+/// Makes sure a system the real-system tests use is installed: when
+/// `present()` is false, installs it with `.ci/install-system-deps PART` if
+/// this is root with apt-get. `Err` says why the test must skip (`NAME` is
+/// how the message names the system).
+pub fn ensure_system(part: &str, name: &str, present: impl Fn() -> bool) -> Result<(), String> {
+    if present() {
+        return Ok(());
+    }
+    let uid = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|error| format!("cannot run id: {error}"))?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Err(format!(
+            "{name} is not installed and this is not root, so it cannot be installed"
+        ));
+    }
+    if !Path::new("/usr/bin/apt-get").exists() {
+        return Err(format!(
+            "{name} is not installed and there is no apt-get to install it"
+        ));
+    }
+    let status = std::process::Command::new(root().join(".ci/install-system-deps"))
+        .arg(part)
+        .status()
+        .map_err(|error| format!("cannot run .ci/install-system-deps: {error}"))?;
+    if present() {
+        Ok(())
+    } else {
+        Err(format!(
+            ".ci/install-system-deps {part} did not install {name} ({status})"
+        ))
+    }
+}

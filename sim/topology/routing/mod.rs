@@ -242,7 +242,7 @@ impl RouterSpec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::RngFactory;
     use crate::model::distribution::Distribution;
