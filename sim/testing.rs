@@ -323,7 +323,7 @@ pub fn replay(spec: &PolicySpec, plan: &[PlannedCall], seed: u64) -> Result<Repl
     loop {
         let next_action = state.pending.keys().next().map(|(at, _, _)| *at);
         match (state.driver.next_due(), next_action) {
-            (Some(due), action) if action.map_or(true, |at| due < at) => {
+            (Some(due), action) if action.is_none_or(|at| due < at) => {
                 state.feed(
                     plan,
                     Event {

@@ -188,7 +188,7 @@ impl Promoter {
 
 /// Whether `value` is within `limit`; `None` means no limit.
 fn within_limit(limit: Option<u64>, value: u64) -> bool {
-    limit.map_or(true, |limit| value <= limit)
+    limit.is_none_or(|limit| value <= limit)
 }
 
 #[cfg(test)]

@@ -511,7 +511,7 @@ impl Replication {
                     (node.from_node.next_at(), true),
                 ] {
                     if let Some(at) = at {
-                        if at <= now && earliest.map_or(true, |(best, _, _)| at < best) {
+                        if at <= now && earliest.is_none_or(|(best, _, _)| at < best) {
                             earliest = Some((at, index, is_ack));
                         }
                     }

@@ -129,10 +129,7 @@ impl Estimate {
         }
         let mut largest: Option<Part> = None;
         for part in by_path {
-            if largest
-                .as_ref()
-                .map_or(true, |best| part.bytes > best.bytes)
-            {
+            if largest.as_ref().is_none_or(|best| part.bytes > best.bytes) {
                 largest = Some(part);
             }
         }

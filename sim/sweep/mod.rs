@@ -320,7 +320,7 @@ pub fn execute(
     let pending: Vec<(usize, u64)> = (0..header.points.len())
         .flat_map(|point| seeds.iter().map(move |seed| (point, *seed)))
         .enumerate()
-        .filter(|(job, _)| shard.map_or(true, |shard| shard.owns(*job as u64)))
+        .filter(|(job, _)| shard.is_none_or(|shard| shard.owns(*job as u64)))
         .map(|(_, run)| run)
         .filter(|run| !finished.contains(run))
         .collect();

@@ -5,7 +5,7 @@
 //! and cannot be installed (not root, or no apt-get); .ci/install-system-deps
 //! installs it.
 
-use crate::support::{ensure_system, root, temp_dir, Sim};
+use crate::support::{ensure_system, temp_dir, Sim};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
