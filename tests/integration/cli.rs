@@ -1,21 +1,10 @@
 //! The binary as a user meets it: exit codes and exact error messages for bad
 //! input, and the files a run writes.
 
-use crate::support::{temp_dir, Sim};
+use crate::support::{bad_fixture, temp_dir, Sim};
 
 fn bad(name: &str, message: &str) {
-    let file = format!("tests/fixtures/bad/{name}.json");
-    Sim::new()
-        .args([
-            "run",
-            &file,
-            "--no-charts",
-            "--out",
-            "/nonexistent/never-written",
-        ])
-        .code(2)
-        .stderr(&format!("error: {file}: {message}\n"))
-        .run();
+    bad_fixture(name, message);
 }
 
 // Each invalid scenario is rejected with exit 2 and one line naming the file,

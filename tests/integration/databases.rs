@@ -3,24 +3,13 @@
 //! scenario's results do not change because it lists databases (they are
 //! checked, not yet run), nor for a scenario without any.
 
-use crate::support::{run_summary, scenario, Sim};
+use crate::support::{bad_fixture, run_summary, scenario, Sim};
 use sim::database::DetectionConfig;
 use sim::scenario::Scenario;
 use std::path::Path;
 
 fn bad(name: &str, message: &str) {
-    let file = format!("tests/fixtures/bad/{name}.json");
-    Sim::new()
-        .args([
-            "run",
-            &file,
-            "--no-charts",
-            "--out",
-            "/nonexistent/never-written",
-        ])
-        .code(2)
-        .stderr(&format!("error: {file}: {message}\n"))
-        .run();
+    bad_fixture(name, message);
 }
 
 // The bad inputs, each one line naming file, path and what is allowed.

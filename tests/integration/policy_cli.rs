@@ -4,29 +4,14 @@
 //! test --test integration policy_cli` and review the diff); bad input gets
 //! one exact error line and exit 2, with nothing on stdout.
 
-use crate::support::{root, Sim};
+use crate::support::{policy_example, root, Sim};
 use serde_json::Value;
 
 /// Runs the example `name` as policy `kind`, checks its output against the
 /// golden lines and returns them parsed.
 #[track_caller]
 fn example(kind: &str, name: &str) -> Vec<Value> {
-    let config = format!("docs/examples/policy/{name}.json");
-    let input = format!("docs/examples/policy/{name}-events.json");
-    let golden = root().join(format!("tests/golden/policy/{name}.jsonl"));
-    let sim = Sim::new().args(["policy", kind, "--config", &config, "--input", &input]);
-    let stdout = if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let output = sim.run();
-        std::fs::write(&golden, &output.stdout).expect("write golden");
-        output.stdout
-    } else {
-        let expected = std::fs::read_to_string(&golden).expect("golden lines");
-        sim.stdout(&expected).run().stdout
-    };
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
-        .collect()
+    policy_example(kind, "policy", name)
 }
 
 /// `(at_ms, call, event, decision kind, reply or "")` of each line.

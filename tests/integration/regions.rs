@@ -6,29 +6,14 @@
 //! scenario with a topology still runs as it would without one (the world
 //! does not use it until phase 2).
 
-use crate::support::{root, run_summary, scenario, temp_dir, Sim};
+use crate::support::{policy_example, run_summary, scenario, temp_dir, Sim};
 use serde_json::Value;
 
 /// Runs the router example `name`, checks it against its golden lines and
 /// returns them parsed.
 #[track_caller]
 fn example(name: &str) -> Vec<Value> {
-    let config = format!("docs/examples/router/{name}.json");
-    let input = format!("docs/examples/router/{name}-events.json");
-    let golden = root().join(format!("tests/golden/router/{name}.jsonl"));
-    let sim = Sim::new().args(["policy", "router", "--config", &config, "--input", &input]);
-    let stdout = if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let output = sim.run();
-        std::fs::write(&golden, &output.stdout).expect("write golden");
-        output.stdout
-    } else {
-        let expected = std::fs::read_to_string(&golden).expect("golden lines");
-        sim.stdout(&expected).run().stdout
-    };
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
-        .collect()
+    policy_example("router", "router", name)
 }
 
 /// `(at_ms, decision, client, region)` of each lookup line.

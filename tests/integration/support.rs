@@ -199,3 +199,45 @@ pub fn ensure_system(part: &str, name: &str, present: impl Fn() -> bool) -> Resu
         ))
     }
 }
+
+/// Runs `sim run` on the fixture `tests/fixtures/bad/NAME.json` and checks
+/// that it exits 2 with exactly `error: FILE: MESSAGE` and writes nothing.
+#[track_caller]
+pub fn bad_fixture(name: &str, message: &str) {
+    let file = format!("tests/fixtures/bad/{name}.json");
+    Sim::new()
+        .args([
+            "run",
+            &file,
+            "--no-charts",
+            "--out",
+            "/nonexistent/never-written",
+        ])
+        .code(2)
+        .stderr(&format!("error: {file}: {message}\n"))
+        .run();
+}
+
+/// Runs `sim policy KIND` on the example `docs/examples/FOLDER/NAME.json`
+/// with its `-events.json`, checks the output against
+/// `tests/golden/FOLDER/NAME.jsonl` (rewritten instead with `UPDATE_GOLDEN`)
+/// and returns the lines parsed.
+#[track_caller]
+pub fn policy_example(kind: &str, folder: &str, name: &str) -> Vec<serde_json::Value> {
+    let config = format!("docs/examples/{folder}/{name}.json");
+    let input = format!("docs/examples/{folder}/{name}-events.json");
+    let golden = root().join(format!("tests/golden/{folder}/{name}.jsonl"));
+    let sim = Sim::new().args(["policy", kind, "--config", &config, "--input", &input]);
+    let stdout = if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let output = sim.run();
+        std::fs::write(&golden, &output.stdout).expect("write golden");
+        output.stdout
+    } else {
+        let expected = std::fs::read_to_string(&golden).expect("golden lines");
+        sim.stdout(&expected).run().stdout
+    };
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect()
+}
