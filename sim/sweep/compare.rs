@@ -292,14 +292,7 @@ pub fn runs_csv(variants: &[Variant], runs: &[Vec<RunResult>]) -> String {
     for (variant, results) in variants.iter().zip(runs) {
         for run in results {
             let _ = write!(text, "{},{}", csv_field(&variant.name), run.seed);
-            for name in &names {
-                match run.metrics.get(name).copied().flatten() {
-                    Some(value) => {
-                        let _ = write!(text, ",{value}");
-                    }
-                    None => text.push(','),
-                }
-            }
+            metrics::push_cells(&mut text, &run.metrics, &names);
             text.push('\n');
         }
     }

@@ -118,6 +118,20 @@ pub fn cdf_ms(output: &RunOutput) -> Vec<f64> {
         .collect()
 }
 
+/// Appends `,value` for each metric in `names`, in that order (an empty cell
+/// where the run has none): the metric cells of a `runs.csv` row.
+pub fn push_cells(text: &mut String, metrics: &Metrics, names: &[String]) {
+    use std::fmt::Write;
+    for name in names {
+        match metrics.get(name).copied().flatten() {
+            Some(value) => {
+                let _ = write!(text, ",{value}");
+            }
+            None => text.push(','),
+        }
+    }
+}
+
 /// Metric names in column order: the headline ones first, then the rest
 /// alphabetically.
 pub fn column_order<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<String> {

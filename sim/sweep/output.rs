@@ -6,7 +6,7 @@
 //! identical folders.
 
 use super::journal::{self, Header, Record};
-use super::metrics::{column_order, CDF_QUANTILES};
+use super::metrics::{column_order, push_cells, CDF_QUANTILES};
 use super::stats::{t_interval, Interval};
 use super::SweepError;
 use crate::report::html::{self, Block};
@@ -113,14 +113,7 @@ pub fn runs_csv(header: &Header, records: &[Record], metrics: &[String]) -> Stri
         for value in &header.points[record.point] {
             let _ = write!(text, ",{}", csv_field(&cell(value)));
         }
-        for metric in metrics {
-            match record.metrics.get(metric).copied().flatten() {
-                Some(value) => {
-                    let _ = write!(text, ",{value}");
-                }
-                None => text.push(','),
-            }
-        }
+        push_cells(&mut text, &record.metrics, metrics);
         text.push('\n');
     }
     text
