@@ -10,9 +10,6 @@ use crate::scenario::check::item;
 use crate::scenario::{parse_json_strict, Invalid, ScenarioError};
 use serde::{Deserialize, Serialize};
 
-/// The most events one input may hold.
-pub const EVENTS_MAX: usize = 100_000;
-
 /// One probe result: `{"at_ms": 1000, "event": "not_ready"}`.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -64,18 +61,8 @@ pub fn drive(
         file: file.to_string(),
         invalid,
     };
-    if events.len() > EVENTS_MAX {
-        return Err(invalid(
-            events_file,
-            Invalid::new(
-                "",
-                format!(
-                    "must hold at most {EVENTS_MAX} events (got {})",
-                    events.len()
-                ),
-            ),
-        ));
-    }
+    crate::policy::driver::check_event_count("", events.len())
+        .map_err(|error| invalid(events_file, error))?;
     for (index, pair) in events.windows(2).enumerate() {
         if pair[1].at_ms < pair[0].at_ms {
             return Err(invalid(

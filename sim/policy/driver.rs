@@ -309,13 +309,20 @@ pub fn parse_events(file: &str, bytes: &[u8]) -> Result<Vec<Event>, ScenarioErro
     })
 }
 
-fn check_events(raw: &[RawEvent]) -> Result<Vec<Event>, Invalid> {
-    if raw.len() > EVENTS_MAX {
+/// Refuses an events list (of any driver: policies, checks, routers) longer
+/// than `EVENTS_MAX`; `path` is where the message puts it.
+pub fn check_event_count(path: &str, count: usize) -> Result<(), Invalid> {
+    if count > EVENTS_MAX {
         return Err(Invalid::new(
-            ".",
-            format!("must hold at most {EVENTS_MAX} events (got {})", raw.len()),
+            path,
+            format!("must hold at most {EVENTS_MAX} events (got {count})"),
         ));
     }
+    Ok(())
+}
+
+fn check_events(raw: &[RawEvent]) -> Result<Vec<Event>, Invalid> {
+    check_event_count(".", raw.len())?;
     let mut events = Vec::with_capacity(raw.len());
     let mut previous_ms = 0.0;
     for (index, event) in raw.iter().enumerate() {

@@ -39,9 +39,6 @@ use crate::scenario::{parse_json, Invalid, ScenarioError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The most events one input may hold.
-pub const EVENTS_MAX: usize = 100_000;
-
 /// The config file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,18 +122,8 @@ pub fn drive(
     let spec = validate_topology::router("router", &raw.router, &regions)
         .map_err(|error| invalid(config_file, error))?;
     let events: Vec<RawEvent> = parse_json(events_file, events)?;
-    if events.len() > EVENTS_MAX {
-        return Err(invalid(
-            events_file,
-            Invalid::new(
-                "",
-                format!(
-                    "must hold at most {EVENTS_MAX} events (got {})",
-                    events.len()
-                ),
-            ),
-        ));
-    }
+    crate::policy::driver::check_event_count("", events.len())
+        .map_err(|error| invalid(events_file, error))?;
     let mut lines = Vec::with_capacity(events.len());
     let mut rng = RngFactory::new(seed).stream(&format!("router/{}", spec.name));
     let mut machine = match &spec.kind {
