@@ -8,6 +8,7 @@
 
 pub mod histogram;
 pub mod summary;
+pub mod verdict;
 
 use crate::engine::{SimDuration, SimTime};
 use crate::policy::breaker::BreakerStateName;
@@ -117,6 +118,10 @@ pub struct WindowRow {
     /// Latency percentiles of requests finished in the window, all outcomes,
     /// in microseconds, within 1%: p50, p90, p99, p99.9. `None` when none finished.
     pub latency_us: Option<[u64; 4]>,
+    /// Calls waiting in the services' queues (all instances) at the window's
+    /// first event, before it is handled: the depth at the window's start.
+    /// 0 in a window with no event.
+    pub queue_depth: u64,
 }
 
 impl WindowRow {
@@ -227,6 +232,9 @@ pub struct Recorder {
     current: WindowRow,
     window_latency: LatencyHistogram,
     rows: Vec<WindowRow>,
+    /// One more than the index of the last window whose queue depth was
+    /// sampled (0: none yet).
+    queue_sampled: u64,
     /// Whole-run outcome totals.
     pub totals: OutcomeCounts,
     /// Requests issued.
@@ -259,6 +267,7 @@ impl Recorder {
             current: empty_row(SimTime::ZERO),
             window_latency: LatencyHistogram::new_coarse(),
             rows: Vec::new(),
+            queue_sampled: 0,
             totals: OutcomeCounts::default(),
             issued: 0,
             attempts: 0,
@@ -294,6 +303,20 @@ impl Recorder {
         self.window_index += 1;
         let next = empty_row(SimTime(self.window_index * self.window.0));
         self.rows.push(std::mem::replace(&mut self.current, next));
+    }
+
+    /// Whether the window holding `now` still needs its queue-depth sample
+    /// (`queue_depth`): true at the first event of each window.
+    pub fn queue_sample_due(&self, now: SimTime) -> bool {
+        now.0 / self.window.0 + 1 != self.queue_sampled
+    }
+
+    /// The services' queues held `depth` calls at `now`, the window's first event.
+    pub fn queue_depth(&mut self, now: SimTime, depth: u64) {
+        self.advance(now);
+        debug_assert!(self.queue_sample_due(now));
+        self.current.queue_depth = depth;
+        self.queue_sampled = self.window_index + 1;
     }
 
     /// A client issued a request.
@@ -385,6 +408,7 @@ fn empty_row(start: SimTime) -> WindowRow {
         outcomes: OutcomeCounts::default(),
         attempts: 0,
         latency_us: None,
+        queue_depth: 0,
     }
 }
 
@@ -410,7 +434,12 @@ mod tests {
             Outcome::Timeout,
             SimDuration::from_ms(100),
         );
+        assert!(recorder.queue_sample_due(SimTime::from_ms(2_650)));
+        recorder.queue_depth(SimTime::from_ms(2_650), 7);
+        assert!(!recorder.queue_sample_due(SimTime::from_ms(2_660)));
         let rows = recorder.finish(SimTime::from_ms(2_700));
+        assert_eq!(rows[2].queue_depth, 7);
+        assert_eq!(rows[0].queue_depth, 0);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].availability(), Some(1.0));
         assert_eq!(rows[1].availability(), None);

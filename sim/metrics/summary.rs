@@ -3,6 +3,7 @@
 //! hashing.
 
 use super::histogram::LatencyHistogram;
+use super::verdict::{metastability, FaultWindow, Metastability};
 use super::{FlagRecord, Outcome, OutcomeCounts, ServiceCounters, TransitionRecord, WindowRow};
 use crate::engine::SimTime;
 use crate::model::RunOutput;
@@ -210,6 +211,9 @@ pub struct FaultSummary {
     /// Time from the fault's end until availability is back (see
     /// `recovery_ms`); `null` if it never came back before the run ended.
     pub recovery_ms: Option<f64>,
+    /// Recovered or not, and whether the load stayed up (`verdict.rs`).
+    #[serde(flatten)]
+    pub metastability: Metastability,
 }
 
 /// Windows in a row that must be healthy for the system to count as recovered.
@@ -330,18 +334,31 @@ impl Summary {
                 (stack.name.clone(), layers)
             })
             .collect();
+        let windows: Vec<(SimTime, SimTime)> =
+            scenario.faults.iter().map(|fault| fault.window()).collect();
+        let end_of_load = SimTime::ZERO + scenario.duration;
         let faults = scenario
             .faults
             .iter()
-            .map(|fault| {
+            .enumerate()
+            .map(|(index, fault)| {
                 let (start, end) = fault.window();
                 let baseline = availability_before(&output.rows, start);
+                let recovery = recovery_ms(&output.rows, end, baseline);
+                let window = FaultWindow::among(&windows, index, end_of_load);
                 FaultSummary {
                     label: fault.label(&scenario.services),
                     start_ms: start.as_ms_f64(),
                     end_ms: end.as_ms_f64(),
                     availability_before: baseline,
-                    recovery_ms: recovery_ms(&output.rows, end, baseline),
+                    recovery_ms: recovery,
+                    metastability: metastability(
+                        &output.rows,
+                        scenario.window.as_ms_f64(),
+                        window,
+                        recovery,
+                        output.end,
+                    ),
                 }
             })
             .collect();
@@ -389,6 +406,7 @@ mod tests {
             outcomes,
             attempts: success + error,
             latency_us: None,
+            queue_depth: 0,
         }
     }
 

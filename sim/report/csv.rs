@@ -63,6 +63,7 @@ mod tests {
                 outcomes,
                 attempts: 3,
                 latency_us: Some([1_000, 2_000, 3_000, 4_500]),
+                queue_depth: 0,
             },
             WindowRow {
                 start: SimTime::from_ms(1_000),
@@ -70,6 +71,7 @@ mod tests {
                 outcomes: OutcomeCounts::default(),
                 attempts: 0,
                 latency_us: None,
+                queue_depth: 0,
             },
         ];
         let text = timeseries(&rows);

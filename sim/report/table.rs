@@ -1,6 +1,7 @@
 //! The summary table printed on stdout after a run.
 
-use crate::metrics::summary::{LatencySummary, Summary};
+use crate::metrics::summary::{FaultSummary, LatencySummary, Summary};
+use crate::metrics::verdict::Load;
 use crate::scenario::error::escape_control;
 use std::fmt::Write;
 
@@ -24,6 +25,34 @@ fn latency_line(latency: &LatencySummary) -> String {
         "p50 {:.1} ms   p90 {:.1} ms   p99 {:.1} ms   p99.9 {:.1} ms   max {:.1} ms",
         latency.p50, latency.p90, latency.p99, latency.p999, latency.max
     )
+}
+
+/// One fault's metastability verdict: recovered or not, and the load after
+/// the fault against the load before it.
+fn verdict_line(fault: &FaultSummary) -> String {
+    let verdict = &fault.metastability;
+    let mut line = match verdict.still_failing_ms {
+        Some(ms) => format!(
+            "not_recovered (still failing {:.1} s after the fault ended)",
+            ms / 1_000.0
+        ),
+        None => verdict.verdict.name().to_string(),
+    };
+    let load = |load: &Option<Load>| match load {
+        Some(load) => format!(
+            "{:.2} attempts/request, queue {:.1} ({:.1} at the end)",
+            load.attempts_per_request, load.queue_depth_mean, load.queue_depth_last
+        ),
+        None => "-".to_string(),
+    };
+    let _ = write!(
+        line,
+        "; sustained load {}: after {} / before {}",
+        if verdict.sustained_load { "yes" } else { "no" },
+        load(&verdict.load_after),
+        load(&verdict.load_before)
+    );
+    line
 }
 
 /// Splits `text` into lines of at most `width` characters at spaces (a
@@ -142,6 +171,7 @@ pub fn render(summary: &Summary) -> String {
             fault.start_ms / 1_000.0,
             fault.end_ms / 1_000.0
         );
+        let _ = writeln!(out, "  verdict             {}", verdict_line(fault));
     }
     for (name, service) in &summary.services {
         let notable: Vec<String> = [

@@ -372,6 +372,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
         debug_assert!(at >= world.now);
         world.now = at;
         events += 1;
+        if world.recorder.queue_sample_due(at) {
+            let depth = world.queued_calls();
+            world.recorder.queue_depth(at, depth);
+        }
         world.handle(event);
         world.drain_work();
         if world.over_in_flight() {
@@ -647,6 +651,15 @@ impl<'a> World<'a> {
     }
 
     /// Ends the run: open requests become unfinished; gathers the output.
+    /// Calls waiting in every instance's queue, for the metastability verdict.
+    fn queued_calls(&self) -> u64 {
+        self.services
+            .iter()
+            .flat_map(|service| &service.instances)
+            .map(|instance| instance.queue.len() as u64)
+            .sum()
+    }
+
     fn finish(mut self, events: u64) -> RunOutput {
         // Requests still open are unfinished; slot-map order is deterministic.
         for (_, request) in self.requests.iter() {
