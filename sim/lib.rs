@@ -76,6 +76,7 @@ pub mod cli;
 pub mod database;
 pub mod engine;
 pub mod error;
+pub mod estimate;
 pub mod metrics;
 pub mod model;
 pub mod policy;
