@@ -76,6 +76,7 @@ pub mod cli;
 pub mod database;
 pub mod engine;
 pub mod error;
+pub mod explore;
 pub mod metrics;
 pub mod model;
 pub mod policy;
