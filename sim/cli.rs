@@ -1,5 +1,5 @@
 //! The command line: `sim run`, `sim validate`, `sim bench`, `sim policy`,
-//! `sim sweep`, `sim compare`, `sim merge`. Parses flags with clap, calls
+//! `sim sweep`, `sim compare`, `sim merge`, `sim explore`. Parses flags with clap, calls
 //! the library, prints results. This module and `report` are the only ones
 //! that do I/O.
 
@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod explore;
 mod sweep;
+pub use explore::ExploreArgs;
 pub use sweep::{CompareArgs, MergeArgs, SweepArgs};
 
 /// A deterministic fault-injection simulator for reliability policies.
@@ -50,6 +52,10 @@ pub enum Command {
     /// Combine shards' partial results into the folder a single-machine
     /// sweep writes.
     Merge(MergeArgs),
+    /// Search the scenario's `explore.search` space of faults and parameters
+    /// for a run that fails one of its `explore.assertions`, and shrink it
+    /// to a minimal scenario that `sim run` replays. Exit 1 when one fails.
+    Explore(ExploreArgs),
 }
 
 /// How the summary is printed on stdout.
@@ -127,6 +133,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Sweep(args) => sweep::sweep(&args),
         Command::Compare(args) => sweep::compare(&args),
         Command::Merge(args) => sweep::merge(&args),
+        Command::Explore(args) => explore::explore(&args),
         Command::Validate { file } => {
             let scenario = Scenario::load(&file)?;
             print(&format!(
@@ -149,6 +156,7 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
     // A bad --out is refused before the run, not after it.
     report::output::check_target(&dir, &report::REPORT_FILE_NAMES)
         .map_err(report::ReportError::from)?;
+    let assertions = load_assertions(args, &scenario)?;
     let file = args.file.display().to_string();
     let output = crate::model::run(&scenario, args.seed).map_err(|source| Error::Run {
         file: file.clone(),
@@ -157,6 +165,13 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
         source,
     })?;
     let summary = Summary::new(&scenario, args.seed, &output);
+    let (assertion_text, assertion_failure) = if assertions.is_empty() {
+        (String::new(), None)
+    } else {
+        let view = crate::explore::assert::RunView::new(&scenario, &output, &summary);
+        let evaluations = crate::explore::assert::evaluate(&assertions, &view);
+        explore::assertion_lines(&file, args.seed, &assertions, &evaluations)
+    };
     let mut files = report::render(&scenario, &summary, &output.rows, !args.no_charts)?;
     if !args.no_charts {
         // The page shows the scenario as given; it was read a moment ago.
@@ -174,13 +189,31 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
             for path in &written {
                 text.push_str(&format!("  wrote {}\n", path.display()));
             }
+            text.push_str(&assertion_text);
             text
         }
     };
     print(&text).map_err(|error| match error {
         Error::Stdout(source) => Error::StdoutAfterReport { dir, source },
         other => other,
-    })
+    })?;
+    assertion_failure.map_or(Ok(()), Err)
+}
+
+/// The scenario's `explore.assertions`, checked (none when it has no
+/// `explore` section); `sim run` evaluates them on its run.
+fn load_assertions(
+    args: &RunArgs,
+    scenario: &Scenario,
+) -> Result<Vec<crate::explore::assert::Assertion>, Error> {
+    let file = args.file.display().to_string();
+    let bytes = crate::scenario::input::read_input(&args.file).map_err(|source| {
+        ScenarioError::Read {
+            file: file.clone(),
+            source,
+        }
+    })?;
+    Ok(crate::explore::assertions(&file, &bytes, scenario)?)
 }
 
 /// Writes `text` to stdout and flushes it; a failure is `Error::Stdout`

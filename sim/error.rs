@@ -38,6 +38,11 @@ pub enum Error {
     /// A sweep, comparison or merge could not be done.
     #[error(transparent)]
     Sweep(#[from] crate::sweep::SweepError),
+    /// A scenario's assertion failed (`sim run`), or `sim explore` found
+    /// a run that fails one: exit 1. The message names the file, the
+    /// assertion and how to reproduce it.
+    #[error("{0}")]
+    Check(String),
     /// Stdout could not be written.
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] std::io::Error),
@@ -63,7 +68,10 @@ impl Error {
     /// The process exit code: 2 for bad input or an unusable output folder,
     /// as ripgrep does; 1 is kept for scenario checks that fail.
     pub fn exit_code(&self) -> i32 {
-        2
+        match self {
+            Error::Check(_) => 1,
+            _ => 2,
+        }
     }
 
     /// Whether stdout was closed by its reader (`sim run ... | head`): the

@@ -77,6 +77,7 @@ pub mod database;
 pub mod engine;
 pub mod error;
 pub mod estimate;
+pub mod explore;
 pub mod metrics;
 pub mod model;
 pub mod policy;

@@ -6,6 +6,7 @@
 pub mod builder;
 pub mod check;
 pub mod error;
+pub mod fault_plan;
 pub mod input;
 pub mod memory;
 pub mod raw;

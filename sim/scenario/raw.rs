@@ -39,6 +39,10 @@ pub struct RawScenario {
     /// Database clusters; default none (see `raw_database`).
     #[serde(default)]
     pub databases: Vec<super::raw_database::RawDatabase>,
+    /// Assertions and a search space for `sim explore` (see `explore`);
+    /// default none. `sim run` checks the assertions too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explore: Option<crate::explore::RawExplore>,
 }
 
 fn window_default() -> u64 {

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod databases;
 mod determinism;
+mod explore;
 mod fuzz;
 mod golden;
 mod library;
