@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod estimate;
 mod explore;
 mod sweep;
 pub use explore::ExploreArgs;
@@ -207,12 +208,11 @@ fn load_assertions(
     scenario: &Scenario,
 ) -> Result<Vec<crate::explore::assert::Assertion>, Error> {
     let file = args.file.display().to_string();
-    let bytes = crate::scenario::input::read_input(&args.file).map_err(|source| {
-        ScenarioError::Read {
+    let bytes =
+        crate::scenario::input::read_input(&args.file).map_err(|source| ScenarioError::Read {
             file: file.clone(),
             source,
-        }
-    })?;
+        })?;
     Ok(crate::explore::assertions(&file, &bytes, scenario)?)
 }
 

@@ -38,6 +38,12 @@ pub struct ExploreArgs {
     #[allow(rustdoc::invalid_html_tags)]
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Estimate instead of search: run the scenario as written (its own
+    /// faults, no search) on N seeds derived from --seed, and report the
+    /// probability that an assertion fails with a Wilson 95% interval
+    /// (docs/explore.md, "How likely is it?"). Writes estimate.json.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000), conflicts_with_all = ["runs", "minutes"])]
+    pub estimate: Option<u64>,
     /// Use N in place of the scenario's limits.events_max for every run.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1_000..))]
     pub events_max: Option<u64>,
@@ -59,6 +65,9 @@ const RUNS_UNLIMITED: u64 = 10_000_000;
 
 /// Runs `sim explore`.
 pub fn explore(args: &ExploreArgs) -> Result<(), Error> {
+    if let Some(trials) = args.estimate {
+        return super::estimate::estimate(args, trials);
+    }
     let explorer = Explorer::load(&args.file, args.seed, args.events_max)?;
     let dir = args.out.clone().unwrap_or_else(|| {
         Path::new("reports")
@@ -116,8 +125,10 @@ fn search(explorer: &Explorer, runs_max: u64, minutes: Option<f64>) -> Report {
         std::io::stderr().is_terminal().then(|| {
             let spinner = indicatif::ProgressBar::new_spinner();
             spinner.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {pos} runs  {per_sec}  {elapsed}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {pos} runs  {per_sec}  {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             spinner
         })
@@ -136,7 +147,10 @@ fn search(explorer: &Explorer, runs_max: u64, minutes: Option<f64>) -> Report {
 }
 
 /// The faults of a candidate as compact JSON, one per fault.
-fn faults_of(explorer: &Explorer, trial_candidate: &crate::explore::space::Candidate) -> Vec<Value> {
+fn faults_of(
+    explorer: &Explorer,
+    trial_candidate: &crate::explore::space::Candidate,
+) -> Vec<Value> {
     explorer
         .base
         .render(&explorer.space, trial_candidate)
@@ -297,7 +311,9 @@ fn text(
         ));
     }
     if let Some((run, message)) = &report.first_run_error {
-        out.push_str(&format!("  first run stopped at a limit: run {run}: {message}\n"));
+        out.push_str(&format!(
+            "  first run stopped at a limit: run {run}: {message}\n"
+        ));
     }
     out.push_str("worst cases (smallest margin first):\n");
     for trial in &report.worst {

@@ -115,7 +115,8 @@ pub struct MonteCarlo {
     /// The seeds of the first failing runs, in seed order (at most
     /// `FAILING_SEEDS_KEPT`), to replay with `sim run --seed`.
     pub failing_seeds: Vec<u64>,
-    /// The smallest margin seen and its seed.
+    /// The smallest finite margin seen and its seed (the first in seed
+    /// order on a tie).
     pub worst_margin: Option<(f64, u64)>,
 }
 
@@ -149,7 +150,8 @@ where
                 failing_seeds.push(seed);
             }
         }
-        if worst_margin.is_none_or(|(margin, _)| trial.margin < margin) {
+        if trial.margin.is_finite() && worst_margin.is_none_or(|(margin, _)| trial.margin < margin)
+        {
             worst_margin = Some((trial.margin, seed));
         }
     }

@@ -88,7 +88,7 @@ pub struct Splitting {
 }
 
 /// Salt of the stream that picks restart points, apart from the run seeds.
-const PICK_SALT: u64 = 0x5EED_0F_51_17_7E;
+const PICK_SALT: u64 = 0x5EED_0F51_177E;
 
 /// Estimates the probability of `process`'s rare event by fixed-effort
 /// multilevel splitting, from the base seed `base`.
@@ -117,7 +117,9 @@ pub fn splitting<P: Splittable>(
             let results: Vec<Result<Option<P::Point>, P::Error>> = starts
                 .par_iter()
                 .enumerate()
-                .map(|(index, start)| process.run(start.as_ref(), seed(stage_seed, index as u64), target))
+                .map(|(index, start)| {
+                    process.run(start.as_ref(), seed(stage_seed, index as u64), target)
+                })
                 .collect();
             runs += results.len() as u64;
             let mut survivors = Vec::new();
@@ -156,7 +158,12 @@ pub fn splitting<P: Splittable>(
     let count = estimates.len() as f64;
     let mean = estimates.iter().sum::<f64>() / count;
     let sd = if estimates.len() > 1 {
-        (estimates.iter().map(|value| (value - mean).powi(2)).sum::<f64>() / (count - 1.0)).sqrt()
+        (estimates
+            .iter()
+            .map(|value| (value - mean).powi(2))
+            .sum::<f64>()
+            / (count - 1.0))
+            .sqrt()
     } else {
         0.0
     };
@@ -256,7 +263,10 @@ mod tests {
     #[test]
     fn splitting_finds_a_one_in_a_million_event_that_monte_carlo_cannot() {
         // Up with probability 1/3, to 21: p = 1 / (2^21 - 1) = 4.77e-7.
-        let ruin = Ruin { up: 1.0 / 3.0, top: 21 };
+        let ruin = Ruin {
+            up: 1.0 / 3.0,
+            top: 21,
+        };
         let exact = ruin.exact();
         assert!((exact - 1.0 / f64::from((1u32 << 21) - 1)).abs() < 1e-15);
         let config = SplittingConfig {
@@ -271,7 +281,10 @@ mod tests {
             "exact {exact:e} outside {interval:?}"
         );
         // Within 25% of the truth, from 20,000 runs.
-        assert!(((interval.estimate - exact) / exact).abs() < 0.25, "{estimate:?}");
+        assert!(
+            ((interval.estimate - exact) / exact).abs() < 0.25,
+            "{estimate:?}"
+        );
         assert!(estimate.relative_error < 0.15, "{estimate:?}");
         assert_eq!(estimate.runs, 20_000);
         // The same budget of plain Monte Carlo sees nothing and can only say
@@ -294,7 +307,10 @@ mod tests {
         // seeds: the intervals should cover the truth about 95% of the
         // time (at least 17 of 20 here), and the mean of the estimates
         // should be within 5% of it (unbiasedness).
-        let ruin = Ruin { up: 1.0 / 3.0, top: 11 };
+        let ruin = Ruin {
+            up: 1.0 / 3.0,
+            top: 11,
+        };
         let exact = ruin.exact();
         let config = SplittingConfig {
             levels: vec![3.0, 5.0, 7.0, 9.0],
@@ -311,7 +327,10 @@ mod tests {
         }
         assert!(covered >= 17, "covered {covered} of 20");
         let mean = sum / 20.0;
-        assert!(((mean - exact) / exact).abs() < 0.05, "mean {mean:e}, exact {exact:e}");
+        assert!(
+            ((mean - exact) / exact).abs() < 0.05,
+            "mean {mean:e}, exact {exact:e}"
+        );
     }
 
     #[test]

@@ -251,6 +251,30 @@ pub const METRICS: &[MetricDef] = &[
         doc: "one client's 99th percentile latency, ms",
     },
     MetricDef {
+        name: "faults.recovered",
+        name_of: NameOf::Nothing,
+        better: Better::Higher,
+        scale: 1.0,
+        source: Source::Computed(faults_recovered),
+        doc: "the fraction of faults with the verdict `recovered` (summary faults[].verdict); assert `at_least 1` for every fault recovered; undefined without faults",
+    },
+    MetricDef {
+        name: "faults.sustained_load",
+        name_of: NameOf::Nothing,
+        better: Better::Lower,
+        scale: 1.0,
+        source: Source::Computed(faults_sustained_load),
+        doc: "how many faults left sustained load behind (summary faults[].sustained_load); assert `at_most 0` for none; undefined without faults",
+    },
+    MetricDef {
+        name: "faults.still_failing_ms",
+        name_of: NameOf::Nothing,
+        better: Better::Lower,
+        scale: 1_000.0,
+        source: Source::Computed(faults_still_failing_ms),
+        doc: "the longest time a fault not recovered from was still failing when the run ended (summary faults[].still_failing_ms), 0 when every fault recovered; undefined without faults",
+    },
+    MetricDef {
         name: "databases.<name>.writes.lost",
         name_of: NameOf::Database,
         better: Better::Lower,
@@ -370,10 +394,7 @@ fn check_one(raw: &RawAssertion, scenario: &Scenario, path: &str) -> Result<Asse
     let (def, component) = lookup(&raw.metric).ok_or_else(|| {
         Invalid::new(
             format!("{path}.metric"),
-            format!(
-                "unknown metric \"{escaped}\"; allowed: {}",
-                allowed_names()
-            ),
+            format!("unknown metric \"{escaped}\"; allowed: {}", allowed_names()),
         )
     })?;
     if let Some(component) = &component {
@@ -587,17 +608,15 @@ fn availability_after_faults(run: &RunView, _metric: &Metric) -> Option<f64> {
         .map(|fault| fault.window().1)
         .max()
         .unwrap_or(crate::engine::SimTime::ZERO);
-    let (success, finished) = run
-        .output
-        .rows
-        .iter()
-        .filter(|row| row.start >= end)
-        .fold((0u64, 0u64), |(success, finished), row| {
+    let (success, finished) = run.output.rows.iter().filter(|row| row.start >= end).fold(
+        (0u64, 0u64),
+        |(success, finished), row| {
             (
                 success + row.outcomes.get(crate::metrics::Outcome::Success),
                 finished + row.finished(),
             )
-        });
+        },
+    );
     (finished > 0).then(|| success as f64 / finished as f64)
 }
 
@@ -623,6 +642,34 @@ fn recovery_ms(run: &RunView, _metric: &Metric) -> Option<f64> {
         })
         .fold(0.0, f64::max);
     Some(longest)
+}
+
+fn faults_recovered(run: &RunView, _metric: &Metric) -> Option<f64> {
+    let faults = &run.summary.faults;
+    let recovered = faults
+        .iter()
+        .filter(|fault| fault.metastability.verdict == crate::metrics::verdict::Verdict::Recovered)
+        .count();
+    (!faults.is_empty()).then(|| recovered as f64 / faults.len() as f64)
+}
+
+fn faults_sustained_load(run: &RunView, _metric: &Metric) -> Option<f64> {
+    let faults = &run.summary.faults;
+    let sustained = faults
+        .iter()
+        .filter(|fault| fault.metastability.sustained_load)
+        .count();
+    (!faults.is_empty()).then_some(sustained as f64)
+}
+
+fn faults_still_failing_ms(run: &RunView, _metric: &Metric) -> Option<f64> {
+    let faults = &run.summary.faults;
+    (!faults.is_empty()).then(|| {
+        faults
+            .iter()
+            .filter_map(|fault| fault.metastability.still_failing_ms)
+            .fold(0.0, f64::max)
+    })
 }
 
 fn latency_percentile(run: &RunView, metric: &Metric) -> Option<f64> {
@@ -697,7 +744,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.path, "explore.assertions[0].metric");
-        assert!(error.message.starts_with("unknown metric \"availabilty\"; allowed: availability, "));
+        assert!(error
+            .message
+            .starts_with("unknown metric \"availabilty\"; allowed: availability, "));
         assert!(error.message.contains("databases.<name>.writes.lost"));
     }
 
@@ -705,9 +754,7 @@ mod tests {
     #[test]
     fn checks_names_bounds_and_percentiles() {
         let s = scenario(1_000);
-        let bad = |value: serde_json::Value| {
-            check(&[raw(value)], &s, "a").unwrap_err().to_string()
-        };
+        let bad = |value: serde_json::Value| check(&[raw(value)], &s, "a").unwrap_err().to_string();
         assert_eq!(
             bad(json!({"metric": "clients.bots.availability", "at_least": 0.9})),
             "a[0].metric: \"clients.bots.availability\" names no client \"bots\" of the scenario (clients: users)"
@@ -770,7 +817,14 @@ mod tests {
         assert_eq!(evaluations[4].verdict, Verdict::Pass);
         assert_eq!(evaluations[5].verdict, Verdict::Pass);
         assert!(evaluations[5].value.unwrap() >= 5.0);
-        assert_eq!(score(&evaluations), Some(evaluations[2].margin_relative.min(evaluations[1].margin_relative)));
+        assert_eq!(
+            score(&evaluations),
+            Some(
+                evaluations[2]
+                    .margin_relative
+                    .min(evaluations[1].margin_relative)
+            )
+        );
     }
 
     // A metric the summary does not hold is undefined, not a failure.

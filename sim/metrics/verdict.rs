@@ -295,7 +295,10 @@ mod tests {
     }
 
     fn fault(start_s: u64, end_s: u64, load_end_s: u64) -> FaultWindow {
-        let windows = [(SimTime::from_ms(start_s * 1_000), SimTime::from_ms(end_s * 1_000))];
+        let windows = [(
+            SimTime::from_ms(start_s * 1_000),
+            SimTime::from_ms(end_s * 1_000),
+        )];
         FaultWindow::among(&windows, 0, SimTime::from_ms(load_end_s * 1_000))
     }
 
@@ -321,7 +324,10 @@ mod tests {
         let after = verdict.load_after.unwrap();
         assert_eq!((before.windows, before.attempts_per_request), (10, 1.0));
         assert_eq!((after.windows, after.attempts_per_request), (25, 4.0));
-        assert_eq!((before.queue_depth_mean, after.queue_depth_mean), (0.0, 500.0));
+        assert_eq!(
+            (before.queue_depth_mean, after.queue_depth_mean),
+            (0.0, 500.0)
+        );
         assert_eq!(after.queue_depth_last, 500.0);
         assert_eq!((after.start_ms, after.end_ms), (15_000.0, 40_000.0));
     }
@@ -384,7 +390,10 @@ mod tests {
         let (recovery, verdict) = verdict_of(&drained, (10, 15, 40), 40_000);
         assert_eq!(recovery, Some(10_000.0));
         let after = verdict.load_after.as_ref().unwrap();
-        assert_eq!((after.queue_depth_mean, after.queue_depth_last), (500.0, 0.0));
+        assert_eq!(
+            (after.queue_depth_mean, after.queue_depth_last),
+            (500.0, 0.0)
+        );
         assert!(!verdict.sustained_load);
         // Nor is one that is still draining when availability comes back.
         let draining: Vec<WindowRow> = (0..40)
@@ -396,7 +405,10 @@ mod tests {
             .collect();
         let (_, verdict) = verdict_of(&draining, (10, 15, 40), 40_000);
         let after = verdict.load_after.as_ref().unwrap();
-        assert_eq!((after.queue_depth_first, after.queue_depth_last), (800.0, 300.0));
+        assert_eq!(
+            (after.queue_depth_first, after.queue_depth_last),
+            (800.0, 300.0)
+        );
         assert!(!verdict.sustained_load);
         // A backlog that stays is.
         let staying: Vec<WindowRow> = (0..40)

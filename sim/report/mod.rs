@@ -159,7 +159,7 @@ pub fn breaker_open_periods(transitions: &[TransitionRecord], end_s: f64) -> Vec
 /// Every file a report folder of any command may hold (`run`, `sweep`,
 /// `compare`, `merge`): an earlier report of any of them may be replaced,
 /// anything else in the folder is refused (see `output`).
-pub const REPORT_FILE_NAMES: [&str; 17] = [
+pub const REPORT_FILE_NAMES: [&str; 18] = [
     "summary.json",
     "timeseries.csv",
     "availability.png",
@@ -177,6 +177,7 @@ pub const REPORT_FILE_NAMES: [&str; 17] = [
     "latency_p99_over_time.png",
     "explore.json",
     "shrunk.json",
+    "estimate.json",
 ];
 
 /// Writes `files` as the folder `dir`, replacing an earlier report there
