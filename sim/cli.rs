@@ -136,6 +136,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Explore(args) => explore::explore(&args),
         Command::Validate { file } => {
             let scenario = Scenario::load(&file)?;
+            crate::explore::check_file(&file, &scenario)?;
             print(&format!(
                 "{}: ok ({}, {}, {})\n",
                 crate::scenario::error::escape_control(&file.display().to_string()),
@@ -207,12 +208,11 @@ fn load_assertions(
     scenario: &Scenario,
 ) -> Result<Vec<crate::explore::assert::Assertion>, Error> {
     let file = args.file.display().to_string();
-    let bytes = crate::scenario::input::read_input(&args.file).map_err(|source| {
-        ScenarioError::Read {
+    let bytes =
+        crate::scenario::input::read_input(&args.file).map_err(|source| ScenarioError::Read {
             file: file.clone(),
             source,
-        }
-    })?;
+        })?;
     Ok(crate::explore::assertions(&file, &bytes, scenario)?)
 }
 

@@ -116,8 +116,10 @@ fn search(explorer: &Explorer, runs_max: u64, minutes: Option<f64>) -> Report {
         std::io::stderr().is_terminal().then(|| {
             let spinner = indicatif::ProgressBar::new_spinner();
             spinner.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {pos} runs  {per_sec}  {elapsed}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {pos} runs  {per_sec}  {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             spinner
         })
@@ -136,7 +138,10 @@ fn search(explorer: &Explorer, runs_max: u64, minutes: Option<f64>) -> Report {
 }
 
 /// The faults of a candidate as compact JSON, one per fault.
-fn faults_of(explorer: &Explorer, trial_candidate: &crate::explore::space::Candidate) -> Vec<Value> {
+fn faults_of(
+    explorer: &Explorer,
+    trial_candidate: &crate::explore::space::Candidate,
+) -> Vec<Value> {
     explorer
         .base
         .render(&explorer.space, trial_candidate)
@@ -297,7 +302,9 @@ fn text(
         ));
     }
     if let Some((run, message)) = &report.first_run_error {
-        out.push_str(&format!("  first run stopped at a limit: run {run}: {message}\n"));
+        out.push_str(&format!(
+            "  first run stopped at a limit: run {run}: {message}\n"
+        ));
     }
     out.push_str("worst cases (smallest margin first):\n");
     for trial in &report.worst {

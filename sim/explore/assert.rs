@@ -370,10 +370,7 @@ fn check_one(raw: &RawAssertion, scenario: &Scenario, path: &str) -> Result<Asse
     let (def, component) = lookup(&raw.metric).ok_or_else(|| {
         Invalid::new(
             format!("{path}.metric"),
-            format!(
-                "unknown metric \"{escaped}\"; allowed: {}",
-                allowed_names()
-            ),
+            format!("unknown metric \"{escaped}\"; allowed: {}", allowed_names()),
         )
     })?;
     if let Some(component) = &component {
@@ -587,17 +584,15 @@ fn availability_after_faults(run: &RunView, _metric: &Metric) -> Option<f64> {
         .map(|fault| fault.window().1)
         .max()
         .unwrap_or(crate::engine::SimTime::ZERO);
-    let (success, finished) = run
-        .output
-        .rows
-        .iter()
-        .filter(|row| row.start >= end)
-        .fold((0u64, 0u64), |(success, finished), row| {
+    let (success, finished) = run.output.rows.iter().filter(|row| row.start >= end).fold(
+        (0u64, 0u64),
+        |(success, finished), row| {
             (
                 success + row.outcomes.get(crate::metrics::Outcome::Success),
                 finished + row.finished(),
             )
-        });
+        },
+    );
     (finished > 0).then(|| success as f64 / finished as f64)
 }
 
@@ -697,7 +692,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.path, "explore.assertions[0].metric");
-        assert!(error.message.starts_with("unknown metric \"availabilty\"; allowed: availability, "));
+        assert!(error
+            .message
+            .starts_with("unknown metric \"availabilty\"; allowed: availability, "));
         assert!(error.message.contains("databases.<name>.writes.lost"));
     }
 
@@ -705,9 +702,7 @@ mod tests {
     #[test]
     fn checks_names_bounds_and_percentiles() {
         let s = scenario(1_000);
-        let bad = |value: serde_json::Value| {
-            check(&[raw(value)], &s, "a").unwrap_err().to_string()
-        };
+        let bad = |value: serde_json::Value| check(&[raw(value)], &s, "a").unwrap_err().to_string();
         assert_eq!(
             bad(json!({"metric": "clients.bots.availability", "at_least": 0.9})),
             "a[0].metric: \"clients.bots.availability\" names no client \"bots\" of the scenario (clients: users)"
@@ -770,7 +765,14 @@ mod tests {
         assert_eq!(evaluations[4].verdict, Verdict::Pass);
         assert_eq!(evaluations[5].verdict, Verdict::Pass);
         assert!(evaluations[5].value.unwrap() >= 5.0);
-        assert_eq!(score(&evaluations), Some(evaluations[2].margin_relative.min(evaluations[1].margin_relative)));
+        assert_eq!(
+            score(&evaluations),
+            Some(
+                evaluations[2]
+                    .margin_relative
+                    .min(evaluations[1].margin_relative)
+            )
+        );
     }
 
     // A metric the summary does not hold is undefined, not a failure.
