@@ -600,7 +600,7 @@ fn availability_after_faults(run: &RunView, _metric: &Metric) -> Option<f64> {
 /// another fault that ends later starts before the first has recovered (or
 /// overlaps it), since the first one's recovery then measures the second
 /// fault's damage too; the later fault stands for both.
-fn judged_faults(run: &RunView) -> Vec<&crate::metrics::summary::FaultSummary> {
+fn judged_faults<'a>(run: &RunView<'a>) -> Vec<&'a crate::metrics::summary::FaultSummary> {
     let faults = &run.summary.faults;
     faults
         .iter()

@@ -61,18 +61,22 @@ fn explore_finds_the_retry_storm_and_sim_run_replays_the_shrunk_file() {
         ])
         .code(1)
         .run();
+    // The same assertion fails with the same value as in the search.
+    let index = report["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|a| a["assertion"] == assertion)
+        .unwrap();
+    let value = shrunk["evaluations"][index]["value"].as_f64().unwrap();
     assert!(
         replay
             .stdout
-            .contains(&format!("assertion {assertion}: FAIL")),
+            .contains(&format!("assertion {assertion}: FAIL (value {value}, ")),
         "{}",
         replay.stdout
     );
-    assert!(
-        replay.stderr.contains(&format!("{assertion} fails")),
-        "{}",
-        replay.stderr
-    );
+    assert!(replay.stderr.contains("fails"), "{}", replay.stderr);
 }
 
 // The same seed and run count give the same bytes with 1 and 2 threads.
@@ -173,7 +177,7 @@ fn explore_refuses_bad_bounds() {
     );
     bad_explore(
         "explore-start-after-the-end",
-        "explore.search.faults.start_ms: must be within [0, 29999] (got [5000, 30000])",
+        "explore.search.faults.start_ms: must be within [0, 19999] (got [5000, 30000])",
     );
     bad_explore(
         "explore-reversed-parameter",
