@@ -137,6 +137,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Explore(args) => explore::explore(&args),
         Command::Validate { file } => {
             let scenario = Scenario::load(&file)?;
+            crate::explore::check_file(&file, &scenario)?;
             print(&format!(
                 "{}: ok ({}, {}, {})\n",
                 crate::scenario::error::escape_control(&file.display().to_string()),

@@ -144,7 +144,7 @@ pub const METRICS: &[MetricDef] = &[
         better: Better::Lower,
         scale: 1_000.0,
         source: Source::Computed(recovery_ms),
-        doc: "the longest time from a fault's end until availability is back (summary faults[].recovery_ms); a fault never recovered from fails any bound",
+        doc: "the longest time from a fault's end until availability is back (summary faults[].recovery_ms), judging a fault followed by another before it recovered by the later one; a fault never recovered from fails any bound",
     },
     MetricDef {
         name: "retry_amplification",
@@ -620,10 +620,30 @@ fn availability_after_faults(run: &RunView, _metric: &Metric) -> Option<f64> {
     (finished > 0).then(|| success as f64 / finished as f64)
 }
 
-/// Whether some fault was never recovered from before the run ended.
+/// The faults whose recovery is their own: a fault is left out when
+/// another fault that ends later starts before the first has recovered (or
+/// overlaps it), since the first one's recovery then measures the second
+/// fault's damage too; the later fault stands for both.
+fn judged_faults<'a>(run: &RunView<'a>) -> Vec<&'a crate::metrics::summary::FaultSummary> {
+    let faults = &run.summary.faults;
+    faults
+        .iter()
+        .enumerate()
+        .filter(|(index, fault)| {
+            let recovered_at = fault
+                .recovery_ms
+                .map_or(f64::INFINITY, |recovery| fault.end_ms + recovery);
+            !faults.iter().enumerate().any(|(other, later)| {
+                other != *index && later.end_ms > fault.end_ms && later.start_ms < recovered_at
+            })
+        })
+        .map(|(_, fault)| fault)
+        .collect()
+}
+
+/// Whether some judged fault was never recovered from before the run ended.
 fn never_recovered(run: &RunView) -> bool {
-    run.summary
-        .faults
+    judged_faults(run)
         .iter()
         .any(|fault| fault.recovery_ms.is_none())
 }
@@ -631,9 +651,7 @@ fn never_recovered(run: &RunView) -> bool {
 fn recovery_ms(run: &RunView, _metric: &Metric) -> Option<f64> {
     // A fault never recovered from counts as recovering at the run's end:
     // a lower bound on its recovery time (and a failure, see `evaluate_one`).
-    let longest = run
-        .summary
-        .faults
+    let longest = judged_faults(run)
         .iter()
         .map(|fault| {
             fault
@@ -825,6 +843,54 @@ mod tests {
                     .min(evaluations[1].margin_relative)
             )
         );
+    }
+
+    // A fault followed by another before it recovered is judged by the
+    // later one: its own recovery would count the later fault's damage.
+    #[test]
+    fn recovery_judges_chained_faults_by_the_later_one() {
+        let s = ScenarioBuilder::new("t", "two outages 3 s apart")
+            .duration_ms(30_000)
+            .drain_ms(5_000)
+            .service(
+                ServiceBuilder::new("api", Distribution::Constant { value_ms: 5.0 }).workers(4),
+            )
+            .client(ClientBuilder::open_loop("users", "api", 50.0))
+            .fault(FaultBuilder::outage(
+                "api",
+                5_000,
+                6_000,
+                OutageMode::FailFast,
+            ))
+            .fault(FaultBuilder::outage(
+                "api",
+                9_000,
+                15_000,
+                OutageMode::FailFast,
+            ))
+            .build()
+            .expect("valid");
+        let output = crate::model::run(&s, 1).expect("runs");
+        let summary = Summary::new(&s, 1, &output);
+        // The summary's recovery of the first outage runs into the second.
+        let first = summary.faults[0].recovery_ms.expect("recovers");
+        assert!(first >= 9_000.0, "{first}");
+        let view = RunView::new(&s, &output, &summary);
+        let judged = judged_faults(&view);
+        assert_eq!(judged.len(), 1);
+        assert_eq!(judged[0].start_ms, 9_000.0);
+        let value = recovery_ms(
+            &view,
+            &lookup("recovery_ms")
+                .map(|(def, _)| Metric {
+                    def,
+                    name: "recovery_ms".into(),
+                    component: None,
+                    percentile: None,
+                })
+                .unwrap(),
+        );
+        assert_eq!(value, summary.faults[1].recovery_ms);
     }
 
     // A metric the summary does not hold is undefined, not a failure.

@@ -79,3 +79,27 @@ pub fn assertions(
         }
     })
 }
+
+/// Checks the `explore` section of the scenario file at `path` (already
+/// loaded as `scenario`), if it has one: its assertions and its search
+/// space, as `sim explore` would. For `sim validate`.
+pub fn check_file(path: &std::path::Path, scenario: &Scenario) -> Result<(), ScenarioError> {
+    let file = path.display().to_string();
+    let bytes = crate::scenario::input::read_input(path).map_err(|source| ScenarioError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let Some(raw) = section(&file, &bytes)? else {
+        return Ok(());
+    };
+    let invalid = |invalid: Invalid| ScenarioError::Invalid {
+        file: file.clone(),
+        invalid,
+    };
+    assert::check(&raw.assertions, scenario, "explore.assertions").map_err(invalid)?;
+    if let Some(search) = &raw.search {
+        let value: serde_json::Value = crate::scenario::parse_json(&file, &bytes)?;
+        space::check(search, scenario, &value, "explore.search").map_err(invalid)?;
+    }
+    Ok(())
+}

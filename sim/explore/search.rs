@@ -131,12 +131,11 @@ impl Explorer {
         events_max: Option<u64>,
     ) -> Result<Explorer, ScenarioError> {
         let file = path.display().to_string();
-        let bytes = crate::scenario::input::read_input(path).map_err(|source| {
-            ScenarioError::Read {
+        let bytes =
+            crate::scenario::input::read_input(path).map_err(|source| ScenarioError::Read {
                 file: file.clone(),
                 source,
-            }
-        })?;
+            })?;
         let name = path
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
@@ -169,8 +168,8 @@ impl Explorer {
                 "needs at least one assertion",
             )));
         }
-        let assertions = assert::check(&raw.assertions, &scenario, "explore.assertions")
-            .map_err(invalid)?;
+        let assertions =
+            assert::check(&raw.assertions, &scenario, "explore.assertions").map_err(invalid)?;
         let search = raw.search.as_ref().ok_or_else(|| {
             invalid(Invalid::new(
                 "explore.search",
@@ -209,12 +208,15 @@ impl Explorer {
             Ok(text) => text,
             Err(message) => return Outcome::Invalid(message),
         };
-        let scenario =
-            match Scenario::from_bytes_with(&self.file, &self.name, text.as_bytes(), self.events_max)
-            {
-                Ok(scenario) => scenario,
-                Err(error) => return Outcome::Invalid(error.to_string()),
-            };
+        let scenario = match Scenario::from_bytes_with(
+            &self.file,
+            &self.name,
+            text.as_bytes(),
+            self.events_max,
+        ) {
+            Ok(scenario) => scenario,
+            Err(error) => return Outcome::Invalid(error.to_string()),
+        };
         match crate::model::run(&scenario, self.seed) {
             Ok(output) => {
                 let summary = Summary::new(&scenario, self.seed, &output);

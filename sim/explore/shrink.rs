@@ -118,10 +118,7 @@ impl Shrinker<'_> {
             for &(start, end) in &bounds {
                 let mut subset = self.best.clone();
                 subset.faults = faults[start..end].to_vec();
-                variants.push((
-                    format!("kept faults {start}..{end} of {length}"),
-                    subset,
-                ));
+                variants.push((format!("kept faults {start}..{end} of {length}"), subset));
             }
             for &(start, end) in &bounds {
                 let mut complement = self.best.clone();
@@ -154,10 +151,7 @@ impl Shrinker<'_> {
                 continue;
             };
             for (field, _) in fields(plan) {
-                loop {
-                    let CandidateFault::Injected { plan, target } = &self.best.faults[index] else {
-                        break;
-                    };
+                while let CandidateFault::Injected { plan, target } = &self.best.faults[index] {
                     let current = fields(plan)
                         .into_iter()
                         .find(|(f, _)| *f == field)
@@ -273,17 +267,18 @@ impl Shrinker<'_> {
                 }
                 .map_or(1, |value| (value * scale).round() as u64);
                 let low = file_units.div_ceil(2).max(1);
-                let variants: Vec<(String, Candidate)> =
-                    towards(low, current_units)
-                        .into_iter()
-                        .map(|units| {
-                            let value = units as f64 / scale;
-                            let mut variant = self.best.clone();
-                            variant.overrides.retain(|(p, _)| *p != path);
-                            variant.overrides.push((path.clone(), number(value, integer)));
-                            (format!("{path} {current} -> {value}"), variant)
-                        })
-                        .collect();
+                let variants: Vec<(String, Candidate)> = towards(low, current_units)
+                    .into_iter()
+                    .map(|units| {
+                        let value = units as f64 / scale;
+                        let mut variant = self.best.clone();
+                        variant.overrides.retain(|(p, _)| *p != path);
+                        variant
+                            .overrides
+                            .push((path.clone(), number(value, integer)));
+                        (format!("{path} {current} -> {value}"), variant)
+                    })
+                    .collect();
                 if !self.try_variants(variants) {
                     break;
                 }
@@ -333,7 +328,10 @@ mod tests {
     // The values tried go from the low bound up, each below the current one.
     #[test]
     fn towards_goes_from_the_bound_up() {
-        assert_eq!(towards(0, 256), vec![0, 128, 192, 224, 240, 248, 252, 254, 255]);
+        assert_eq!(
+            towards(0, 256),
+            vec![0, 128, 192, 224, 240, 248, 252, 254, 255]
+        );
         assert_eq!(towards(10, 12), vec![10, 11]);
         assert_eq!(towards(10, 10), Vec::<u64>::new());
         assert_eq!(towards(10, 3), Vec::<u64>::new());

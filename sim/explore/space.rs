@@ -272,7 +272,9 @@ pub fn with_field(plan: &FaultPlan, field: FaultField, value: u64) -> FaultPlan 
             FaultPlan::Outage { start_ms, .. }
             | FaultPlan::ErrorBurst { start_ms, .. }
             | FaultPlan::Latency { start_ms, .. }
-            | FaultPlan::Crash { at_ms: start_ms, .. },
+            | FaultPlan::Crash {
+                at_ms: start_ms, ..
+            },
             FaultField::Start,
         ) => *start_ms = value,
         (
@@ -575,7 +577,11 @@ pub fn check(
     })
 }
 
-fn check_faults(raw: &RawFaultSpace, scenario: &Scenario, path: &str) -> Result<FaultSpace, Invalid> {
+fn check_faults(
+    raw: &RawFaultSpace,
+    scenario: &Scenario,
+    path: &str,
+) -> Result<FaultSpace, Invalid> {
     within(&format!("{path}.count"), raw.count, 0, FAULTS_MAX)?;
     if raw.kinds.is_empty() {
         return Err(Invalid::new(
@@ -622,7 +628,12 @@ fn check_faults(raw: &RawFaultSpace, scenario: &Scenario, path: &str) -> Result<
         0,
         duration_ms.saturating_sub(1),
     )?;
-    within(&format!("{path}.duration_ms"), raw.duration_ms, 1, u64::MAX / 4)?;
+    within(
+        &format!("{path}.duration_ms"),
+        raw.duration_ms,
+        1,
+        u64::MAX / 4,
+    )?;
     within(&format!("{path}.error_percent"), raw.error_percent, 0, 100)?;
     within(&format!("{path}.added_ms"), raw.added_ms, 0, ADDED_MS_MAX)?;
     Ok(FaultSpace {
@@ -631,7 +642,10 @@ fn check_faults(raw: &RawFaultSpace, scenario: &Scenario, path: &str) -> Result<
         targets,
         start_ms: (raw.start_ms[0], raw.start_ms[1]),
         duration_ms: (raw.duration_ms[0], raw.duration_ms[1]),
-        error_percent: (u64::from(raw.error_percent[0]), u64::from(raw.error_percent[1])),
+        error_percent: (
+            u64::from(raw.error_percent[0]),
+            u64::from(raw.error_percent[1]),
+        ),
         added_ms: (raw.added_ms[0], raw.added_ms[1]),
     })
 }
@@ -746,11 +760,15 @@ mod tests {
             "explore.search.faults.duration_ms: must be within [1, 4611686018427387903] (got [0, 2])"
         );
         assert_eq!(
-            error(json!({"faults": {"start_ms": [0, 1], "duration_ms": [1, 2], "error_percent": [5, 101]}})),
+            error(
+                json!({"faults": {"start_ms": [0, 1], "duration_ms": [1, 2], "error_percent": [5, 101]}})
+            ),
             "explore.search.faults.error_percent: must be within [0, 100] (got [5, 101])"
         );
         assert_eq!(
-            error(json!({"faults": {"start_ms": [0, 1], "duration_ms": [1, 2], "targets": ["db"]}})),
+            error(
+                json!({"faults": {"start_ms": [0, 1], "duration_ms": [1, 2], "targets": ["db"]}})
+            ),
             "explore.search.faults.targets[0]: names no service \"db\" (services: api)"
         );
         assert_eq!(
@@ -763,8 +781,12 @@ mod tests {
             message.starts_with("explore.search.parameters[0].max: 100000 is outside what the field allows: clients[0].policies[0].attempts_max: "),
             "{message}"
         );
-        let message = error(json!({"parameters": [{"path": "clients[3].load", "min": 1, "max": 2}]}));
-        assert!(message.starts_with("explore.search.parameters[0].path: "), "{message}");
+        let message =
+            error(json!({"parameters": [{"path": "clients[3].load", "min": 1, "max": 2}]}));
+        assert!(
+            message.starts_with("explore.search.parameters[0].path: "),
+            "{message}"
+        );
     }
 
     // Random candidates stay within the bounds, and mutations too.
