@@ -9,4 +9,4 @@ pub mod flags;
 pub mod health;
 pub mod world;
 
-pub use world::{run, RunError, RunOutput};
+pub use world::{run, DatabaseReport, DatabaseSample, RunError, RunOutput};

@@ -5,6 +5,7 @@
 
 pub mod chart;
 pub mod csv;
+pub mod database;
 pub mod html;
 pub mod output;
 pub mod sweep_chart;
@@ -159,11 +160,12 @@ pub fn breaker_open_periods(transitions: &[TransitionRecord], end_s: f64) -> Vec
 /// Every file a report folder of any command may hold (`run`, `sweep`,
 /// `compare`, `merge`): an earlier report of any of them may be replaced,
 /// anything else in the folder is refused (see `output`).
-pub const REPORT_FILE_NAMES: [&str; 15] = [
+pub const REPORT_FILE_NAMES: [&str; 16] = [
     "summary.json",
     "timeseries.csv",
     "availability.png",
     "latency.png",
+    "database.png",
     "index.html",
     "journal.jsonl",
     "runs.csv",

@@ -143,6 +143,7 @@ pub fn render(summary: &Summary) -> String {
             fault.end_ms / 1_000.0
         );
     }
+    out.push_str(&super::database::table_lines(&summary.databases));
     for (name, service) in &summary.services {
         let notable: Vec<String> = [
             (

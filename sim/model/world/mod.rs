@@ -45,8 +45,14 @@ use smallvec::SmallVec;
 use std::collections::VecDeque;
 
 mod calls;
+mod database;
 mod faults;
 mod service;
+
+pub use database::{
+    DatabaseReport, DatabaseSample, ROLE_DOWN, ROLE_FENCED, ROLE_PRIMARY, ROLE_REPLICA,
+    ROLE_STALE_PRIMARY,
+};
 
 new_key_type! {
     struct FrameKey;
@@ -87,6 +93,8 @@ pub struct RunOutput {
     pub end: SimTime,
     /// Per policy stack: name and each layer's kind and counters.
     pub policies: Vec<StackReport>,
+    /// Per database cluster, what it did (empty without databases).
+    pub databases: Vec<DatabaseReport>,
 }
 
 /// One policy stack's counters.
@@ -153,6 +161,8 @@ enum Event {
         service: usize,
         flag: usize,
     },
+    /// Handled by the database adapter (`database.rs`).
+    Database(database::DatabaseEvent),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -242,6 +252,8 @@ struct Stack {
     /// Whether the innermost layer wants to hear that its attempt connected.
     hears_connections: bool,
     target: usize,
+    /// Set when the stack calls a database instead of service `target`.
+    database: Option<database::DatabaseCaller>,
     rng: SimRng,
     network: SimRng,
 }
@@ -261,6 +273,7 @@ impl Stack {
             hears_connections: layers.last().is_some_and(|layer| layer.hears_connections()),
             layers,
             target,
+            database: None,
             rng: rngs.stream(&format!("{streams}/policies")),
             network: rngs.stream(&format!("{streams}/network")),
             name,
@@ -339,6 +352,7 @@ struct World<'a> {
     notes: Vec<Note>,
     wake: Vec<CallId>,
     recorder: Recorder,
+    databases: Option<Box<database::Databases>>,
 }
 
 /// Whether load shedding refuses a call arriving behind `queued` others.
@@ -405,7 +419,7 @@ impl<'a> World<'a> {
             let stack_base = stacks.len();
             for instance in 0..service.instances {
                 for (index, call) in service.dependencies.iter().enumerate() {
-                    let target = &scenario.services[call.service].name;
+                    let target = call.target_name(scenario);
                     let name = format!("{base}[{instance}]/calls[{index}]->{target}");
                     let streams = format!("{base}[{instance}]/calls[{index}]");
                     stacks.push(Stack::new(
@@ -413,7 +427,7 @@ impl<'a> World<'a> {
                         name,
                         &streams,
                         &call.policies,
-                        call.service,
+                        call.service().unwrap_or(0),
                     ));
                 }
             }
@@ -462,6 +476,7 @@ impl<'a> World<'a> {
                 think_rng: rngs.stream(&format!("client/{}/think", client.name)),
             })
             .collect();
+        let databases = database::Databases::new(scenario, &rngs, &mut stacks, &services);
         let mut world = World {
             scenario,
             now: SimTime::ZERO,
@@ -481,8 +496,12 @@ impl<'a> World<'a> {
                 scenario.clients.len(),
                 scenario.services.len(),
             ),
+            databases,
         };
         world.schedule_start();
+        if world.databases.is_some() {
+            world.database_start();
+        }
         world
     }
 
@@ -598,6 +617,7 @@ impl<'a> World<'a> {
             Event::ShutdownDeadline { fault } => self.shutdown_deadline(fault),
             Event::KillDraw { fault } => self.kill_draw(fault),
             Event::FlagCheck { service, flag } => self.flag_check(service, flag),
+            Event::Database(event) => self.database_event(event),
         }
     }
 
@@ -668,12 +688,14 @@ impl<'a> World<'a> {
                     .collect(),
             })
             .collect();
+        let databases = self.database_reports();
         RunOutput {
             recorder: self.recorder,
             rows,
             events,
             end,
             policies,
+            databases,
         }
     }
 }

@@ -5,6 +5,9 @@ use super::*;
 impl<'a> World<'a> {
     pub(super) fn send_attempt(&mut self, frame: FrameKey) {
         let stack_index = self.frames[frame].stack as usize;
+        if let Some(target) = self.stacks[stack_index].database {
+            return self.database_attempt(frame, target);
+        }
         let from_client = stack_index < self.scenario.clients.len();
         let stack = &mut self.stacks[stack_index];
         let service = stack.target;
@@ -256,12 +259,12 @@ impl<'a> World<'a> {
     pub(super) fn call_dependency(&mut self, job: JobKey, index: usize) {
         let record = &self.jobs[job];
         let config = &self.scenario.services[record.service];
-        let target = config.dependencies[index].service;
+        let target = config.dependencies[index].service();
         let switched_off = config
             .feature_flags
             .iter()
             .zip(&self.services[record.service].flags)
-            .any(|((_, watched), flag)| *watched == target && !flag.enabled());
+            .any(|((_, watched), flag)| target == Some(*watched) && !flag.enabled());
         if switched_off {
             // The feature is off: the handler answers without this call.
             self.recorder.services[record.service].calls_skipped += 1;
