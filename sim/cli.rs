@@ -157,7 +157,13 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
         source,
     })?;
     let summary = Summary::new(&scenario, args.seed, &output);
-    let mut files = report::render(&scenario, &summary, &output.rows, !args.no_charts)?;
+    let mut files = report::render(
+        &scenario,
+        &summary,
+        &output.rows,
+        output.regions.as_ref(),
+        !args.no_charts,
+    )?;
     if !args.no_charts {
         // The page shows the scenario as given; it was read a moment ago.
         let text = crate::scenario::input::read_input(&args.file)

@@ -69,6 +69,9 @@ pub struct Summary {
     pub flag_transitions: Vec<FlagRecord>,
     /// The faults, as shaded on the charts.
     pub faults: Vec<FaultSummary>,
+    /// Per region, failovers and routers; only with a `topology`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<crate::model::regions::RegionsSummary>,
 }
 
 /// Counts per outcome; they add up to `issued`.
@@ -371,6 +374,7 @@ impl Summary {
             breaker_transitions_dropped: recorder.transitions_dropped,
             flag_transitions: recorder.flag_transitions.clone(),
             faults,
+            regions: output.regions.as_ref().map(|report| report.summary()),
         }
     }
 }

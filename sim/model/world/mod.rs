@@ -38,6 +38,7 @@ use crate::metrics::{Outcome, Recorder, WindowRow};
 use crate::model::arrivals::ArrivalProcess;
 use crate::model::flags::Flag;
 use crate::model::health::{Liveness, Readiness, RotationChange, SheddingMode};
+use crate::model::regions::{RegionEvent, RegionReport, Regions, NO_REGION};
 use crate::policy::{CallId, CallState, Ctx, Layer, Note, PolicySpec, Reply, Step};
 use crate::scenario::{DependencyMode, Fault, Load, LoadBalancerKind, OutageMode, Scenario};
 use slotmap::{new_key_type, Key, KeyData, SlotMap};
@@ -46,6 +47,7 @@ use std::collections::VecDeque;
 
 mod calls;
 mod faults;
+mod regions;
 mod service;
 
 new_key_type! {
@@ -87,6 +89,8 @@ pub struct RunOutput {
     pub end: SimTime,
     /// Per policy stack: name and each layer's kind and counters.
     pub policies: Vec<StackReport>,
+    /// What the regions adapter measured; `None` without a topology.
+    pub regions: Option<RegionReport>,
 }
 
 /// One policy stack's counters.
@@ -153,6 +157,8 @@ enum Event {
         service: usize,
         flag: usize,
     },
+    /// An event of the regions adapter (`model::regions`).
+    Region(RegionEvent),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -206,7 +212,9 @@ impl Frame {
 }
 
 struct Request {
-    client: usize,
+    client: u32,
+    /// The region its attempts go to (`NO_REGION` until a topology picks one).
+    region: u32,
     issued_at: SimTime,
 }
 
@@ -234,6 +242,8 @@ struct Job {
     slot: usize,
     /// The chaos monkey failed it.
     chaos_failed: bool,
+    /// The region it was sent to (0 without a topology).
+    region: u32,
 }
 
 struct Stack {
@@ -339,6 +349,8 @@ struct World<'a> {
     notes: Vec<Note>,
     wake: Vec<CallId>,
     recorder: Recorder,
+    /// The topology's live state; `None` for a single-region scenario.
+    regions: Option<Regions<'a>>,
 }
 
 /// Whether load shedding refuses a call arriving behind `queued` others.
@@ -481,6 +493,7 @@ impl<'a> World<'a> {
                 scenario.clients.len(),
                 scenario.services.len(),
             ),
+            regions: Regions::new(scenario, &rngs),
         };
         world.schedule_start();
         world
@@ -524,6 +537,11 @@ impl<'a> World<'a> {
             // Shutdowns and kills schedule their own follow-up events.
             if !matches!(fault, Fault::Shutdown { .. } | Fault::KillInstances { .. }) {
                 self.queue.push(end, Event::FaultEnd { fault: index });
+            }
+        }
+        if let Some(regions) = &mut self.regions {
+            for (at, event) in regions.start() {
+                self.queue.push(at, Event::Region(event));
             }
         }
         for (index, service) in scenario.services.iter().enumerate() {
@@ -598,6 +616,7 @@ impl<'a> World<'a> {
             Event::ShutdownDeadline { fault } => self.shutdown_deadline(fault),
             Event::KillDraw { fault } => self.kill_draw(fault),
             Event::FlagCheck { service, flag } => self.flag_check(service, flag),
+            Event::Region(event) => self.region_event(event),
         }
     }
 
@@ -650,7 +669,7 @@ impl<'a> World<'a> {
     fn finish(mut self, events: u64) -> RunOutput {
         // Requests still open are unfinished; slot-map order is deterministic.
         for (_, request) in self.requests.iter() {
-            self.recorder.request_unfinished(request.client);
+            self.recorder.request_unfinished(request.client as usize);
         }
         let end = self.now;
         let rows = self.recorder.finish(end);
@@ -668,12 +687,14 @@ impl<'a> World<'a> {
                     .collect(),
             })
             .collect();
+        let regions = self.regions.map(|regions| regions.report(&rows, end));
         RunOutput {
             recorder: self.recorder,
             rows,
             events,
             end,
             policies,
+            regions,
         }
     }
 }
