@@ -157,7 +157,13 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
         source,
     })?;
     let summary = Summary::new(&scenario, args.seed, &output);
-    let mut files = report::render(&scenario, &summary, &output.rows, !args.no_charts)?;
+    let mut files = report::render(
+        &scenario,
+        &summary,
+        &output.rows,
+        output.regions.as_ref(),
+        !args.no_charts,
+    )?;
     report::database::extend(&scenario, &output.databases, &mut files, !args.no_charts)
         .map_err(report::ReportError::from)?;
     if !args.no_charts {

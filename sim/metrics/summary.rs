@@ -73,6 +73,9 @@ pub struct Summary {
     /// failovers (`metrics::database`); absent without databases.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub databases: BTreeMap<String, super::database::DatabaseSummary>,
+    /// Per region, failovers and routers; only with a `topology`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<crate::model::regions::RegionsSummary>,
 }
 
 /// Counts per outcome; they add up to `issued`.
@@ -376,6 +379,7 @@ impl Summary {
             flag_transitions: recorder.flag_transitions.clone(),
             faults,
             databases: super::database::database_summaries(scenario, output),
+            regions: output.regions.as_ref().map(|report| report.summary()),
         }
     }
 }

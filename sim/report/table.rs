@@ -195,6 +195,9 @@ pub fn render(summary: &Summary) -> String {
             );
         }
     }
+    if let Some(regions) = &summary.regions {
+        out.push_str(&super::region_table::render(regions));
+    }
     out
 }
 

@@ -38,6 +38,7 @@ use crate::metrics::{Outcome, Recorder, WindowRow};
 use crate::model::arrivals::ArrivalProcess;
 use crate::model::flags::Flag;
 use crate::model::health::{Liveness, Readiness, RotationChange, SheddingMode};
+use crate::model::regions::{RegionEvent, RegionReport, Regions, NO_REGION};
 use crate::policy::{CallId, CallState, Ctx, Layer, Note, PolicySpec, Reply, Step};
 use crate::scenario::{DependencyMode, Fault, Load, LoadBalancerKind, OutageMode, Scenario};
 use slotmap::{new_key_type, Key, KeyData, SlotMap};
@@ -47,6 +48,7 @@ use std::collections::VecDeque;
 mod calls;
 mod database;
 mod faults;
+mod regions;
 mod service;
 
 pub use database::{
@@ -95,6 +97,8 @@ pub struct RunOutput {
     pub policies: Vec<StackReport>,
     /// Per database cluster, what it did (empty without databases).
     pub databases: Vec<DatabaseReport>,
+    /// What the regions adapter measured; `None` without a topology.
+    pub regions: Option<RegionReport>,
 }
 
 /// One policy stack's counters.
@@ -163,6 +167,8 @@ enum Event {
     },
     /// Handled by the database adapter (`database.rs`).
     Database(database::DatabaseEvent),
+    /// An event of the regions adapter (`model::regions`).
+    Region(RegionEvent),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -216,7 +222,9 @@ impl Frame {
 }
 
 struct Request {
-    client: usize,
+    client: u32,
+    /// The region its attempts go to (`NO_REGION` until a topology picks one).
+    region: u32,
     issued_at: SimTime,
 }
 
@@ -244,6 +252,8 @@ struct Job {
     slot: usize,
     /// The chaos monkey failed it.
     chaos_failed: bool,
+    /// The region it was sent to (0 without a topology).
+    region: u32,
 }
 
 struct Stack {
@@ -353,6 +363,8 @@ struct World<'a> {
     wake: Vec<CallId>,
     recorder: Recorder,
     databases: Option<Box<database::Databases>>,
+    /// The topology's live state; `None` for a single-region scenario.
+    regions: Option<Regions<'a>>,
 }
 
 /// Whether load shedding refuses a call arriving behind `queued` others.
@@ -497,6 +509,7 @@ impl<'a> World<'a> {
                 scenario.services.len(),
             ),
             databases,
+            regions: Regions::new(scenario, &rngs),
         };
         world.schedule_start();
         if world.databases.is_some() {
@@ -543,6 +556,11 @@ impl<'a> World<'a> {
             // Shutdowns and kills schedule their own follow-up events.
             if !matches!(fault, Fault::Shutdown { .. } | Fault::KillInstances { .. }) {
                 self.queue.push(end, Event::FaultEnd { fault: index });
+            }
+        }
+        if let Some(regions) = &mut self.regions {
+            for (at, event) in regions.start() {
+                self.queue.push(at, Event::Region(event));
             }
         }
         for (index, service) in scenario.services.iter().enumerate() {
@@ -618,6 +636,7 @@ impl<'a> World<'a> {
             Event::KillDraw { fault } => self.kill_draw(fault),
             Event::FlagCheck { service, flag } => self.flag_check(service, flag),
             Event::Database(event) => self.database_event(event),
+            Event::Region(event) => self.region_event(event),
         }
     }
 
@@ -670,7 +689,7 @@ impl<'a> World<'a> {
     fn finish(mut self, events: u64) -> RunOutput {
         // Requests still open are unfinished; slot-map order is deterministic.
         for (_, request) in self.requests.iter() {
-            self.recorder.request_unfinished(request.client);
+            self.recorder.request_unfinished(request.client as usize);
         }
         let end = self.now;
         let rows = self.recorder.finish(end);
@@ -689,6 +708,7 @@ impl<'a> World<'a> {
             })
             .collect();
         let databases = self.database_reports();
+        let regions = self.regions.map(|regions| regions.report(&rows, end));
         RunOutput {
             recorder: self.recorder,
             rows,
@@ -696,6 +716,7 @@ impl<'a> World<'a> {
             end,
             policies,
             databases,
+            regions,
         }
     }
 }
