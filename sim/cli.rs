@@ -174,7 +174,15 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
         let evaluations = crate::explore::assert::evaluate(&assertions, &view);
         explore::assertion_lines(&file, args.seed, &assertions, &evaluations)
     };
-    let mut files = report::render(&scenario, &summary, &output.rows, !args.no_charts)?;
+    let mut files = report::render(
+        &scenario,
+        &summary,
+        &output.rows,
+        output.regions.as_ref(),
+        !args.no_charts,
+    )?;
+    report::database::extend(&scenario, &output.databases, &mut files, !args.no_charts)
+        .map_err(report::ReportError::from)?;
     if !args.no_charts {
         // The page shows the scenario as given; it was read a moment ago.
         let text = crate::scenario::input::read_input(&args.file)

@@ -60,6 +60,9 @@ pub struct NodeConfig {
     pub place: Place,
     /// Writes per second it applies as a replica, `> 0`.
     pub apply_rate_per_second: f64,
+    /// `place` resolved: against the topology's regions and zones, or,
+    /// without a topology, numbered by first appearance in the cluster.
+    pub site: crate::topology::Place,
 }
 
 /// How failures are detected and a replica promoted, checked.
@@ -143,6 +146,108 @@ pub struct ClusterConfig {
     pub reads: ReadRouting,
     /// Bytes per write, to turn byte limits into writes.
     pub write_size_bytes: u64,
+    /// The chance that a call ends in a client error, in `[0, 1]`.
+    pub client_error_probability: f64,
+    /// A node's work per read or write.
+    pub operation: Distribution,
+    /// How callers find the primary.
+    pub routing: ProxyRouting,
+    /// Where the DCS members of `lease` detection run (resolved sites).
+    pub dcs_sites: Vec<crate::topology::Place>,
+    /// Where the observers of `quorum` detection run (resolved sites; empty otherwise).
+    pub observer_sites: Vec<crate::topology::Place>,
+    /// One-way delay between different sites when the scenario has no topology.
+    pub zone_delay: crate::engine::SimDuration,
+    /// The `faults` entries that hit this cluster, in file order.
+    pub faults: Vec<DatabaseFault>,
+}
+
+/// A proxy beside each caller that follows the primary (HAProxy with
+/// Patroni's REST checks). Defaults from Patroni's HAProxy template:
+/// `inter 3s`, `rise 2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProxyRouting {
+    /// Time between two checks.
+    pub check_interval: crate::engine::SimDuration,
+    /// Passing checks of the new primary before it takes traffic.
+    pub rise: u32,
+}
+
+/// A fault on one node of one cluster, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DatabaseFault {
+    /// The node crashes at `at`, and restarts after `restart_after` if given.
+    Crash {
+        /// The node.
+        node: usize,
+        /// When.
+        at: crate::engine::SimTime,
+        /// Down time, if it restarts.
+        restart_after: Option<crate::engine::SimDuration>,
+    },
+    /// Replication to the node stops (receiving and applying) in `[start, end)`.
+    ReplicationPause {
+        /// The node.
+        node: usize,
+        /// Start.
+        start: crate::engine::SimTime,
+        /// End.
+        end: crate::engine::SimTime,
+    },
+    /// The node applies at `apply_rate_per_second` in `[start, end)`.
+    SlowReplica {
+        /// The node.
+        node: usize,
+        /// Start.
+        start: crate::engine::SimTime,
+        /// End.
+        end: crate::engine::SimTime,
+        /// The reduced rate.
+        apply_rate_per_second: f64,
+    },
+    /// Writes on the node fail in `[start, end)`; reads work.
+    DiskFull {
+        /// The node.
+        node: usize,
+        /// Start.
+        start: crate::engine::SimTime,
+        /// End.
+        end: crate::engine::SimTime,
+    },
+}
+
+impl DatabaseFault {
+    /// The node it hits.
+    pub fn node(&self) -> usize {
+        match self {
+            DatabaseFault::Crash { node, .. }
+            | DatabaseFault::ReplicationPause { node, .. }
+            | DatabaseFault::SlowReplica { node, .. }
+            | DatabaseFault::DiskFull { node, .. } => *node,
+        }
+    }
+
+    /// When it begins and, if it ends by itself, when it ends.
+    pub fn window(&self) -> (crate::engine::SimTime, Option<crate::engine::SimTime>) {
+        match self {
+            DatabaseFault::Crash {
+                at, restart_after, ..
+            } => (*at, restart_after.map(|after| *at + after)),
+            DatabaseFault::ReplicationPause { start, end, .. }
+            | DatabaseFault::SlowReplica { start, end, .. }
+            | DatabaseFault::DiskFull { start, end, .. } => (*start, Some(*end)),
+        }
+    }
+
+    /// The kind as written in scenario files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DatabaseFault::Crash { .. } => "database_crash",
+            DatabaseFault::ReplicationPause { .. } => "replication_pause",
+            DatabaseFault::SlowReplica { .. } => "slow_replica",
+            DatabaseFault::DiskFull { .. } => "disk_full",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! reset at every window), each window leaves one fixed-size row, and the
 //! number of windows is capped at validation. Nothing is kept per request.
 
+pub mod database;
 pub mod histogram;
 pub mod summary;
 pub mod verdict;

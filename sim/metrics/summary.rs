@@ -70,6 +70,13 @@ pub struct Summary {
     pub flag_transitions: Vec<FlagRecord>,
     /// The faults, as shaded on the charts.
     pub faults: Vec<FaultSummary>,
+    /// Per database cluster: writes by state, RTO, RPO, split brain and
+    /// failovers (`metrics::database`); absent without databases.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub databases: BTreeMap<String, super::database::DatabaseSummary>,
+    /// Per region, failovers and routers; only with a `topology`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<crate::model::regions::RegionsSummary>,
 }
 
 /// Counts per outcome; they add up to `issued`.
@@ -388,6 +395,8 @@ impl Summary {
             breaker_transitions_dropped: recorder.transitions_dropped,
             flag_transitions: recorder.flag_transitions.clone(),
             faults,
+            databases: super::database::database_summaries(scenario, output),
+            regions: output.regions.as_ref().map(|report| report.summary()),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod check_driver;
 pub mod distribution;
 pub mod flags;
 pub mod health;
+pub mod regions;
 pub mod world;
 
-pub use world::{run, RunError, RunOutput};
+pub use world::{run, DatabaseReport, DatabaseSample, RunError, RunOutput};

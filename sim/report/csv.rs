@@ -45,6 +45,38 @@ pub fn timeseries(rows: &[WindowRow]) -> String {
     out
 }
 
+/// `timeseries` with two columns per region appended to each line, in
+/// topology order: `routed_<region>` (client attempts sent there) and
+/// `ok_<region>` (successful answers sent from there). Only for a scenario
+/// with a `topology`; without one the file is exactly `timeseries`.
+pub fn timeseries_with_regions(
+    rows: &[WindowRow],
+    regions: &crate::model::regions::RegionReport,
+) -> String {
+    let base = timeseries(rows);
+    let mut out = String::with_capacity(base.len() + rows.len() * regions.names.len() * 12);
+    for (index, line) in base.lines().enumerate() {
+        out.push_str(line);
+        if index == 0 {
+            for prefix in ["routed", "ok"] {
+                for name in &regions.names {
+                    let _ = write!(out, ",{prefix}_{name}");
+                }
+            }
+        } else {
+            let window = index - 1;
+            for column in [&regions.routed, &regions.ok] {
+                for region in 0..regions.names.len() {
+                    let value = column.get(window).map_or(0, |row| row[region]);
+                    let _ = write!(out, ",{value}");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

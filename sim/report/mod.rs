@@ -5,8 +5,11 @@
 
 pub mod chart;
 pub mod csv;
+pub mod database;
 pub mod html;
 pub mod output;
+pub mod region_chart;
+pub mod region_table;
 pub mod sweep_chart;
 pub mod table;
 
@@ -48,12 +51,19 @@ pub fn summary_json(summary: &Summary) -> Result<String, ReportError> {
 }
 
 /// Renders every report file in memory; charts only when `charts` is set.
+/// With a topology (`regions`), the CSV gets per-region columns and
+/// `regions.png` is added.
 pub fn render(
     scenario: &Scenario,
     summary: &Summary,
     rows: &[WindowRow],
+    regions: Option<&crate::model::regions::RegionReport>,
     charts: bool,
 ) -> Result<Vec<RenderedFile>, ReportError> {
+    let timeseries = match regions {
+        None => csv::timeseries(rows),
+        Some(report) => csv::timeseries_with_regions(rows, report),
+    };
     let mut files = vec![
         RenderedFile {
             name: "summary.json",
@@ -61,7 +71,7 @@ pub fn render(
         },
         RenderedFile {
             name: "timeseries.csv",
-            bytes: csv::timeseries(rows).into_bytes(),
+            bytes: timeseries.into_bytes(),
         },
     ];
     if charts {
@@ -97,6 +107,12 @@ pub fn render(
             name: "latency.png",
             bytes: chart::latency_png(&input)?,
         });
+        if let Some(report) = regions {
+            files.push(RenderedFile {
+                name: "regions.png",
+                bytes: region_chart::regions_png(&title, window_s, report)?,
+            });
+        }
     }
     Ok(files)
 }
@@ -159,11 +175,12 @@ pub fn breaker_open_periods(transitions: &[TransitionRecord], end_s: f64) -> Vec
 /// Every file a report folder of any command may hold (`run`, `sweep`,
 /// `compare`, `merge`): an earlier report of any of them may be replaced,
 /// anything else in the folder is refused (see `output`).
-pub const REPORT_FILE_NAMES: [&str; 18] = [
+pub const REPORT_FILE_NAMES: [&str; 19] = [
     "summary.json",
     "timeseries.csv",
     "availability.png",
     "latency.png",
+    "database.png",
     "index.html",
     "journal.jsonl",
     "runs.csv",
@@ -178,6 +195,7 @@ pub const REPORT_FILE_NAMES: [&str; 18] = [
     "explore.json",
     "shrunk.json",
     "estimate.json",
+    "regions.png",
 ];
 
 /// Writes `files` as the folder `dir`, replacing an earlier report there

@@ -173,6 +173,7 @@ pub fn render(summary: &Summary) -> String {
         );
         let _ = writeln!(out, "  verdict             {}", verdict_line(fault));
     }
+    out.push_str(&super::database::table_lines(&summary.databases));
     for (name, service) in &summary.services {
         let notable: Vec<String> = [
             (
@@ -223,6 +224,9 @@ pub fn render(summary: &Summary) -> String {
                 client.latency_ms.p99
             );
         }
+    }
+    if let Some(regions) = &summary.regions {
+        out.push_str(&super::region_table::render(regions));
     }
     out
 }

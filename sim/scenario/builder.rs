@@ -565,7 +565,7 @@ mod tests {
             .fault(FaultBuilder::crash("front", 1, 200, 100))
             .build()
             .expect("valid");
-        assert_eq!(scenario.services[0].dependencies[0].service, 1);
+        assert_eq!(scenario.services[0].dependencies[0].service(), Some(1));
         assert_eq!(
             scenario.services[0].dependency_mode,
             DependencyMode::Parallel

@@ -198,7 +198,7 @@ pub fn estimate(scenario: &Scenario) -> Estimate {
         );
         for (call_index, call) in service.dependencies.iter().enumerate() {
             let call_path = item(&join(&join(&path, "dependencies"), "calls"), call_index);
-            let target = &scenario.services[call.service].name;
+            let target = call.target_name(scenario);
             // `service/<name>[<instance>]/calls[<index>]-><target>`.
             let name = format!(
                 "service/{}[{}]/calls[{call_index}]->{target}",

@@ -49,7 +49,7 @@ pub struct Scenario {
     pub clients: Vec<Client>,
     /// Faults, in file order.
     pub faults: Vec<Fault>,
-    /// Database clusters (phase 1: checked, not yet run; see docs/databases-integration.md).
+    /// Database clusters, run by `model::world::database`.
     pub databases: Vec<crate::database::ClusterConfig>,
     /// Run limits.
     pub limits: Limits,
@@ -88,15 +88,42 @@ pub struct Service {
     pub feature_flags: Vec<(FeatureFlagConfig, usize)>,
 }
 
+/// What a dependency call reaches: a service or a database cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A service, by index in `Scenario::services`.
+    Service(usize),
+    /// A database cluster, by index in `Scenario::databases`.
+    Database(usize),
+}
+
 /// A checked dependency call.
 #[derive(Clone, Debug)]
 pub struct DependencyCall {
-    /// The called service's index.
-    pub service: usize,
+    /// The called service or database.
+    pub target: Target,
     /// The fraction of requests that make this call.
     pub probability: f64,
     /// Caller-side policies, outermost first.
     pub policies: Vec<PolicySpec>,
+}
+
+impl DependencyCall {
+    /// The called service's index, if the call reaches a service.
+    pub fn service(&self) -> Option<usize> {
+        match self.target {
+            Target::Service(service) => Some(service),
+            Target::Database(_) => None,
+        }
+    }
+
+    /// The called service's or database's name.
+    pub fn target_name<'a>(&self, scenario: &'a Scenario) -> &'a str {
+        match self.target {
+            Target::Service(service) => &scenario.services[service].name,
+            Target::Database(cluster) => &scenario.databases[cluster].name,
+        }
+    }
 }
 
 /// A checked client.

@@ -209,8 +209,12 @@ pub enum DependencyMode {
 #[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDependencyCall {
-    /// The called service.
-    pub service: String,
+    /// The called service; give this or `database`.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The called database cluster (a name in `databases`); give this or `service`.
+    #[serde(default)]
+    pub database: Option<String>,
     /// The fraction of requests whose handling makes this call, in `[0, 1]`;
     /// default 1. Mixes request types in one handler (checkout calls
     /// payments, browsing does not).
@@ -444,6 +448,14 @@ pub enum RawFault {
         /// Down time of a killed instance, in ms, `> 0`.
         restart_after_ms: u64,
     },
+    /// A database node crashes at `at_ms` (see `raw_database::RawDatabaseFault`).
+    DatabaseCrash(super::raw_database::RawDatabaseCrash),
+    /// Replication to a database node stops in `[start_ms, end_ms)`.
+    ReplicationPause(super::raw_database::RawDatabaseWindow),
+    /// A database node applies slower in `[start_ms, end_ms)`.
+    SlowReplica(super::raw_database::RawSlowReplica),
+    /// A database node's disk is full in `[start_ms, end_ms)`: writes fail, reads work.
+    DiskFull(super::raw_database::RawDatabaseWindow),
 }
 
 fn drain_timeout_default() -> u64 {

@@ -38,6 +38,108 @@ pub struct RawDatabase {
     /// How clients use the database.
     #[serde(default)]
     pub clients: RawDatabaseClients,
+    /// A node's work per read or write; default constant 1 ms.
+    #[serde(default = "operation_default")]
+    pub operation_ms: Distribution,
+    /// How callers find the primary; default a proxy with Patroni's HAProxy
+    /// template checks (`inter 3s`, `rise 2`).
+    #[serde(default)]
+    pub routing: RawDatabaseRouting,
+    /// Where the DCS members of `lease` detection run; default one member in
+    /// the initial primary's region. A node reaches the DCS when it reaches
+    /// a majority of them.
+    #[serde(default)]
+    pub dcs: Vec<RawPlace>,
+    /// One-way delay between nodes in different zones or regions when the
+    /// scenario has no `topology` (ms, in `[0, 60000]`); default 0. With a
+    /// topology the latency matrix gives every delay.
+    #[serde(default)]
+    pub zone_delay_ms: f64,
+}
+
+fn operation_default() -> Distribution {
+    Distribution::Constant { value_ms: 1.0 }
+}
+
+/// How callers find the current primary.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawDatabaseRouting {
+    /// A proxy beside each caller (HAProxy on Patroni's REST API) checks
+    /// which node is primary every `check_interval_ms` and moves writes to
+    /// a new primary after `rise` passing checks it can reach.
+    Proxy {
+        /// Time between checks, ms, in `[1, 3600000]`; default 3000.
+        #[serde(default = "check_interval_default")]
+        check_interval_ms: u64,
+        /// Passing checks before the new primary takes traffic, in `[1, 100]`; default 2.
+        #[serde(default = "rise_default")]
+        rise: u32,
+    },
+}
+
+fn check_interval_default() -> u64 {
+    3_000
+}
+
+fn rise_default() -> u32 {
+    2
+}
+
+impl Default for RawDatabaseRouting {
+    fn default() -> Self {
+        RawDatabaseRouting::Proxy {
+            check_interval_ms: check_interval_default(),
+            rise: rise_default(),
+        }
+    }
+}
+
+/// `database_crash`: a node crashes at `at_ms` and, if `restart_after_ms`
+/// is given, restarts that long after (a returning old primary rejoins as a
+/// replica, unless fencing is `none` and nobody replaced it).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabaseCrash {
+    /// The cluster.
+    pub database: String,
+    /// The node's name.
+    pub node: String,
+    /// When, ms, before `duration_ms`.
+    pub at_ms: u64,
+    /// Down time, ms, `> 0`; default none (stays down).
+    #[serde(default)]
+    pub restart_after_ms: Option<u64>,
+}
+
+/// `replication_pause` and `disk_full`: one node, one window.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabaseWindow {
+    /// The cluster.
+    pub database: String,
+    /// The node's name.
+    pub node: String,
+    /// Start, ms, before `duration_ms`.
+    pub start_ms: u64,
+    /// End, ms, after `start_ms`.
+    pub end_ms: u64,
+}
+
+/// `slow_replica`: a node applies at `apply_rate_per_second` in the window.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlowReplica {
+    /// The cluster.
+    pub database: String,
+    /// The node's name.
+    pub node: String,
+    /// Start, ms, before `duration_ms`.
+    pub start_ms: u64,
+    /// End, ms, after `start_ms`.
+    pub end_ms: u64,
+    /// The apply rate in the window, writes per second, `> 0`.
+    pub apply_rate_per_second: f64,
 }
 
 /// One node.
@@ -212,6 +314,10 @@ pub struct RawDatabaseClients {
     /// Bytes per write; default 1024.
     #[serde(default = "write_size_default")]
     pub write_size_bytes: u64,
+    /// The chance that a call ends in a client error (a bad query, a
+    /// constraint violation), in `[0, 1]`; default 0.
+    #[serde(default)]
+    pub client_error_probability: f64,
 }
 
 fn write_fraction_default() -> f64 {
@@ -228,6 +334,7 @@ impl Default for RawDatabaseClients {
             write_fraction: write_fraction_default(),
             reads: ReadRouting::Primary,
             write_size_bytes: write_size_default(),
+            client_error_probability: 0.0,
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::check::{self, item, join};
 use super::error::Invalid;
 use super::raw::{RateSchedule, RawFault, RawLoad, RawScenario};
-use super::{Client, DependencyCall, Fault, Limits, Load, Scenario, Service};
+use super::{Client, DependencyCall, Fault, Limits, Load, Scenario, Service, Target};
 use crate::engine::{SimDuration, SimTime};
 use crate::policy::PolicySpec;
 use std::collections::BTreeSet;
@@ -93,7 +93,12 @@ pub fn validate(
         )?),
         None => None,
     };
-    let databases = super::validate_database::validate_databases(&raw.databases)?;
+    let databases = super::validate_database::validate_databases_in(
+        &raw.databases,
+        &raw.faults,
+        topology.as_ref(),
+        raw.duration_ms,
+    )?;
 
     let scenario = Scenario {
         name: name.to_string(),
@@ -236,7 +241,10 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
                 .dependencies
                 .iter()
                 .flat_map(|dependencies| {
-                    dependencies.calls.iter().map(|call| call.service.as_str())
+                    dependencies
+                        .calls
+                        .iter()
+                        .filter_map(|call| call.service.as_deref())
                 })
                 .collect();
             if !called.contains(&flag.dependency.as_str()) {
@@ -276,11 +284,34 @@ fn validate_services(raw: &RawScenario) -> Result<Vec<Service>, Invalid> {
             )?;
             for (call_index, call) in raw_dependencies.calls.iter().enumerate() {
                 let path = item(&join(&path, "calls"), call_index);
-                let target = resolve(&join(&path, "service"), &call.service, &names)?;
+                let target = match (&call.service, &call.database) {
+                    (Some(service), None) => {
+                        Target::Service(resolve(&join(&path, "service"), service, &names)?)
+                    }
+                    (None, Some(database)) => {
+                        Target::Database(super::validate_database::resolve_database(
+                            &join(&path, "database"),
+                            database,
+                            &raw.databases,
+                        )?)
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(Invalid::new(
+                            path,
+                            "give either service or database (got both)",
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(Invalid::new(
+                            path,
+                            "give either service or database (got neither)",
+                        ))
+                    }
+                };
                 validate_policies(&join(&path, "policies"), &call.policies)?;
                 check::probability(&join(&path, "probability"), call.probability)?;
                 dependencies.push(DependencyCall {
-                    service: target,
+                    target,
                     probability: call.probability,
                     policies: call.policies.clone(),
                 });
@@ -317,18 +348,19 @@ fn reject_cycles(services: &[Service]) -> Result<(), Invalid> {
     ) -> Option<Vec<usize>> {
         marks[at] = 1;
         path.push(at);
-        for call in &services[at].dependencies {
-            if marks[call.service] == 1 {
-                let start = path
-                    .iter()
-                    .position(|&node| node == call.service)
-                    .unwrap_or(0);
+        for called in services[at]
+            .dependencies
+            .iter()
+            .filter_map(DependencyCall::service)
+        {
+            if marks[called] == 1 {
+                let start = path.iter().position(|&node| node == called).unwrap_or(0);
                 let mut cycle = path[start..].to_vec();
-                cycle.push(call.service);
+                cycle.push(called);
                 return Some(cycle);
             }
-            if marks[call.service] == 0 {
-                if let Some(cycle) = visit(call.service, services, marks, path) {
+            if marks[called] == 0 {
+                if let Some(cycle) = visit(called, services, marks, path) {
                     return Some(cycle);
                 }
             }
@@ -665,6 +697,11 @@ fn validate_faults(raw: &RawScenario, services: &[Service]) -> Result<Vec<Fault>
                     restart_after: SimDuration::from_ms(*restart_after_ms),
                 }
             }
+            // Checked with their cluster by `validate_database`.
+            RawFault::DatabaseCrash(_)
+            | RawFault::ReplicationPause(_)
+            | RawFault::SlowReplica(_)
+            | RawFault::DiskFull(_) => continue,
         };
         faults.push(fault);
     }
@@ -711,7 +748,7 @@ fn check_event_budget(scenario: &Scenario, events_max_name: &str) -> Result<(), 
                 scenario.services[at]
                     .dependencies
                     .iter()
-                    .map(|call| call.service),
+                    .filter_map(DependencyCall::service),
             );
         }
         total

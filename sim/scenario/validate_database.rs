@@ -2,21 +2,28 @@
 //! `database::ClusterConfig`, filling in the defaults that depend on the
 //! detector. The first problem found is reported, with its JSON path.
 //!
-//! PHASE 2 (issue 7's topology): region and zone names are only checked for
-//! their form here. Once the topology is on this branch, every
-//! `nodes[i].region`, `nodes[i].zone` and `detection.observers[j].region`
-//! must name a region (and a zone of it) of the scenario's topology; see
-//! `check_places` below and docs/databases-integration.md.
+//! Places: with a `topology`, every `nodes[i].region`/`zone`,
+//! `detection.observers[j]` and `dcs[k]` must name a region (and a zone of
+//! it) of the topology (`check_places`). Without one, the names are labels:
+//! the scenario has one implicit region, and nodes in different zones or
+//! regions are `zone_delay_ms` apart.
+//!
+//! The `database_crash`, `replication_pause`, `slow_replica` and
+//! `disk_full` entries of `faults` are checked here, with their cluster.
 
 use super::check::{self, item, join};
 use super::error::Invalid;
-use super::raw_database::{RawDatabase, RawDetection, RawPlace};
+use super::raw::RawFault;
+use super::raw_database::{RawDatabase, RawDatabaseRouting, RawDetection, RawPlace};
 use crate::database::detection::{LeaseSettings, QuorumSettings};
 use crate::database::fencing::FencingMode;
 use crate::database::promotion::CandidateRules;
 use crate::database::replication::{ReplicationMode, ReplicationSettings};
-use crate::database::{ClusterConfig, DetectionConfig, NodeConfig, Place};
-use crate::engine::SimDuration;
+use crate::database::{
+    ClusterConfig, DatabaseFault, DetectionConfig, NodeConfig, Place, ProxyRouting,
+};
+use crate::engine::{SimDuration, SimTime};
+use crate::topology::Topology;
 use std::collections::BTreeSet;
 
 /// The most databases a scenario may have.
@@ -28,8 +35,47 @@ const SETTING_MS_MAX: u64 = 86_400_000;
 /// orchestrator's `RecoveryPeriodBlockSeconds` default, 3600 s.
 pub const ANTI_FLAP_BLOCK_MS_QUORUM: u64 = 3_600_000;
 
-/// Checks every cluster of `databases` (the scenario's `databases` array).
+/// Checks every cluster of `databases` alone: no topology, no faults.
 pub fn validate_databases(databases: &[RawDatabase]) -> Result<Vec<ClusterConfig>, Invalid> {
+    validate_databases_in(databases, &[], None, u64::MAX)
+}
+
+/// The index of the database called `name`, for a dependency call.
+pub fn resolve_database(
+    path: &str,
+    name: &str,
+    databases: &[RawDatabase],
+) -> Result<usize, Invalid> {
+    databases
+        .iter()
+        .position(|database| database.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = databases
+                .iter()
+                .map(|database| database.name.as_str())
+                .collect();
+            Invalid::new(
+                path,
+                format!(
+                    "unknown database {name:?}; the databases are: {}",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            )
+        })
+}
+
+/// Checks every cluster of `databases` (the scenario's `databases` array),
+/// its places against `topology` and its entries of `faults`.
+pub fn validate_databases_in(
+    databases: &[RawDatabase],
+    faults: &[RawFault],
+    topology: Option<&Topology>,
+    duration_ms: u64,
+) -> Result<Vec<ClusterConfig>, Invalid> {
     check::within("databases (length)", databases.len(), 0, DATABASES_MAX)?;
     let mut names = BTreeSet::new();
     let mut clusters = Vec::with_capacity(databases.len());
@@ -42,9 +88,95 @@ pub fn validate_databases(databases: &[RawDatabase]) -> Result<Vec<ClusterConfig
                 format!("duplicate name {:?}: names must be unique", database.name),
             ));
         }
-        clusters.push(validate_cluster(&path, database)?);
+        clusters.push(validate_cluster(&path, database, topology)?);
     }
+    validate_faults(faults, databases, &mut clusters, duration_ms)?;
     Ok(clusters)
+}
+
+/// Checks the database entries of `faults` and files each under its cluster.
+fn validate_faults(
+    faults: &[RawFault],
+    databases: &[RawDatabase],
+    clusters: &mut [ClusterConfig],
+    duration_ms: u64,
+) -> Result<(), Invalid> {
+    for (index, fault) in faults.iter().enumerate() {
+        let path = item("faults", index);
+        let (database, node) = match fault {
+            RawFault::DatabaseCrash(crash) => (&crash.database, &crash.node),
+            RawFault::ReplicationPause(window) | RawFault::DiskFull(window) => {
+                (&window.database, &window.node)
+            }
+            RawFault::SlowReplica(slow) => (&slow.database, &slow.node),
+            _ => continue,
+        };
+        let cluster = resolve_database(&join(&path, "database"), database, databases)?;
+        let nodes = &clusters[cluster].nodes;
+        let node = nodes
+            .iter()
+            .position(|candidate| &candidate.name == node)
+            .ok_or_else(|| {
+                Invalid::new(
+                    join(&path, "node"),
+                    format!(
+                        "unknown node {node:?} of database {database:?}; the nodes are: {}",
+                        nodes
+                            .iter()
+                            .map(|node| node.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+        let last_ms = duration_ms.saturating_sub(1);
+        let window = |start_ms: u64, end_ms: u64| -> Result<(SimTime, SimTime), Invalid> {
+            check::within(&join(&path, "start_ms"), start_ms, 0, last_ms)?;
+            if end_ms <= start_ms {
+                return Err(Invalid::new(
+                    join(&path, "end_ms"),
+                    format!("must be after start_ms {start_ms} (got {end_ms})"),
+                ));
+            }
+            Ok((SimTime::from_ms(start_ms), SimTime::from_ms(end_ms)))
+        };
+        let checked = match fault {
+            RawFault::DatabaseCrash(crash) => {
+                check::within(&join(&path, "at_ms"), crash.at_ms, 0, last_ms)?;
+                if let Some(after) = crash.restart_after_ms {
+                    check::within(&join(&path, "restart_after_ms"), after, 1, SETTING_MS_MAX)?;
+                }
+                DatabaseFault::Crash {
+                    node,
+                    at: SimTime::from_ms(crash.at_ms),
+                    restart_after: crash.restart_after_ms.map(SimDuration::from_ms),
+                }
+            }
+            RawFault::ReplicationPause(raw) => {
+                let (start, end) = window(raw.start_ms, raw.end_ms)?;
+                DatabaseFault::ReplicationPause { node, start, end }
+            }
+            RawFault::DiskFull(raw) => {
+                let (start, end) = window(raw.start_ms, raw.end_ms)?;
+                DatabaseFault::DiskFull { node, start, end }
+            }
+            RawFault::SlowReplica(raw) => {
+                let (start, end) = window(raw.start_ms, raw.end_ms)?;
+                let rate_path = join(&path, "apply_rate_per_second");
+                check::positive(&rate_path, raw.apply_rate_per_second)?;
+                check::within_f64(&rate_path, raw.apply_rate_per_second, 0.0, 1e9)?;
+                DatabaseFault::SlowReplica {
+                    node,
+                    start,
+                    end,
+                    apply_rate_per_second: raw.apply_rate_per_second,
+                }
+            }
+            _ => unreachable!("filtered above"),
+        };
+        clusters[cluster].faults.push(checked);
+    }
+    Ok(())
 }
 
 fn place(path: &str, raw_region: &str, raw_zone: &Option<String>) -> Result<Place, Invalid> {
@@ -63,7 +195,11 @@ fn milliseconds(path: &str, value: u64, low: u64) -> Result<SimDuration, Invalid
     Ok(SimDuration::from_ms(value))
 }
 
-fn validate_cluster(path: &str, raw: &RawDatabase) -> Result<ClusterConfig, Invalid> {
+fn validate_cluster(
+    path: &str,
+    raw: &RawDatabase,
+    topology: Option<&Topology>,
+) -> Result<ClusterConfig, Invalid> {
     let nodes_path = join(path, "nodes");
     check::within(
         &format!("{nodes_path} (length)"),
@@ -89,6 +225,7 @@ fn validate_cluster(path: &str, raw: &RawDatabase) -> Result<ClusterConfig, Inva
             name: node.name.clone(),
             place: place(&here, &node.region, &node.zone)?,
             apply_rate_per_second: node.apply_rate_per_second,
+            site: crate::topology::Place::region(0),
         });
     }
     let primary = match &raw.primary {
@@ -187,7 +324,49 @@ fn validate_cluster(path: &str, raw: &RawDatabase) -> Result<ClusterConfig, Inva
         // only a standby holding every acknowledged write.
         require_synchronised: replication.mode == ReplicationMode::Sync,
     };
-    check_places(path, &nodes, &detection)?;
+    let client_error_path = join(path, "clients.client_error_probability");
+    check::probability(&client_error_path, raw.clients.client_error_probability)?;
+    raw.operation_ms.validate(&join(path, "operation_ms"))?;
+    let routing = match &raw.routing {
+        RawDatabaseRouting::Proxy {
+            check_interval_ms,
+            rise,
+        } => ProxyRouting {
+            check_interval: milliseconds(
+                &join(path, "routing.check_interval_ms"),
+                *check_interval_ms,
+                1,
+            )?,
+            rise: check::within(&join(path, "routing.rise"), *rise as usize, 1, 100)
+                .map(|()| *rise)?,
+        },
+    };
+    check::within_f64(
+        &join(path, "zone_delay_ms"),
+        raw.zone_delay_ms,
+        0.0,
+        60_000.0,
+    )?;
+    check::within(
+        &format!("{} (length)", join(path, "dcs")),
+        raw.dcs.len(),
+        0,
+        NODES_MAX,
+    )?;
+    let dcs_places = raw
+        .dcs
+        .iter()
+        .enumerate()
+        .map(|(index, RawPlace { region, zone })| {
+            place(&item(&join(path, "dcs"), index), region, zone)
+        })
+        .collect::<Result<Vec<Place>, Invalid>>()?;
+    let mut sites = check_places(path, &mut nodes, &detection, &dcs_places, topology)?;
+    if sites.dcs.is_empty() {
+        sites
+            .dcs
+            .push(crate::topology::Place::region(nodes[primary].site.region));
+    }
     Ok(ClusterConfig {
         name: raw.name.clone(),
         nodes,
@@ -199,7 +378,20 @@ fn validate_cluster(path: &str, raw: &RawDatabase) -> Result<ClusterConfig, Inva
         write_fraction: raw.clients.write_fraction,
         reads: raw.clients.reads,
         write_size_bytes: raw.clients.write_size_bytes,
+        client_error_probability: raw.clients.client_error_probability,
+        operation: raw.operation_ms.clone(),
+        routing,
+        dcs_sites: sites.dcs,
+        observer_sites: sites.observers,
+        zone_delay: SimDuration::from_ms_f64(raw.zone_delay_ms),
+        faults: Vec::new(),
     })
+}
+
+/// The resolved sites of a cluster's DCS members and observers.
+struct Sites {
+    dcs: Vec<crate::topology::Place>,
+    observers: Vec<crate::topology::Place>,
 }
 
 fn validate_detection(path: &str, raw: &RawDetection) -> Result<DetectionConfig, Invalid> {
@@ -290,17 +482,107 @@ fn validate_detection(path: &str, raw: &RawDetection) -> Result<DetectionConfig,
     }
 }
 
-/// Checks the places against the topology. PHASE 2: until the topology of
-/// issue 7 is merged there is nothing to check names against, so this
-/// accepts every well-formed name; phase 2 makes it reject a region or zone
-/// the topology does not define (`databases[0].nodes[1].region: unknown
-/// region "us-east-9"; the regions are: ...`).
+/// Resolves every place of the cluster. With a topology, each region
+/// (and zone) must exist in it; without one, names are numbered by first
+/// appearance (nodes, then observers, then DCS members), so that equal
+/// names give equal sites. Writes each node's `site`; returns the DCS and
+/// observer sites (the DCS defaults to the initial primary's region).
 fn check_places(
-    _path: &str,
-    _nodes: &[NodeConfig],
-    _detection: &DetectionConfig,
-) -> Result<(), Invalid> {
-    Ok(())
+    path: &str,
+    nodes: &mut [NodeConfig],
+    detection: &DetectionConfig,
+    dcs: &[Place],
+    topology: Option<&Topology>,
+) -> Result<Sites, Invalid> {
+    let mut labels: Vec<(String, Vec<String>)> = Vec::new();
+    let mut resolve = |here: &str, place: &Place| -> Result<crate::topology::Place, Invalid> {
+        match topology {
+            Some(topology) => {
+                let region = topology.region_id(&place.region).ok_or_else(|| {
+                    Invalid::new(
+                        join(here, "region"),
+                        format!(
+                            "unknown region {:?}; the regions are: {}",
+                            place.region,
+                            topology
+                                .regions
+                                .iter()
+                                .map(|region| region.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+                let zone = match &place.zone {
+                    None => None,
+                    Some(zone) => Some(
+                        topology.regions[region]
+                            .zones
+                            .iter()
+                            .position(|candidate| candidate == zone)
+                            .ok_or_else(|| {
+                                Invalid::new(
+                                    join(here, "zone"),
+                                    format!(
+                                        "zone {zone:?} is not in region {:?}; its zones are: {}",
+                                        place.region,
+                                        if topology.regions[region].zones.is_empty() {
+                                            "none".to_string()
+                                        } else {
+                                            topology.regions[region].zones.join(", ")
+                                        }
+                                    ),
+                                )
+                            })?,
+                    ),
+                };
+                Ok(crate::topology::Place { region, zone })
+            }
+            None => {
+                let region = match labels.iter().position(|(name, _)| *name == place.region) {
+                    Some(index) => index,
+                    None => {
+                        labels.push((place.region.clone(), Vec::new()));
+                        labels.len() - 1
+                    }
+                };
+                let zone = place.zone.as_ref().map(|zone| {
+                    let zones = &mut labels[region].1;
+                    match zones.iter().position(|candidate| candidate == zone) {
+                        Some(index) => index,
+                        None => {
+                            zones.push(zone.clone());
+                            zones.len() - 1
+                        }
+                    }
+                });
+                Ok(crate::topology::Place { region, zone })
+            }
+        }
+    };
+    let nodes_path = join(path, "nodes");
+    for (index, node) in nodes.iter_mut().enumerate() {
+        node.site = resolve(&item(&nodes_path, index), &node.place)?;
+    }
+    let mut observers = Vec::new();
+    if let DetectionConfig::Quorum {
+        observers: places, ..
+    } = detection
+    {
+        let observers_path = join(path, "detection.observers");
+        for (index, place) in places.iter().enumerate() {
+            observers.push(resolve(&item(&observers_path, index), place)?);
+        }
+    }
+    let dcs_path = join(path, "dcs");
+    let mut dcs_sites = Vec::new();
+    for (index, place) in dcs.iter().enumerate() {
+        dcs_sites.push(resolve(&item(&dcs_path, index), place)?);
+    }
+    Ok(Sites {
+        dcs: dcs_sites,
+        observers,
+    })
 }
 
 #[cfg(test)]

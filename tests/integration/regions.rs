@@ -3,8 +3,8 @@
 //! `tests/golden/router/<name>.jsonl` (refresh with `UPDATE_GOLDEN=1 cargo
 //! test --test integration regions` and review the diff); a scenario's
 //! `topology` section is checked with one exact error line and exit 2; and a
-//! scenario with a topology still runs as it would without one (the world
-//! does not use it until phase 2).
+//! scenario with a topology routes its traffic through it (phase 2: the
+//! scenarios and fidelity tests are in `regions_runs.rs`).
 
 use crate::support::{policy_example, run_summary, scenario, temp_dir, Sim};
 use serde_json::Value;
@@ -255,18 +255,35 @@ fn a_full_topology_resolves_into_places() {
     assert!(!network.reachable(at, eu, us_a));
 }
 
-// Phase 1 does not change runs: the same scenario with and without a
-// topology gives the same summary at the same seed.
+// A topology changes a run: the same scenario without one sends every
+// request to the one implicit region; with an anycast router weighted 3:1
+// over two regions, about three quarters of the attempts go to us-east-1,
+// and the rest pay the 81 ms round trip to eu-west-1.
 #[test]
-fn a_topology_does_not_change_a_run_yet() {
+fn a_topology_splits_traffic_by_weight() {
+    let topology = format!(
+        r#"{{{REGIONS}, {PLACED},
+    "routers": [{{"kind": "anycast", "name": "ga", "endpoints": ["us-east-1", "eu-west-1"], "policy": {{"kind": "weighted", "weights": [3, 1]}}}}],
+    "clients": [{{"client": "users", "origin": "us-east-1", "router": "ga"}}]}}"#
+    );
     let plain = scenario(&with_topology("null"));
-    let placed = scenario(&with_topology(&full_topology()));
+    let placed = scenario(&with_topology(&topology));
     let (_, a) = run_summary(&plain, 42);
     let (_, b) = run_summary(&placed, 42);
-    let strip = |summary: &sim::metrics::summary::Summary| {
-        let mut value = serde_json::to_value(summary).unwrap();
-        value.as_object_mut().unwrap().remove("scenario_sha256");
-        value
-    };
-    assert_eq!(strip(&a), strip(&b));
+    assert!(a.regions.is_none());
+    let regions = b.regions.as_ref().expect("a regions section");
+    let (east, west) = (&regions.regions["us-east-1"], &regions.regions["eu-west-1"]);
+    let total = east.routed + west.routed;
+    assert_eq!(total, b.client_attempts);
+    let share = east.routed as f64 / total as f64;
+    assert!((0.70..0.80).contains(&share), "us-east-1 share {share}");
+    assert_eq!(west.arrivals, west.routed);
+    assert_eq!(b.availability, 1.0);
+    // The cross-region requests pay the round trip: p99 above 81 ms, p50 not.
+    assert!(
+        b.latency_ms.p99 > 81.0 && b.latency_ms.p50 < 20.0,
+        "{:?}",
+        b.latency_ms
+    );
+    assert!(a.latency_ms.p99 < 20.0);
 }

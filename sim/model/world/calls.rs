@@ -5,7 +5,8 @@ use super::*;
 impl<'a> World<'a> {
     pub(super) fn issue_request(&mut self, client: usize) {
         let request = self.requests.insert(Request {
-            client,
+            client: client as u32,
+            region: NO_REGION,
             issued_at: self.now,
         });
         self.recorder.request_issued(self.now, client);
@@ -18,17 +19,13 @@ impl<'a> World<'a> {
             return;
         };
         let latency = self.now.saturating_since(state.issued_at);
+        let client = state.client as usize;
         self.recorder
-            .request_finished(self.now, state.client, Outcome::of(reply), latency);
-        if let Load::ClosedLoop { think_time, .. } = &self.scenario.clients[state.client].load {
-            let at = self.now + think_time.sample(&mut self.clients[state.client].think_rng);
+            .request_finished(self.now, client, Outcome::of(reply), latency);
+        if let Load::ClosedLoop { think_time, .. } = &self.scenario.clients[client].load {
+            let at = self.now + think_time.sample(&mut self.clients[client].think_rng);
             if at < self.end_of_load {
-                self.queue.push(
-                    at,
-                    Event::UserWake {
-                        client: state.client,
-                    },
-                );
+                self.queue.push(at, Event::UserWake { client });
             }
         }
     }

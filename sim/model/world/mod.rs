@@ -38,6 +38,7 @@ use crate::metrics::{Outcome, Recorder, WindowRow};
 use crate::model::arrivals::ArrivalProcess;
 use crate::model::flags::Flag;
 use crate::model::health::{Liveness, Readiness, RotationChange, SheddingMode};
+use crate::model::regions::{RegionEvent, RegionReport, Regions, NO_REGION};
 use crate::policy::{CallId, CallState, Ctx, Layer, Note, PolicySpec, Reply, Step};
 use crate::scenario::{DependencyMode, Fault, Load, LoadBalancerKind, OutageMode, Scenario};
 use slotmap::{new_key_type, Key, KeyData, SlotMap};
@@ -45,8 +46,15 @@ use smallvec::SmallVec;
 use std::collections::VecDeque;
 
 mod calls;
+mod database;
 mod faults;
+mod regions;
 mod service;
+
+pub use database::{
+    DatabaseReport, DatabaseSample, ROLE_DOWN, ROLE_FENCED, ROLE_PRIMARY, ROLE_REPLICA,
+    ROLE_STALE_PRIMARY,
+};
 
 new_key_type! {
     struct FrameKey;
@@ -87,6 +95,10 @@ pub struct RunOutput {
     pub end: SimTime,
     /// Per policy stack: name and each layer's kind and counters.
     pub policies: Vec<StackReport>,
+    /// Per database cluster, what it did (empty without databases).
+    pub databases: Vec<DatabaseReport>,
+    /// What the regions adapter measured; `None` without a topology.
+    pub regions: Option<RegionReport>,
 }
 
 /// One policy stack's counters.
@@ -153,6 +165,10 @@ enum Event {
         service: usize,
         flag: usize,
     },
+    /// Handled by the database adapter (`database.rs`).
+    Database(database::DatabaseEvent),
+    /// An event of the regions adapter (`model::regions`).
+    Region(RegionEvent),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -206,7 +222,9 @@ impl Frame {
 }
 
 struct Request {
-    client: usize,
+    client: u32,
+    /// The region its attempts go to (`NO_REGION` until a topology picks one).
+    region: u32,
     issued_at: SimTime,
 }
 
@@ -234,6 +252,8 @@ struct Job {
     slot: usize,
     /// The chaos monkey failed it.
     chaos_failed: bool,
+    /// The region it was sent to (0 without a topology).
+    region: u32,
 }
 
 struct Stack {
@@ -242,6 +262,8 @@ struct Stack {
     /// Whether the innermost layer wants to hear that its attempt connected.
     hears_connections: bool,
     target: usize,
+    /// Set when the stack calls a database instead of service `target`.
+    database: Option<database::DatabaseCaller>,
     rng: SimRng,
     network: SimRng,
 }
@@ -261,6 +283,7 @@ impl Stack {
             hears_connections: layers.last().is_some_and(|layer| layer.hears_connections()),
             layers,
             target,
+            database: None,
             rng: rngs.stream(&format!("{streams}/policies")),
             network: rngs.stream(&format!("{streams}/network")),
             name,
@@ -339,6 +362,9 @@ struct World<'a> {
     notes: Vec<Note>,
     wake: Vec<CallId>,
     recorder: Recorder,
+    databases: Option<Box<database::Databases>>,
+    /// The topology's live state; `None` for a single-region scenario.
+    regions: Option<Regions<'a>>,
 }
 
 /// Whether load shedding refuses a call arriving behind `queued` others.
@@ -409,7 +435,7 @@ impl<'a> World<'a> {
             let stack_base = stacks.len();
             for instance in 0..service.instances {
                 for (index, call) in service.dependencies.iter().enumerate() {
-                    let target = &scenario.services[call.service].name;
+                    let target = call.target_name(scenario);
                     let name = format!("{base}[{instance}]/calls[{index}]->{target}");
                     let streams = format!("{base}[{instance}]/calls[{index}]");
                     stacks.push(Stack::new(
@@ -417,7 +443,7 @@ impl<'a> World<'a> {
                         name,
                         &streams,
                         &call.policies,
-                        call.service,
+                        call.service().unwrap_or(0),
                     ));
                 }
             }
@@ -466,6 +492,7 @@ impl<'a> World<'a> {
                 think_rng: rngs.stream(&format!("client/{}/think", client.name)),
             })
             .collect();
+        let databases = database::Databases::new(scenario, &rngs, &mut stacks, &services);
         let mut world = World {
             scenario,
             now: SimTime::ZERO,
@@ -485,8 +512,13 @@ impl<'a> World<'a> {
                 scenario.clients.len(),
                 scenario.services.len(),
             ),
+            databases,
+            regions: Regions::new(scenario, &rngs),
         };
         world.schedule_start();
+        if world.databases.is_some() {
+            world.database_start();
+        }
         world
     }
 
@@ -528,6 +560,11 @@ impl<'a> World<'a> {
             // Shutdowns and kills schedule their own follow-up events.
             if !matches!(fault, Fault::Shutdown { .. } | Fault::KillInstances { .. }) {
                 self.queue.push(end, Event::FaultEnd { fault: index });
+            }
+        }
+        if let Some(regions) = &mut self.regions {
+            for (at, event) in regions.start() {
+                self.queue.push(at, Event::Region(event));
             }
         }
         for (index, service) in scenario.services.iter().enumerate() {
@@ -602,6 +639,8 @@ impl<'a> World<'a> {
             Event::ShutdownDeadline { fault } => self.shutdown_deadline(fault),
             Event::KillDraw { fault } => self.kill_draw(fault),
             Event::FlagCheck { service, flag } => self.flag_check(service, flag),
+            Event::Database(event) => self.database_event(event),
+            Event::Region(event) => self.region_event(event),
         }
     }
 
@@ -663,7 +702,7 @@ impl<'a> World<'a> {
     fn finish(mut self, events: u64) -> RunOutput {
         // Requests still open are unfinished; slot-map order is deterministic.
         for (_, request) in self.requests.iter() {
-            self.recorder.request_unfinished(request.client);
+            self.recorder.request_unfinished(request.client as usize);
         }
         let end = self.now;
         let rows = self.recorder.finish(end);
@@ -681,12 +720,16 @@ impl<'a> World<'a> {
                     .collect(),
             })
             .collect();
+        let databases = self.database_reports();
+        let regions = self.regions.map(|regions| regions.report(&rows, end));
         RunOutput {
             recorder: self.recorder,
             rows,
             events,
             end,
             policies,
+            databases,
+            regions,
         }
     }
 }

@@ -5,10 +5,23 @@ use super::*;
 impl<'a> World<'a> {
     pub(super) fn send_attempt(&mut self, frame: FrameKey) {
         let stack_index = self.frames[frame].stack as usize;
+        if let Some(target) = self.stacks[stack_index].database {
+            return self.database_attempt(frame, target);
+        }
         let from_client = stack_index < self.scenario.clients.len();
         let stack = &mut self.stacks[stack_index];
         let service = stack.target;
-        let latency = self.scenario.network_latency.sample(&mut stack.network);
+        let mut latency = self.scenario.network_latency.sample(&mut stack.network);
+        let mut region = 0;
+        if self.regions.is_some() {
+            let Some((to, extra)) = self.region_leg(frame, stack_index, from_client) else {
+                // Dropped on the way: the frame waits for its timer, or for ever.
+                self.recorder.attempt_sent(self.now, from_client);
+                return;
+            };
+            region = to;
+            latency = latency + extra;
+        }
         let job = self.jobs.insert(Job {
             service,
             instance: 0,
@@ -17,6 +30,7 @@ impl<'a> World<'a> {
             state: JobState::InFlight,
             slot: 0,
             chaos_failed: false,
+            region,
         });
         self.recorder.attempt_sent(self.now, from_client);
         self.frames[frame].job = Some(job);
@@ -33,6 +47,9 @@ impl<'a> World<'a> {
         }
         self.jobs[job].arrived_at = self.now;
         self.recorder.services[service].arrivals += 1;
+        if let Some(regions) = &mut self.regions {
+            regions.arrived(self.jobs[job].region);
+        }
         let state = &mut self.services[service];
         if state.fail_fast_outages > 0 {
             self.recorder.services[service].refused += 1;
@@ -61,24 +78,26 @@ impl<'a> World<'a> {
         let eligible = |instance: &Instance| {
             !instance.draining && (!checked || instance.readiness.in_rotation())
         };
-        let count = state.instances.len();
-        let chosen = match config.load_balancer {
-            LoadBalancerKind::RoundRobin => {
-                let start = state.round_robin_next;
-                let found = (0..count)
-                    .map(|offset| (start + offset) % count)
-                    .find(|&index| eligible(&state.instances[index]));
-                if let Some(index) = found {
-                    state.round_robin_next = (index + 1) % count;
-                }
-                found
+        let kind = config.load_balancer;
+        let chosen = match &mut self.regions {
+            None => {
+                let count = state.instances.len();
+                let cursor = &mut state.round_robin_next;
+                balance(kind, &state.instances, count, |k| k, cursor, eligible)
             }
-            LoadBalancerKind::LeastOutstanding => (0..count)
-                .filter(|&index| eligible(&state.instances[index]))
-                .min_by_key(|&index| {
-                    let instance = &state.instances[index];
-                    instance.running.len() + instance.queue.len()
-                }),
+            // With a topology, only the instances placed in the job's region.
+            Some(regions) => {
+                let (members, cursor) = regions.members(service, self.jobs[job].region);
+                let count = members.len();
+                balance(
+                    kind,
+                    &state.instances,
+                    count,
+                    |k| members[k],
+                    cursor,
+                    eligible,
+                )
+            }
         };
         let Some(instance) = chosen else {
             // No instance in rotation: the balancer answers 503 itself.
@@ -86,6 +105,20 @@ impl<'a> World<'a> {
             self.respond(job, Reply::QueueFull);
             return;
         };
+        if let Some(regions) = &mut self.regions {
+            match regions.instance_down(self.now, service, instance) {
+                Some(OutageMode::FailFast) => {
+                    self.respond(job, Reply::Error { retryable: true });
+                    return;
+                }
+                // A hung region answers nothing: the caller's timer ends the call.
+                Some(OutageMode::Hang) => {
+                    self.jobs.remove(job);
+                    return;
+                }
+                None => {}
+            }
+        }
         let record = &mut self.jobs[job];
         record.instance = instance;
         // Queue wait counts from here: time held by a hang outage is not queueing.
@@ -256,12 +289,12 @@ impl<'a> World<'a> {
     pub(super) fn call_dependency(&mut self, job: JobKey, index: usize) {
         let record = &self.jobs[job];
         let config = &self.scenario.services[record.service];
-        let target = config.dependencies[index].service;
+        let target = config.dependencies[index].service();
         let switched_off = config
             .feature_flags
             .iter()
             .zip(&self.services[record.service].flags)
-            .any(|((_, watched), flag)| *watched == target && !flag.enabled());
+            .any(|((_, watched), flag)| target == Some(*watched) && !flag.enabled());
         if switched_off {
             // The feature is off: the handler answers without this call.
             self.recorder.services[record.service].calls_skipped += 1;
@@ -374,10 +407,17 @@ impl<'a> World<'a> {
         if let Some(frame) = self.frames.get_mut(record.reply_to) {
             frame.job = None;
         }
-        let latency = self
+        let mut latency = self
             .scenario
             .network_latency
             .sample(&mut self.services[record.service].network);
+        if self.regions.is_some() {
+            match self.reply_leg(&record, reply) {
+                Some(extra) => latency = latency + extra,
+                // Dropped on the way back: the work was done, the answer is lost.
+                None => return,
+            }
+        }
         self.queue.push(
             self.now + latency,
             Event::ReplyArrive {
@@ -385,5 +425,36 @@ impl<'a> World<'a> {
                 reply,
             },
         );
+    }
+}
+
+/// Picks one of `count` candidates (candidate `k` is instance `member(k)`)
+/// by the balancer's rule; `cursor` is the round-robin position among them.
+fn balance(
+    kind: LoadBalancerKind,
+    instances: &[Instance],
+    count: usize,
+    member: impl Fn(usize) -> usize,
+    cursor: &mut usize,
+    eligible: impl Fn(&Instance) -> bool,
+) -> Option<usize> {
+    match kind {
+        LoadBalancerKind::RoundRobin => {
+            let start = *cursor;
+            let found = (0..count)
+                .map(|offset| (start + offset) % count)
+                .find(|&k| eligible(&instances[member(k)]));
+            if let Some(k) = found {
+                *cursor = (k + 1) % count;
+            }
+            found.map(member)
+        }
+        LoadBalancerKind::LeastOutstanding => (0..count)
+            .map(member)
+            .filter(|&index| eligible(&instances[index]))
+            .min_by_key(|&index| {
+                let instance = &instances[index];
+                instance.running.len() + instance.queue.len()
+            }),
     }
 }

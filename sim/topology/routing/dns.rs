@@ -303,6 +303,11 @@ impl Resolver {
         self.class
     }
 
+    /// The region cached now, expired or not (`None` before the first lookup).
+    pub fn cached_region(&self) -> Option<RegionId> {
+        self.cached.map(|(region, _)| region)
+    }
+
     /// Whether this client sits behind a TTL-stretching resolver.
     pub fn stretched(&self) -> bool {
         self.stretched

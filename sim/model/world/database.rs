@@ -1,0 +1,1494 @@
+//! The world's adapter for databases: it owns one live cluster per
+//! `Scenario::databases` entry and drives the pure machines of `database/`
+//! (replication, detection, promotion, fencing, the ledger, the chapter's
+//! failover) from the event loop. The world calls it from four places only:
+//! `send_attempt` (a dependency call whose target is a database),
+//! `schedule_start`, `handle` (`Event::Database`) and `finish`. Without
+//! databases none of this is built and no event is scheduled.
+//!
+//! ## One database call
+//!
+//! The transport frame of a dependency stack whose target is a database
+//! sends an operation (`Op`) instead of a job: a write with the cluster's
+//! `write_fraction`, else a read. A write goes to the node the caller's
+//! routing points at (the proxy's current primary, or the chapter's
+//! `currentPrimary`), a read per `reads`. The operation crosses the network
+//! (the scenario's `network.latency_ms` plus the topology's latency between
+//! the caller instance's place and the node's; without a topology,
+//! `zone_delay_ms` between different sites), is handled at the node
+//! (`DatabaseEvent::Op`), and the answer comes back after `operation_ms`
+//! plus the way back. A partition drops it: nobody answers, and the
+//! caller's timeout (if any) ends the attempt, as for a service.
+//!
+//! At the node: down → a retryable error; a client error drawn with
+//! `client_error_probability` → a non-retryable error; a write refused by
+//! fencing or a full disk → a retryable error (counted failed); a write
+//! accepted by the current primary → `Replication::write`, answered when
+//! acknowledged (at once in `async`, after replica acknowledgements in
+//! `semi_sync`/`sync`); a write accepted by a primary of an older epoch
+//! (split brain) → acknowledged at once and counted divergent; a read →
+//! served, stale if the node misses an acknowledged write.
+//!
+//! ## Failover
+//!
+//! Detection runs as timed events (`Lease` loops, quorum `Probe`s, the
+//! `Managed` failover time, or, for `chapter`, inside the caller on any
+//! error). A decision waits for the candidate's replay (`PromotionReady`),
+//! then fencing gates it, `Replication::promote` forks the history, the
+//! ledger counts lost writes and opens the failover record, and each
+//! caller's proxy moves to the new primary after `rise` passing checks it
+//! can reach (`RouteCheck`); when every caller has moved, the record's
+//! routing time is set. The failure instant of a record is the primary's
+//! crash, or the first instant it was cut off from its detectors (DCS
+//! majority, observer majority, or every other node); with none (the
+//! primary was fine), the failover is false and its failure instant is the
+//! decision.
+//!
+//! Topology faults (partitions, degradations, region and zone outages) are
+//! windows the network answers for any `now`; the adapter gets an event at
+//! each window edge (`NetworkEdge`) to re-link the replicas, take nodes in
+//! an outage down and up, note a primary cut off, and let a healed old
+//! primary rejoin (Patroni's and Sentinel's managers do; the chapter's
+//! does not).
+//!
+//! Memory: one `Op` per call in flight (bounded by the frames that wait
+//! for them), waiting writes pruned when their caller gave up, one sample
+//! per node per time-series window.
+
+use super::*;
+use crate::database::chapter::{ChapterFailover, Failover, QueryError};
+use crate::database::detection::{
+    LeaseAction, LeaseDetector, LoopView, ManagedDetector, QuorumDecision, QuorumDetector,
+};
+use crate::database::fencing::{Admission, Fencing, Gate};
+use crate::database::ledger::{FailoverRecord, LedgerSummary, WindowCounts, WriteLedger};
+use crate::database::promotion::{Candidate, Promoter};
+use crate::database::replication::{Link, Lsn, Replication, ReplicationEvent};
+use crate::database::{ClusterConfig, DatabaseFault, DetectionConfig, ReadRouting};
+use crate::scenario::Target;
+use crate::topology::faults::Outages;
+use crate::topology::faults::TopologyFault;
+use crate::topology::network::{Delivery, Network};
+use crate::topology::Place;
+
+new_key_type! {
+    /// One database operation in flight.
+    pub(super) struct OpKey;
+}
+
+/// A database event; `cluster` is an index into `Scenario::databases`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum DatabaseEvent {
+    /// An operation reaches its node.
+    Op { op: OpKey },
+    /// Replication has a delivery or a semi-sync timeout due.
+    Replication { cluster: u32 },
+    /// The next Patroni HA loop of the cluster's nodes.
+    Lease { cluster: u32 },
+    /// The next quorum observer probe.
+    Probe { cluster: u32 },
+    /// A managed failover completes.
+    Managed { cluster: u32 },
+    /// A decided promotion's replay is done.
+    PromotionReady { cluster: u32 },
+    /// A caller's proxy checks which node is primary.
+    RouteCheck { cluster: u32, caller: u32 },
+    /// A database fault begins or ends.
+    Fault {
+        cluster: u32,
+        fault: u32,
+        begin: bool,
+    },
+    /// A topology fault window begins or ends.
+    NetworkEdge,
+    /// A time-series window ends: sample roles and lags.
+    Sample,
+}
+
+/// A dependency stack's database target: the cluster and the caller's index
+/// in that cluster's callers (one per calling service instance and call).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct DatabaseCaller {
+    cluster: u32,
+    caller: u32,
+}
+
+struct Op {
+    frame: FrameKey,
+    cluster: u32,
+    caller: u32,
+    node: u32,
+    write: bool,
+    /// The chapter's single retry after a failover: its answer is final.
+    retry: bool,
+    sent_at: SimTime,
+}
+
+/// One calling service instance (per dependency call) of a cluster.
+struct Caller {
+    /// Where the instance runs; `None` without a topology placement.
+    site: Option<Place>,
+    /// The node its proxy sends writes to.
+    routed: usize,
+    /// Passing checks of the new primary so far.
+    passes: u32,
+    /// A `RouteCheck` is pending.
+    checking: bool,
+    /// When this caller's proxy checks: `phase + k x check_interval`.
+    phase: SimDuration,
+    /// Round-robin position for replica reads.
+    next_read: usize,
+    /// The chapter's per-instance `DatabaseFailover`.
+    chapter: Option<ChapterFailover>,
+}
+
+enum Detector {
+    Lease(LeaseDetector),
+    Quorum(QuorumDetector),
+    Managed(ManagedDetector),
+    Chapter,
+}
+
+struct Pending {
+    node: usize,
+    detected_at: SimTime,
+}
+
+/// Role code of a replica in the role timeline (`DatabaseSample::roles`).
+pub const ROLE_REPLICA: u8 = 0;
+/// The current primary.
+pub const ROLE_PRIMARY: u8 = 1;
+/// An old primary still taking writes (split brain).
+pub const ROLE_STALE_PRIMARY: u8 = 2;
+/// Crashed, in an outage or powered off.
+pub const ROLE_DOWN: u8 = 3;
+/// Fenced or detached (up, taking no writes, not replicating).
+pub const ROLE_FENCED: u8 = 4;
+
+/// One window's state of one cluster, sampled at the window's end.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatabaseSample {
+    /// The current primary's node index.
+    pub primary: usize,
+    /// Nodes that accept writes.
+    pub writable_primaries: usize,
+    /// Per node: apply lag in ms (0 for the primary).
+    pub lag_ms: Vec<f64>,
+    /// Per node: role code (`ROLE_*`).
+    pub roles: Vec<u8>,
+}
+
+/// What one cluster did in a run.
+#[derive(Clone, Debug)]
+pub struct DatabaseReport {
+    /// The cluster's name.
+    pub name: String,
+    /// Its node names, in node order.
+    pub nodes: Vec<String>,
+    /// The ledger's totals at the end.
+    pub summary: LedgerSummary,
+    /// The kept failover records.
+    pub failovers: Vec<FailoverRecord>,
+    /// The ledger's counts per time-series window.
+    pub windows: Vec<WindowCounts>,
+    /// Roles and lags per time-series window.
+    pub samples: Vec<DatabaseSample>,
+    /// Semi-sync fallbacks to async.
+    pub semi_sync_fallbacks: u64,
+    /// Promotions that fencing (`stonith`) withheld.
+    pub promotions_withheld: u64,
+    /// Detector decisions that found no candidate (anti-flap, lag, scope).
+    pub promotions_refused: u64,
+    /// The chapter's `PROMOTE` of a node that was already primary.
+    pub redundant_promotions: u64,
+    /// Per window: summed call latency (µs) and calls answered.
+    pub latency_windows: Vec<(u64, u64)>,
+}
+
+struct Cluster {
+    replication: Replication,
+    detector: Detector,
+    promoter: Promoter,
+    fencing: Fencing,
+    ledger: WriteLedger,
+    /// Node down (crash fault or topology outage), counted per cause.
+    down: Vec<u32>,
+    disk_full: Vec<u32>,
+    /// In a topology outage (one of the reasons counted in `down`).
+    outage: Vec<bool>,
+    /// An old primary no longer following anyone.
+    detached: Vec<bool>,
+    callers: Vec<Caller>,
+    waiting: VecDeque<(Lsn, OpKey)>,
+    /// The committed position already counted acknowledged in the ledger.
+    counted_lsn: Lsn,
+    replication_due: Option<(SimTime, EventId)>,
+    pending: Option<Pending>,
+    /// When the primary failed or was cut off, and each node's receive lag then.
+    failure: Option<(SimTime, Vec<SimDuration>)>,
+    rng: SimRng,
+    managed_rng: SimRng,
+    samples: Vec<DatabaseSample>,
+    latency_windows: Vec<(u64, u64)>,
+    semi_sync_fallbacks: u64,
+    promotions_withheld: u64,
+    promotions_refused: u64,
+    redundant_promotions: u64,
+}
+
+/// Every cluster of a run plus the network they share.
+pub(super) struct Databases {
+    clusters: Vec<Cluster>,
+    ops: SlotMap<OpKey, Op>,
+    network: Option<Network>,
+    outages: Outages,
+    network_rng: SimRng,
+}
+
+impl Databases {
+    /// The clusters of `scenario`, their callers (the dependency stacks
+    /// whose target is a database get `stacks[i].database`), and random
+    /// streams named `database/<name>/...`. `None` without databases.
+    pub(super) fn new(
+        scenario: &Scenario,
+        rngs: &RngFactory,
+        stacks: &mut [Stack],
+        services: &[ServiceState],
+    ) -> Option<Box<Databases>> {
+        if scenario.databases.is_empty() {
+            return None;
+        }
+        let mut clusters: Vec<Cluster> = scenario
+            .databases
+            .iter()
+            .map(|config| Cluster::new(config, rngs, scenario.window, scenario.duration))
+            .collect();
+        for (service_index, service) in scenario.services.iter().enumerate() {
+            let calls = service.dependencies.len();
+            for instance in 0..service.instances {
+                for (index, call) in service.dependencies.iter().enumerate() {
+                    let Target::Database(cluster) = call.target else {
+                        continue;
+                    };
+                    let config = &scenario.databases[cluster];
+                    let state = &mut clusters[cluster];
+                    let site = scenario
+                        .topology
+                        .as_ref()
+                        .and_then(|topology| topology.instance_place(service_index, instance));
+                    let interval = config.routing.check_interval.as_micros().max(1);
+                    let phase = SimDuration(state.rng.between(0, interval - 1));
+                    let chapter = matches!(config.detection, DetectionConfig::Chapter).then(|| {
+                        let replicas = (0..config.nodes.len())
+                            .filter(|&node| node != config.primary)
+                            .collect();
+                        ChapterFailover::new(config.primary, replicas)
+                    });
+                    let stack =
+                        services[service_index].stack_base + instance as usize * calls + index;
+                    stacks[stack].database = Some(DatabaseCaller {
+                        cluster: cluster as u32,
+                        caller: state.callers.len() as u32,
+                    });
+                    state.callers.push(Caller {
+                        site,
+                        routed: config.primary,
+                        passes: 0,
+                        checking: false,
+                        phase,
+                        next_read: 0,
+                        chapter,
+                    });
+                }
+            }
+        }
+        let (network, outages) = match &scenario.topology {
+            Some(topology) => (
+                Some(crate::topology::faults::network(
+                    topology.latency.clone(),
+                    &topology.faults,
+                )),
+                Outages::new(&topology.faults),
+            ),
+            None => (None, Outages::default()),
+        };
+        let mut databases = Databases {
+            clusters,
+            ops: SlotMap::with_key(),
+            network,
+            outages,
+            network_rng: rngs.stream("database/network"),
+        };
+        for (index, config) in scenario.databases.iter().enumerate() {
+            let links = databases.links_from(config, config.primary, SimTime::ZERO);
+            databases.clusters[index].replication = Replication::new(
+                config.replication,
+                &config
+                    .nodes
+                    .iter()
+                    .map(|node| node.apply_rate_per_second)
+                    .collect::<Vec<_>>(),
+                &links,
+                config.primary,
+            );
+        }
+        Some(Box::new(databases))
+    }
+
+    /// The one-way delay between two sites, if a packet gets through at `now`.
+    fn hop(
+        &mut self,
+        config: &ClusterConfig,
+        from: Option<Place>,
+        to: Place,
+        now: SimTime,
+    ) -> Option<SimDuration> {
+        let Some(from) = from else {
+            return Some(SimDuration::ZERO);
+        };
+        match &self.network {
+            Some(network) => match network.deliver(now, from, to, &mut self.network_rng) {
+                Delivery::After(delay) => Some(delay),
+                Delivery::Partitioned | Delivery::Lost => None,
+            },
+            None if from == to => Some(SimDuration::ZERO),
+            None => Some(config.zone_delay),
+        }
+    }
+
+    /// Whether `a` and `b` can talk both ways at `now`.
+    fn reach(&self, a: Option<Place>, b: Place, now: SimTime) -> bool {
+        match (&self.network, a) {
+            (Some(network), Some(a)) => network.round_trip_reachable(now, a, b),
+            _ => true,
+        }
+    }
+
+    /// The replication link between `primary` and every node at `now`: cut
+    /// by a partition, otherwise the mean one-way latency (replication
+    /// streams see the matrix's mean, not a per-packet draw).
+    fn links_from(&self, config: &ClusterConfig, primary: usize, now: SimTime) -> Vec<Link> {
+        let from = config.nodes[primary].site;
+        config
+            .nodes
+            .iter()
+            .map(|node| {
+                let to = node.site;
+                match &self.network {
+                    Some(network) => {
+                        if network.round_trip_reachable(now, from, to) {
+                            Link::up(SimDuration::from_ms_f64(network.matrix().mean_ms(from, to)))
+                        } else {
+                            Link::down()
+                        }
+                    }
+                    None if from == to => Link::up(SimDuration::ZERO),
+                    None => Link::up(config.zone_delay),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Cluster {
+    fn new(
+        config: &ClusterConfig,
+        rngs: &RngFactory,
+        window: SimDuration,
+        duration: SimDuration,
+    ) -> Cluster {
+        let name = &config.name;
+        let mut phases = rngs.stream(&format!("database/{name}/phases"));
+        let nodes = config.nodes.len();
+        let detector = match &config.detection {
+            DetectionConfig::Lease(settings) => {
+                let draws: Vec<SimDuration> = (0..nodes)
+                    .map(|_| {
+                        SimDuration(phases.between(0, settings.loop_wait.as_micros().max(1) - 1))
+                    })
+                    .collect();
+                Detector::Lease(LeaseDetector::new(*settings, config.primary, &draws))
+            }
+            DetectionConfig::Quorum { settings, .. } => {
+                let draws: Vec<SimDuration> = (0..settings.observers)
+                    .map(|_| {
+                        SimDuration(
+                            phases.between(0, settings.probe_interval.as_micros().max(1) - 1),
+                        )
+                    })
+                    .collect();
+                Detector::Quorum(QuorumDetector::new(*settings, &draws))
+            }
+            DetectionConfig::Managed { failover_ms } => {
+                Detector::Managed(ManagedDetector::new(failover_ms.clone()))
+            }
+            DetectionConfig::Chapter => Detector::Chapter,
+        };
+        let windows_max = (duration.as_micros() / window.as_micros().max(1)) as usize + 2;
+        Cluster {
+            // Replaced once the network is built (`Databases::new`).
+            replication: Replication::new(
+                config.replication,
+                &vec![1.0; nodes],
+                &vec![Link::up(SimDuration::ZERO); nodes],
+                config.primary,
+            ),
+            detector,
+            promoter: Promoter::new(config.candidates),
+            fencing: Fencing::new(config.fencing, nodes, config.primary),
+            ledger: WriteLedger::new(window, windows_max.min(100_000)),
+            down: vec![0; nodes],
+            disk_full: vec![0; nodes],
+            outage: vec![false; nodes],
+            detached: vec![false; nodes],
+            callers: Vec::new(),
+            waiting: VecDeque::new(),
+            counted_lsn: 0,
+            replication_due: None,
+            pending: None,
+            failure: None,
+            rng: rngs.stream(&format!("database/{name}/operations")),
+            managed_rng: rngs.stream(&format!("database/{name}/managed")),
+            samples: Vec::new(),
+            latency_windows: Vec::new(),
+            semi_sync_fallbacks: 0,
+            promotions_withheld: 0,
+            promotions_refused: 0,
+            redundant_promotions: 0,
+        }
+    }
+
+    fn alive(&self, node: usize) -> bool {
+        self.down[node] == 0
+    }
+}
+
+impl<'a> World<'a> {
+    fn db(&mut self) -> &mut Databases {
+        self.databases.as_mut().expect("a scenario with databases")
+    }
+
+    fn push_db(&mut self, at: SimTime, event: DatabaseEvent) -> EventId {
+        self.queue.push(at, Event::Database(event))
+    }
+
+    /// Schedules the detectors, the faults, the topology edges and the
+    /// window samples. Called once, only with databases.
+    pub(super) fn database_start(&mut self) {
+        let scenario = self.scenario;
+        for (index, config) in scenario.databases.iter().enumerate() {
+            let cluster = index as u32;
+            match &self.db().clusters[index].detector {
+                Detector::Lease(lease) => {
+                    let at = lease.next_loop().1;
+                    self.push_db(at, DatabaseEvent::Lease { cluster });
+                }
+                Detector::Quorum(quorum) => {
+                    let at = quorum.next_probe().1;
+                    self.push_db(at, DatabaseEvent::Probe { cluster });
+                }
+                Detector::Managed(_) | Detector::Chapter => {}
+            }
+            for (fault, entry) in config.faults.iter().enumerate() {
+                let (start, end) = entry.window();
+                let fault = fault as u32;
+                self.push_db(
+                    start,
+                    DatabaseEvent::Fault {
+                        cluster,
+                        fault,
+                        begin: true,
+                    },
+                );
+                if let Some(end) = end {
+                    self.push_db(
+                        end,
+                        DatabaseEvent::Fault {
+                            cluster,
+                            fault,
+                            begin: false,
+                        },
+                    );
+                }
+            }
+        }
+        if let Some(topology) = &scenario.topology {
+            let mut edges: Vec<SimTime> = Vec::new();
+            for fault in &topology.faults {
+                let window = match fault {
+                    TopologyFault::Outage { window, .. } => *window,
+                    TopologyFault::Partition(partition) => partition.window,
+                    TopologyFault::Degradation(degradation) => degradation.window,
+                    TopologyFault::CheckerCut(_) | TopologyFault::Failures { .. } => continue,
+                };
+                edges.push(window.start);
+                edges.push(window.end);
+            }
+            edges.sort_unstable();
+            edges.dedup();
+            for at in edges {
+                self.push_db(at, DatabaseEvent::NetworkEdge);
+            }
+        }
+        let first = SimTime::ZERO + scenario.window;
+        self.push_db(first, DatabaseEvent::Sample);
+    }
+
+    /// The transport frame of a database stack sends one operation.
+    pub(super) fn database_attempt(&mut self, frame: FrameKey, target: DatabaseCaller) {
+        let stack = self.frames[frame].stack as usize;
+        let latency = self
+            .scenario
+            .network_latency
+            .sample(&mut self.stacks[stack].network);
+        self.recorder.attempt_sent(self.now, false);
+        let config = &self.scenario.databases[target.cluster as usize];
+        let cluster = &mut self.db().clusters[target.cluster as usize];
+        let write = cluster.rng.chance(config.write_fraction);
+        let caller = &mut cluster.callers[target.caller as usize];
+        let primary = match &caller.chapter {
+            Some(chapter) => chapter.current_primary(),
+            None => caller.routed,
+        };
+        let nodes = config.nodes.len();
+        let node = if write {
+            primary
+        } else {
+            match config.reads {
+                ReadRouting::Primary => primary,
+                ReadRouting::Replicas if nodes > 1 => {
+                    let offset = caller.next_read % (nodes - 1);
+                    caller.next_read = caller.next_read.wrapping_add(1);
+                    (primary + 1 + offset) % nodes
+                }
+                ReadRouting::Replicas => primary,
+                ReadRouting::Any => {
+                    let node = caller.next_read % nodes;
+                    caller.next_read = caller.next_read.wrapping_add(1);
+                    node
+                }
+            }
+        };
+        self.send_op(frame, target, node, write, false, latency);
+    }
+
+    fn send_op(
+        &mut self,
+        frame: FrameKey,
+        target: DatabaseCaller,
+        node: usize,
+        write: bool,
+        retry: bool,
+        latency: SimDuration,
+    ) {
+        let now = self.now;
+        let config = &self.scenario.databases[target.cluster as usize];
+        let databases = self.db();
+        let site = databases.clusters[target.cluster as usize].callers[target.caller as usize].site;
+        let Some(hop) = databases.hop(config, site, config.nodes[node].site, now) else {
+            // Dropped on the way: nobody answers; the caller's timeout ends it.
+            return;
+        };
+        let op = databases.ops.insert(Op {
+            frame,
+            cluster: target.cluster,
+            caller: target.caller,
+            node: node as u32,
+            write,
+            retry,
+            sent_at: now,
+        });
+        self.push_db(now + latency + hop, DatabaseEvent::Op { op });
+    }
+
+    pub(super) fn database_event(&mut self, event: DatabaseEvent) {
+        match event {
+            DatabaseEvent::Op { op } => self.op_arrive(op),
+            DatabaseEvent::Replication { cluster } => {
+                let index = cluster as usize;
+                self.db().clusters[index].replication_due = None;
+                let now = self.now;
+                self.db().clusters[index].replication.advance(now);
+                self.settle(index);
+            }
+            DatabaseEvent::Lease { cluster } => self.lease_loop(cluster as usize),
+            DatabaseEvent::Probe { cluster } => self.quorum_probe(cluster as usize),
+            DatabaseEvent::Managed { cluster } => self.managed_done(cluster as usize),
+            DatabaseEvent::PromotionReady { cluster } => self.promotion_ready(cluster as usize),
+            DatabaseEvent::RouteCheck { cluster, caller } => {
+                self.route_check(cluster as usize, caller as usize)
+            }
+            DatabaseEvent::Fault {
+                cluster,
+                fault,
+                begin,
+            } => self.database_fault(cluster as usize, fault as usize, begin),
+            DatabaseEvent::NetworkEdge => {
+                for index in 0..self.scenario.databases.len() {
+                    self.network_changed(index);
+                }
+            }
+            DatabaseEvent::Sample => self.sample(),
+        }
+    }
+
+    /// Sends `reply` for `op` after the node's work and the way back.
+    fn answer(&mut self, key: OpKey, reply: Reply, work: bool) {
+        let now = self.now;
+        let Some(op) = self.db().ops.remove(key) else {
+            return;
+        };
+        let config = &self.scenario.databases[op.cluster as usize];
+        let databases = self.db();
+        let cluster = &mut databases.clusters[op.cluster as usize];
+        let work = if work {
+            config.operation.sample(&mut cluster.rng)
+        } else {
+            SimDuration::ZERO
+        };
+        let site = cluster.callers[op.caller as usize].site;
+        let node_site = config.nodes[op.node as usize].site;
+        let Some(back) = databases.hop(
+            config,
+            Some(node_site),
+            site.unwrap_or(node_site),
+            now + work,
+        ) else {
+            // The answer is lost on the way back.
+            return;
+        };
+        let stack = self.frames.get(op.frame).map(|frame| frame.stack as usize);
+        let Some(stack) = stack else {
+            // The caller gave up: nobody hears the answer.
+            return;
+        };
+        let latency = self
+            .scenario
+            .network_latency
+            .sample(&mut self.stacks[stack].network);
+        let at = now + work + back + latency;
+        let window = (at.as_micros() / self.scenario.window.as_micros().max(1)) as usize;
+        let cluster = &mut self.db().clusters[op.cluster as usize];
+        if window < 100_000 {
+            if cluster.latency_windows.len() <= window {
+                cluster.latency_windows.resize(window + 1, (0, 0));
+            }
+            let entry = &mut cluster.latency_windows[window];
+            entry.0 += at.saturating_since(op.sent_at).as_micros();
+            entry.1 += 1;
+        }
+        self.queue.push(
+            at,
+            Event::ReplyArrive {
+                frame: op.frame,
+                reply,
+            },
+        );
+    }
+
+    fn op_arrive(&mut self, key: OpKey) {
+        let now = self.now;
+        let Some(op) = self.db().ops.get(key) else {
+            return;
+        };
+        let (index, node, write, retry, caller, frame) = (
+            op.cluster as usize,
+            op.node as usize,
+            op.write,
+            op.retry,
+            op.caller as usize,
+            op.frame,
+        );
+        if !self.frames.contains_key(frame) {
+            // Cancelled on the way: the connection closed before it arrived.
+            self.db().ops.remove(key);
+            return;
+        }
+        let config = &self.scenario.databases[index];
+        let cluster = &mut self.db().clusters[index];
+        if !cluster.alive(node) {
+            if write {
+                // Refused by a node that is down: the write fails.
+                cluster.ledger.issued(now, 1);
+                cluster.ledger.failed(now, 1);
+            }
+            return self.op_failed(key, QueryError::Connection, retry, caller, index);
+        }
+        if config.client_error_probability > 0.0
+            && cluster.rng.chance(config.client_error_probability)
+        {
+            return self.op_failed(key, QueryError::Client, retry, caller, index);
+        }
+        if !write {
+            let committed = cluster.replication.committed_lsn();
+            let applied = cluster.replication.applied_lsn(node);
+            cluster.ledger.read(now, applied, committed);
+            return self.answer(key, Reply::Success, true);
+        }
+        let admission = cluster.fencing.admit(node);
+        let full = cluster.disk_full[node] > 0;
+        match admission {
+            Admission::Accepted { epoch } if !full => {
+                cluster.ledger.issued(now, 1);
+                if epoch == cluster.fencing.epoch() && node == cluster.replication.primary() {
+                    let (lsn, _) = cluster.replication.write(now);
+                    cluster.waiting.push_back((lsn, key));
+                    self.settle(index);
+                } else {
+                    // An old primary that nobody stopped: the client cannot tell.
+                    cluster
+                        .ledger
+                        .acknowledged(now, epoch.min(cluster.ledger.epoch()), 1);
+                    self.answer(key, Reply::Success, true);
+                }
+            }
+            _ => {
+                // Refused (not primary, stale epoch) or disk full: it reached
+                // a node and failed there.
+                cluster.ledger.issued(now, 1);
+                cluster.ledger.failed(now, 1);
+                self.op_failed(key, QueryError::Server, retry, caller, index);
+            }
+        }
+    }
+
+    /// An operation failed at its node: an error answer, or, with the
+    /// chapter's failover, a promotion and one retry.
+    fn op_failed(
+        &mut self,
+        key: OpKey,
+        error: QueryError,
+        retry: bool,
+        caller: usize,
+        index: usize,
+    ) {
+        let retryable = error != QueryError::Client;
+        let chapter = self.db().clusters[index].callers[caller].chapter.is_some();
+        if !chapter || retry {
+            return self.answer(key, Reply::Error { retryable }, true);
+        }
+        let now = self.now;
+        let config = &self.scenario.databases[index];
+        let databases = self.db();
+        let site = databases.clusters[index].callers[caller].site;
+        let healthy: Vec<bool> = (0..config.nodes.len())
+            .map(|node| {
+                databases.clusters[index].alive(node)
+                    && databases.reach(site, config.nodes[node].site, now)
+            })
+            .collect();
+        let cluster = &mut databases.clusters[index];
+        let outcome = cluster.callers[caller]
+            .chapter
+            .as_mut()
+            .expect("chapter caller")
+            .on_error(error, |node| healthy[node]);
+        match outcome {
+            Failover::NoHealthyReplica => self.answer(key, Reply::Error { retryable }, true),
+            Failover::Promoted { node, .. } => {
+                if node == cluster.replication.primary() {
+                    cluster.redundant_promotions += 1;
+                } else {
+                    if cluster.detached[node] {
+                        // A former primary promoted again: rewound first.
+                        cluster.replication.rejoin(now, node);
+                        cluster.fencing.rejoin(node);
+                        cluster.detached[node] = false;
+                    }
+                    cluster.pending = Some(Pending {
+                        node,
+                        detected_at: now,
+                    });
+                    self.promotion_ready(index);
+                }
+                let op = self.db().ops.remove(key).expect("live op");
+                if self.frames.contains_key(op.frame) {
+                    let stack = self.frames[op.frame].stack as usize;
+                    let latency = self
+                        .scenario
+                        .network_latency
+                        .sample(&mut self.stacks[stack].network);
+                    let target = DatabaseCaller {
+                        cluster: op.cluster,
+                        caller: op.caller,
+                    };
+                    // The chapter's second executeQuery: one attempt, no try.
+                    self.send_op(op.frame, target, node, op.write, true, latency);
+                }
+            }
+        }
+    }
+
+    /// Counts newly committed writes, answers the acknowledged waiting
+    /// writes, notes semi-sync mode changes and schedules the next
+    /// replication event while writes wait.
+    fn settle(&mut self, index: usize) {
+        let now = self.now;
+        let cluster = &mut self.db().clusters[index];
+        let committed = cluster.replication.committed_lsn();
+        if committed > cluster.counted_lsn {
+            let epoch = cluster.ledger.epoch();
+            cluster
+                .ledger
+                .acknowledged(now, epoch, committed - cluster.counted_lsn);
+            cluster.counted_lsn = committed;
+        }
+        for event in cluster.replication.drain_events() {
+            if let ReplicationEvent::SemiSyncOff { .. } = event {
+                cluster.semi_sync_fallbacks += 1;
+            }
+        }
+        let mut done = Vec::new();
+        while let Some(&(lsn, key)) = cluster.waiting.front() {
+            if lsn > committed {
+                break;
+            }
+            cluster.waiting.pop_front();
+            done.push(key);
+        }
+        for key in done {
+            self.answer(key, Reply::Success, true);
+        }
+        self.prune_waiting(index);
+        let cluster = &mut self.db().clusters[index];
+        if cluster.waiting.is_empty() {
+            return;
+        }
+        let Some(at) = cluster.replication.next_event_at() else {
+            return;
+        };
+        let at = at.max(now);
+        if let Some((pending, id)) = cluster.replication_due {
+            if pending <= at {
+                return;
+            }
+            self.queue.cancel(id);
+        }
+        let id = self.push_db(
+            at,
+            DatabaseEvent::Replication {
+                cluster: index as u32,
+            },
+        );
+        self.db().clusters[index].replication_due = Some((at, id));
+    }
+
+    /// Drops waiting writes whose caller gave up, once they outnumber the
+    /// live frames: memory stays bounded by the calls in flight.
+    fn prune_waiting(&mut self, index: usize) {
+        let limit = 2 * self.frames.len() + 64;
+        let databases = self.databases.as_mut().expect("databases");
+        let cluster = &mut databases.clusters[index];
+        if cluster.waiting.len() <= limit {
+            return;
+        }
+        let frames = &self.frames;
+        let ops = &mut databases.ops;
+        cluster.waiting.retain(|&(_, key)| {
+            let live = ops.get(key).is_some_and(|op| frames.contains_key(op.frame));
+            if !live {
+                ops.remove(key);
+            }
+            live
+        });
+    }
+
+    /// Whether `node` reaches a majority of the DCS members.
+    fn reaches_dcs(&self, index: usize, node: usize) -> bool {
+        let config = &self.scenario.databases[index];
+        let databases = self.databases.as_ref().expect("databases");
+        let site = config.nodes[node].site;
+        let reached = config
+            .dcs_sites
+            .iter()
+            .filter(|&&member| databases.reach(Some(site), member, self.now))
+            .count();
+        2 * reached > config.dcs_sites.len()
+    }
+
+    /// The replicas the detector may promote, as `Promoter::choose` wants them.
+    fn choose(
+        &self,
+        index: usize,
+        available: impl Fn(usize) -> bool,
+    ) -> Result<usize, crate::database::promotion::NoPromotion> {
+        let config = &self.scenario.databases[index];
+        let cluster = &self.databases.as_ref().expect("databases").clusters[index];
+        let primary = cluster.replication.primary();
+        let candidates: Vec<Candidate<'_>> = (0..config.nodes.len())
+            .filter(|&node| node != primary)
+            .map(|node| Candidate {
+                node,
+                region: &config.nodes[node].place.region,
+                available: cluster.alive(node) && !cluster.detached[node] && available(node),
+                received_lsn: cluster.replication.received_lsn(node),
+            })
+            .collect();
+        cluster.promoter.choose(
+            self.now,
+            &config.nodes[primary].place.region,
+            cluster.replication.head_lsn(),
+            cluster.replication.committed_lsn(),
+            &candidates,
+        )
+    }
+
+    fn lease_loop(&mut self, index: usize) {
+        let now = self.now;
+        let Detector::Lease(lease) = &self.db().clusters[index].detector else {
+            return;
+        };
+        let (node, at) = lease.next_loop();
+        debug_assert_eq!(at, now);
+        self.db().clusters[index].replication.advance(now);
+        let alive = self.db().clusters[index].alive(node);
+        let dcs_reachable = alive && self.reaches_dcs(index, node);
+        let cluster = &self.databases.as_ref().expect("databases").clusters[index];
+        let eligible = cluster.pending.is_none()
+            && node != cluster.replication.primary()
+            && self.choose(index, |candidate| self.reaches_dcs(index, candidate)) == Ok(node);
+        let cluster = &mut self.db().clusters[index];
+        let Detector::Lease(lease) = &mut cluster.detector else {
+            unreachable!()
+        };
+        let action = lease.on_loop(
+            now,
+            node,
+            LoopView {
+                alive,
+                dcs_reachable,
+                eligible,
+            },
+        );
+        let next = lease.next_loop().1;
+        match action {
+            LeaseAction::Promote => self.decide(index, node),
+            LeaseAction::Demote => {
+                cluster.fencing.on_lease_lost(node);
+                let writable = cluster.fencing.writable_primaries();
+                cluster.ledger.set_writable_primaries(now, writable);
+            }
+            _ => {}
+        }
+        self.push_db(
+            next,
+            DatabaseEvent::Lease {
+                cluster: index as u32,
+            },
+        );
+    }
+
+    fn quorum_probe(&mut self, index: usize) {
+        let now = self.now;
+        let config = &self.scenario.databases[index];
+        let Detector::Quorum(quorum) = &self.db().clusters[index].detector else {
+            return;
+        };
+        let (observer, _) = quorum.next_probe();
+        let databases = self.databases.as_ref().expect("databases");
+        let cluster = &databases.clusters[index];
+        let primary = cluster.replication.primary();
+        let here = config.observer_sites[observer];
+        let reached = cluster.alive(primary)
+            && cluster.fencing.admit(primary)
+                != Admission::Refused(crate::database::fencing::Refusal::Down)
+            && databases.reach(Some(here), config.nodes[primary].site, now);
+        let peers: Vec<bool> = config
+            .observer_sites
+            .iter()
+            .map(|&other| databases.reach(Some(here), other, now))
+            .collect();
+        let busy = cluster.pending.is_some();
+        let cluster = &mut self.db().clusters[index];
+        let Detector::Quorum(quorum) = &mut cluster.detector else {
+            unreachable!()
+        };
+        let decision = quorum.on_probe(now, observer, reached, &peers);
+        let next = quorum.next_probe().1;
+        if decision == QuorumDecision::Failover && !busy {
+            let databases = self.databases.as_ref().expect("databases");
+            let choice = self.choose(index, |node| {
+                databases.reach(Some(here), config.nodes[node].site, now)
+            });
+            match choice {
+                Ok(node) => self.decide(index, node),
+                Err(_) => {
+                    let cluster = &mut self.db().clusters[index];
+                    cluster.promotions_refused += 1;
+                    if let Detector::Quorum(quorum) = &mut cluster.detector {
+                        quorum.reset(now);
+                    }
+                }
+            }
+        }
+        self.push_db(
+            next,
+            DatabaseEvent::Probe {
+                cluster: index as u32,
+            },
+        );
+    }
+
+    fn managed_done(&mut self, index: usize) {
+        let now = self.now;
+        let cluster = &mut self.db().clusters[index];
+        let Detector::Managed(managed) = &mut cluster.detector else {
+            return;
+        };
+        if managed.pending() != Some(now) {
+            return;
+        }
+        managed.reset();
+        if cluster.failure.is_none() {
+            // The primary came back before the failover completed.
+            return;
+        }
+        match self.choose(index, |_| true) {
+            Ok(node) => {
+                self.decide(index, node);
+            }
+            Err(_) => self.db().clusters[index].promotions_refused += 1,
+        }
+    }
+
+    /// A detector chose `node`: promote after its replay.
+    fn decide(&mut self, index: usize, node: usize) {
+        let now = self.now;
+        let cluster = &mut self.db().clusters[index];
+        if cluster.pending.is_some() {
+            return;
+        }
+        let Some(replay) = cluster.replication.replay_time(node) else {
+            cluster.promotions_refused += 1;
+            return;
+        };
+        cluster.pending = Some(Pending {
+            node,
+            detected_at: now,
+        });
+        self.push_db(
+            now + replay,
+            DatabaseEvent::PromotionReady {
+                cluster: index as u32,
+            },
+        );
+    }
+
+    fn promotion_ready(&mut self, index: usize) {
+        let now = self.now;
+        let config = &self.scenario.databases[index];
+        let Some(Pending { node, detected_at }) = self.db().clusters[index].pending.take() else {
+            return;
+        };
+        let old = self.db().clusters[index].replication.primary();
+        if !self.db().clusters[index].alive(node) || node == old {
+            self.db().clusters[index].promotions_refused += 1;
+            return;
+        }
+        let databases = self.databases.as_mut().expect("databases");
+        let device_reaches_old =
+            databases.reach(Some(config.nodes[node].site), config.nodes[old].site, now);
+        let links = databases.links_from(config, node, now);
+        let old_reachable =
+            databases.reach(Some(config.nodes[node].site), config.nodes[old].site, now);
+        let cluster = &mut databases.clusters[index];
+        if cluster.fencing.on_promotion(node, old, device_reaches_old) == Gate::Withheld {
+            cluster.promotions_withheld += 1;
+            if let Detector::Quorum(quorum) = &mut cluster.detector {
+                quorum.reset(now);
+            }
+            return;
+        }
+        let promotion = cluster.replication.promote(now, node, &links);
+        let (failure_at, lag, false_failover) = match cluster.failure.take() {
+            Some((at, lags)) => (at, lags[node], false),
+            None => (
+                detected_at,
+                SimDuration::ZERO,
+                cluster.alive(old) && old_reachable,
+            ),
+        };
+        let record = FailoverRecord {
+            failure_at,
+            detected_at,
+            promoted_at: now,
+            routed_at: None,
+            from_node: old,
+            to_node: node,
+            lost_writes: 0,
+            lost_lsns: None,
+            lag_at_failure: lag,
+            false_failover,
+        };
+        cluster.ledger.promoted(now, &promotion, record);
+        cluster.counted_lsn = cluster.replication.committed_lsn();
+        cluster.promoter.record_failover(now);
+        cluster.detached[old] = true;
+        match &mut cluster.detector {
+            Detector::Quorum(quorum) => quorum.reset(now),
+            Detector::Managed(managed) => managed.reset(),
+            Detector::Lease(_) | Detector::Chapter => {}
+        }
+        let writable = cluster.fencing.writable_primaries();
+        cluster.ledger.set_writable_primaries(now, writable);
+        // Writes waiting on the old primary: those the new primary holds
+        // were acknowledged by the promotion; the rest are gone.
+        let waiting: Vec<(Lsn, OpKey)> = cluster.waiting.drain(..).collect();
+        for (lsn, key) in waiting {
+            let reply = if lsn <= promotion.fork_lsn {
+                Reply::Success
+            } else {
+                Reply::Error { retryable: true }
+            };
+            self.answer(key, reply, false);
+        }
+        let cluster = &mut self.db().clusters[index];
+        if matches!(cluster.detector, Detector::Chapter) {
+            // The instance that failed over reaches the new primary at once.
+            cluster.ledger.routed(now);
+            return;
+        }
+        let mut checks = Vec::new();
+        for (caller, state) in cluster.callers.iter_mut().enumerate() {
+            state.passes = 0;
+            if !state.checking {
+                state.checking = true;
+                checks.push((
+                    next_check(now, state.phase, config.routing.check_interval),
+                    caller,
+                ));
+            }
+        }
+        for (at, caller) in checks {
+            self.push_db(
+                at,
+                DatabaseEvent::RouteCheck {
+                    cluster: index as u32,
+                    caller: caller as u32,
+                },
+            );
+        }
+        if self.db().clusters[index].callers.is_empty() {
+            self.db().clusters[index].ledger.routed(now);
+        }
+    }
+
+    fn route_check(&mut self, index: usize, caller: usize) {
+        let now = self.now;
+        let config = &self.scenario.databases[index];
+        let databases = self.databases.as_mut().expect("databases");
+        let cluster = &databases.clusters[index];
+        let primary = cluster.replication.primary();
+        let site = cluster.callers[caller].site;
+        let passes =
+            cluster.alive(primary) && databases.reach(site, config.nodes[primary].site, now);
+        let cluster = &mut databases.clusters[index];
+        let state = &mut cluster.callers[caller];
+        if state.routed == primary {
+            state.checking = false;
+            return;
+        }
+        state.passes = if passes { state.passes + 1 } else { 0 };
+        if state.passes >= config.routing.rise {
+            state.routed = primary;
+            state.checking = false;
+            if cluster
+                .callers
+                .iter()
+                .all(|caller| caller.routed == primary)
+            {
+                cluster.ledger.routed(now);
+            }
+            return;
+        }
+        self.push_db(
+            now + config.routing.check_interval,
+            DatabaseEvent::RouteCheck {
+                cluster: index as u32,
+                caller: caller as u32,
+            },
+        );
+    }
+
+    fn database_fault(&mut self, index: usize, fault: usize, begin: bool) {
+        let now = self.now;
+        let config = &self.scenario.databases[index];
+        let entry = &config.faults[fault];
+        let node = entry.node();
+        let base_rate = config.nodes[node].apply_rate_per_second;
+        let cluster = &mut self.db().clusters[index];
+        match entry {
+            DatabaseFault::Crash { .. } => {
+                if begin {
+                    self.node_down(index, node);
+                } else {
+                    self.node_up(index, node);
+                }
+            }
+            DatabaseFault::ReplicationPause { .. } => {
+                cluster.replication.set_paused(now, node, begin);
+            }
+            DatabaseFault::SlowReplica {
+                apply_rate_per_second,
+                ..
+            } => {
+                let rate = if begin {
+                    *apply_rate_per_second
+                } else {
+                    base_rate
+                };
+                cluster.replication.set_apply_rate(now, node, rate);
+            }
+            DatabaseFault::DiskFull { .. } => {
+                if begin {
+                    cluster.disk_full[node] += 1;
+                } else {
+                    cluster.disk_full[node] -= 1;
+                }
+            }
+        }
+        self.settle(index);
+        self.check_primary(index);
+    }
+
+    fn node_down(&mut self, index: usize, node: usize) {
+        let now = self.now;
+        let cluster = &mut self.db().clusters[index];
+        cluster.down[node] += 1;
+        if cluster.down[node] > 1 {
+            return;
+        }
+        cluster.replication.crash(now, node);
+        cluster.fencing.on_crash(node);
+        let writable = cluster.fencing.writable_primaries();
+        cluster.ledger.set_writable_primaries(now, writable);
+        if node == cluster.replication.primary() {
+            // Its clients' connections reset; what it had not acknowledged
+            // is settled by the promotion.
+            let waiting: Vec<(Lsn, OpKey)> = cluster.waiting.drain(..).collect();
+            for (_, key) in waiting {
+                self.answer(key, Reply::Error { retryable: true }, false);
+            }
+        }
+    }
+
+    fn node_up(&mut self, index: usize, node: usize) {
+        let now = self.now;
+        let manages = !matches!(
+            self.scenario.databases[index].detection,
+            DetectionConfig::Chapter
+        );
+        let cluster = &mut self.db().clusters[index];
+        debug_assert!(cluster.down[node] > 0);
+        cluster.down[node] -= 1;
+        if cluster.down[node] > 0 {
+            return;
+        }
+        cluster.replication.restart(now, node);
+        cluster.fencing.on_restart(node);
+        if cluster.detached[node]
+            && manages
+            && !matches!(cluster.fencing.admit(node), Admission::Accepted { .. })
+        {
+            cluster.replication.rejoin(now, node);
+            cluster.fencing.rejoin(node);
+            cluster.detached[node] = false;
+        }
+        let writable = cluster.fencing.writable_primaries();
+        cluster.ledger.set_writable_primaries(now, writable);
+    }
+
+    /// A topology fault window began or ended.
+    fn network_changed(&mut self, index: usize) {
+        let now = self.now;
+        let config = &self.scenario.databases[index];
+        for node in 0..config.nodes.len() {
+            let site = config.nodes[node].site;
+            let databases = self.db();
+            let out = databases.outages.down(now, site).is_some();
+            let cluster = &mut databases.clusters[index];
+            // An outage counts as one extra reason to be down.
+            let was_out = cluster.outage[node];
+            if out && !was_out {
+                cluster.outage[node] = true;
+                self.node_down(index, node);
+            } else if !out && was_out {
+                cluster.outage[node] = false;
+                self.node_up(index, node);
+            }
+        }
+        let databases = self.databases.as_mut().expect("databases");
+        let primary = databases.clusters[index].replication.primary();
+        let links = databases.links_from(config, primary, now);
+        let manages = !matches!(config.detection, DetectionConfig::Chapter);
+        let rejoin: Vec<usize> = (0..config.nodes.len())
+            .filter(|&node| {
+                manages
+                    && databases.clusters[index].detached[node]
+                    && databases.clusters[index].alive(node)
+                    && databases.reach(
+                        Some(config.nodes[primary].site),
+                        config.nodes[node].site,
+                        now,
+                    )
+            })
+            .collect();
+        let cluster = &mut databases.clusters[index];
+        for (node, link) in links.into_iter().enumerate() {
+            if node != primary {
+                cluster.replication.set_link(now, node, link);
+            }
+        }
+        for node in rejoin {
+            // Patroni (pg_rewind) and Sentinel turn a returning old primary
+            // into a replica of the new one; its writes above the fork go.
+            cluster.replication.rejoin(now, node);
+            cluster.fencing.rejoin(node);
+            cluster.detached[node] = false;
+        }
+        let writable = cluster.fencing.writable_primaries();
+        cluster.ledger.set_writable_primaries(now, writable);
+        self.settle(index);
+        self.check_primary(index);
+    }
+
+    /// Notes when the primary fails or is cut off from its detectors (the
+    /// failure instant of the next failover), and clears it when it is back.
+    fn check_primary(&mut self, index: usize) {
+        let now = self.now;
+        let config = &self.scenario.databases[index];
+        let databases = self.databases.as_ref().expect("databases");
+        let cluster = &databases.clusters[index];
+        let primary = cluster.replication.primary();
+        let site = config.nodes[primary].site;
+        let majority = |places: &[Place]| {
+            let reached = places
+                .iter()
+                .filter(|&&place| databases.reach(Some(site), place, now))
+                .count();
+            2 * reached > places.len()
+        };
+        let cut_off = !cluster.alive(primary)
+            || match &config.detection {
+                DetectionConfig::Lease(_) => !majority(&config.dcs_sites),
+                DetectionConfig::Quorum { .. } => !majority(&config.observer_sites),
+                DetectionConfig::Managed { .. } | DetectionConfig::Chapter => {
+                    (0..config.nodes.len())
+                        .filter(|&node| node != primary)
+                        .all(|node| !databases.reach(Some(site), config.nodes[node].site, now))
+                }
+            };
+        let cluster = &mut self.db().clusters[index];
+        match (cut_off, cluster.failure.is_some()) {
+            (true, false) => {
+                cluster.replication.advance(now);
+                let lags = (0..config.nodes.len())
+                    .map(|node| cluster.replication.receive_lag(node))
+                    .collect();
+                cluster.failure = Some((now, lags));
+                if let Detector::Managed(managed) = &mut cluster.detector {
+                    let at = managed.on_primary_failure(now, &mut cluster.managed_rng);
+                    self.push_db(
+                        at,
+                        DatabaseEvent::Managed {
+                            cluster: index as u32,
+                        },
+                    );
+                }
+            }
+            (false, true) if cluster.pending.is_none() => {
+                cluster.failure = None;
+                if let Detector::Managed(managed) = &mut cluster.detector {
+                    managed.reset();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A window ends: sample each cluster's roles and lags.
+    fn sample(&mut self) {
+        let now = self.now;
+        for index in 0..self.scenario.databases.len() {
+            let nodes = self.scenario.databases[index].nodes.len();
+            let cluster = &mut self.db().clusters[index];
+            cluster.replication.advance(now);
+            let primary = cluster.replication.primary();
+            let roles = (0..nodes)
+                .map(|node| {
+                    if !cluster.alive(node) {
+                        ROLE_DOWN
+                    } else if node == primary {
+                        ROLE_PRIMARY
+                    } else if matches!(cluster.fencing.admit(node), Admission::Accepted { .. }) {
+                        ROLE_STALE_PRIMARY
+                    } else if cluster.detached[node] {
+                        ROLE_FENCED
+                    } else {
+                        ROLE_REPLICA
+                    }
+                })
+                .collect();
+            let lag_ms = (0..nodes)
+                .map(|node| {
+                    if node == primary || cluster.detached[node] {
+                        0.0
+                    } else {
+                        cluster.replication.apply_lag(node).as_ms_f64()
+                    }
+                })
+                .collect();
+            let sample = DatabaseSample {
+                primary,
+                writable_primaries: cluster.fencing.writable_primaries(),
+                lag_ms,
+                roles,
+            };
+            if cluster.samples.len() < 100_000 {
+                cluster.samples.push(sample);
+            }
+        }
+        let next = now + self.scenario.window;
+        if next <= self.end_of_load + self.scenario.limits.drain {
+            self.push_db(next, DatabaseEvent::Sample);
+        }
+    }
+
+    /// The reports of every cluster at the end of the run.
+    pub(super) fn database_reports(&mut self) -> Vec<DatabaseReport> {
+        let now = self.now;
+        let Some(databases) = self.databases.as_mut() else {
+            return Vec::new();
+        };
+        databases
+            .clusters
+            .iter_mut()
+            .zip(&self.scenario.databases)
+            .map(|(cluster, config)| {
+                let writable = cluster.fencing.writable_primaries();
+                cluster.ledger.set_writable_primaries(now, writable);
+                DatabaseReport {
+                    name: config.name.clone(),
+                    nodes: config.nodes.iter().map(|node| node.name.clone()).collect(),
+                    summary: cluster.ledger.summary(now),
+                    failovers: cluster.ledger.failovers().to_vec(),
+                    windows: cluster.ledger.windows().to_vec(),
+                    samples: std::mem::take(&mut cluster.samples),
+                    semi_sync_fallbacks: cluster.semi_sync_fallbacks,
+                    promotions_withheld: cluster.promotions_withheld,
+                    promotions_refused: cluster.promotions_refused,
+                    redundant_promotions: cluster.redundant_promotions,
+                    latency_windows: std::mem::take(&mut cluster.latency_windows),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The first proxy check at or after `now`: checks run at `phase + k x interval`.
+fn next_check(now: SimTime, phase: SimDuration, interval: SimDuration) -> SimTime {
+    let interval = interval.as_micros().max(1);
+    let since = now.as_micros().saturating_sub(phase.as_micros());
+    let k = since.div_ceil(interval);
+    SimTime(phase.as_micros() + k * interval).max(now)
+}
