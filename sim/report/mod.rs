@@ -175,7 +175,7 @@ pub fn breaker_open_periods(transitions: &[TransitionRecord], end_s: f64) -> Vec
 /// Every file a report folder of any command may hold (`run`, `sweep`,
 /// `compare`, `merge`): an earlier report of any of them may be replaced,
 /// anything else in the folder is refused (see `output`).
-pub const REPORT_FILE_NAMES: [&str; 19] = [
+pub const REPORT_FILE_NAMES: [&str; 20] = [
     "summary.json",
     "timeseries.csv",
     "availability.png",
