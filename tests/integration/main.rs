@@ -16,6 +16,7 @@ mod policy_cli;
 mod properties;
 mod queueing;
 mod regions;
+mod regions_runs;
 mod regression;
 mod scenarios_latency;
 mod scenarios_resilience;
