@@ -343,9 +343,8 @@ impl<'a> Regions<'a> {
             .iter()
             .map(|client| (client.origin, NO_REGION))
             .collect();
-        for (service, config) in scenario.services.iter().enumerate() {
-            for instance in 0..config.instances as usize {
-                let place = instance_places[service][instance];
+        for (config, places) in scenario.services.iter().zip(&instance_places) {
+            for &place in places {
                 for call in &config.dependencies {
                     stacks.push((place, nearest_with(call.service, place)));
                 }
