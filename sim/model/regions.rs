@@ -175,10 +175,13 @@ pub struct FailoverRecord {
 pub struct CapacityVerdict {
     /// `holds` or `saturated`.
     pub verdict: &'static str,
-    /// The surviving region with the highest offered utilisation.
+    /// The surviving region with the highest mean offered utilisation.
     pub region: String,
-    /// Its peak offered utilisation per window, `λ × mean service time /
-    /// (instances × workers)`, from the routing change to the fault's end.
+    /// Its offered utilisation `λ × mean service time / (instances ×
+    /// workers)`, averaged over the whole windows from the routing change to
+    /// the fault's end; the verdict is `holds` below 1.
+    pub utilisation_mean: f64,
+    /// Its highest utilisation in one window over the same span.
     pub utilisation_peak: f64,
 }
 
@@ -340,9 +343,8 @@ impl<'a> Regions<'a> {
             .iter()
             .map(|client| (client.origin, NO_REGION))
             .collect();
-        for (service, config) in scenario.services.iter().enumerate() {
-            for instance in 0..config.instances as usize {
-                let place = instance_places[service][instance];
+        for (config, places) in scenario.services.iter().zip(&instance_places) {
+            for &place in places {
                 for call in &config.dependencies {
                     // A database call is delivered by the database adapter.
                     let region = call
@@ -1170,7 +1172,8 @@ impl<'a> Regions<'a> {
                 let from = record.started + SimDuration::from_ms_f64(change);
                 let workers = f64::from(self.workers[service]);
                 let mean_s = self.mean_service_ms[service] / 1_000.0;
-                let mut peak: Option<(usize, f64)> = None;
+                // Per surviving region: (sum of ρ, windows, peak ρ).
+                let mut load = vec![(0.0, 0u32, 0.0f64); regions];
                 for (index, row) in rows.iter().enumerate() {
                     let window_end = row.start + self.window;
                     // Whole windows after the routing change and before the fault's end.
@@ -1184,15 +1187,21 @@ impl<'a> Regions<'a> {
                         }
                         let rate = routed[index][region] as f64 / (window_ms / 1_000.0);
                         let rho = rate * mean_s / (instances * workers);
-                        if peak.is_none_or(|(_, best)| rho > best) {
-                            peak = Some((region, rho));
-                        }
+                        let entry = &mut load[region];
+                        entry.0 += rho;
+                        entry.1 += 1;
+                        entry.2 = entry.2.max(rho);
                     }
                 }
-                record.capacity = peak.map(|(region, rho)| CapacityVerdict {
-                    verdict: if rho < 1.0 { "holds" } else { "saturated" },
+                let busiest = (0..regions)
+                    .filter(|&region| load[region].1 > 0)
+                    .map(|region| (region, load[region].0 / f64::from(load[region].1)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+                record.capacity = busiest.map(|(region, mean)| CapacityVerdict {
+                    verdict: if mean < 1.0 { "holds" } else { "saturated" },
                     region: self.topology.regions[region].name.clone(),
-                    utilisation_peak: round3(rho),
+                    utilisation_mean: round3(mean),
+                    utilisation_peak: round3(load[region].2),
                 });
             }
         }

@@ -66,8 +66,8 @@ pub fn failover_line(record: &FailoverRecord) -> String {
     if let Some(capacity) = &record.capacity {
         let _ = write!(
             line,
-            "; capacity {} (peak utilisation {:.2} in {})",
-            capacity.verdict, capacity.utilisation_peak, capacity.region
+            "; capacity {} (utilisation {:.2} in {}, peak {:.2})",
+            capacity.verdict, capacity.utilisation_mean, capacity.region, capacity.utilisation_peak
         );
     }
     line

@@ -35,12 +35,12 @@ use crate::engine::{RngFactory, SimTime};
 use crate::scenario::check::{item, join};
 use crate::scenario::raw_topology::{RawLatency, RawRegion, RawRouter};
 use crate::scenario::validate_topology;
-use crate::scenario::{parse_json, Invalid, ScenarioError};
+use crate::scenario::{parse_json_strict, Invalid, ScenarioError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The config file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawRouterConfig {
     regions: Vec<RawRegion>,
@@ -59,7 +59,7 @@ enum EventKind {
 }
 
 /// One event as written; which fields apply depends on `event`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawEvent {
     at_ms: u64,
@@ -114,14 +114,14 @@ pub fn drive(
         file: file.to_string(),
         invalid,
     };
-    let raw: RawRouterConfig = parse_json(config_file, config)?;
+    let raw: RawRouterConfig = parse_json_strict(config_file, config)?;
     let regions = validate_topology::regions("regions", &raw.regions)
         .map_err(|error| invalid(config_file, error))?;
     let matrix = validate_topology::latency("latency", &raw.latency, &regions)
         .map_err(|error| invalid(config_file, error))?;
     let spec = validate_topology::router("router", &raw.router, &regions)
         .map_err(|error| invalid(config_file, error))?;
-    let events: Vec<RawEvent> = parse_json(events_file, events)?;
+    let events: Vec<RawEvent> = parse_json_strict(events_file, events)?;
     crate::policy::driver::check_event_count("", events.len())
         .map_err(|error| invalid(events_file, error))?;
     let mut lines = Vec::with_capacity(events.len());

@@ -18,6 +18,7 @@ mod policy_cli;
 mod properties;
 mod queueing;
 mod regions;
+mod regions_runs;
 mod regression;
 mod scenarios_latency;
 mod scenarios_resilience;
