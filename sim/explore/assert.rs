@@ -715,8 +715,10 @@ mod tests {
                 ServiceBuilder::new("api", Distribution::Constant { value_ms: 5.0 }).workers(4),
             )
             .client(
-                ClientBuilder::open_loop("users", "api", 50.0)
-                    .policy_json(json!({"kind": "retry", "attempts_max": 3})),
+                ClientBuilder::open_loop("users", "api", 50.0).policy_json(json!({
+                    "kind": "retry", "attempts_max": 3,
+                    "backoff": {"kind": "fixed", "delay_ms": 10}
+                })),
             )
             .fault(FaultBuilder::outage(
                 "api",
