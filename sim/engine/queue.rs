@@ -32,19 +32,34 @@
 //! value moves while the heap reorders, and there is no allocation per
 //! event once the slab and heap have grown to the run's peak.
 //!
+//! ## Lanes for deadlines
+//!
+//! A deadline is pushed at `now + timeout` with a timeout that is usually the
+//! same for every call of a layer, so deadlines mostly arrive in time order.
+//! A late event whose key is above the last key of one of a few FIFO lanes is
+//! appended there instead of entering the heap: a lane is sorted by
+//! construction, and popping or dropping its front costs O(1). The heap then
+//! holds only the ordinary events (network, service times, arrivals), a
+//! fraction of the keys, because the cancelled deadlines that outnumber them
+//! wait in the lanes. `pop` takes the least of the heap's top and the lanes'
+//! fronts, so the order is exactly `(time, sequence)` whichever structure an
+//! event went to. Deadlines out of order (adaptive timeouts, several
+//! different timeouts beyond the number of lanes) go to the heap.
+//!
 //! Memory stays bounded by the pending events, not by the cancelled ones:
 //! when stale keys outnumber live ones (and there are more than a few
-//! thousand), the heap is rebuilt without them, which costs O(n) once per
-//! n cancellations.
+//! thousand), the heap and the lanes are rebuilt without them, which costs
+//! O(n) once per n cancellations.
 //!
-//! The top of the heap is always a live key (stale keys are dropped as they
-//! surface after every pop and cancel), so `peek_time` needs only `&self`.
+//! The top of the heap and the front of every lane are always live keys
+//! (stale keys are dropped as they surface after every pop and cancel), so
+//! `peek_time` needs only `&self`.
 //! Ids are never reused: a slot whose generation reaches `u32::MAX` is
 //! retired instead of freed.
 
 use super::clock::SimTime;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::num::NonZeroU64;
 
 /// Names one scheduled event, for cancelling it: its slot in the low 32 bits
@@ -78,7 +93,11 @@ const LATE_SEQ_BASE: u64 = 1 << 63;
 /// queues never pay for a rebuild.
 const STALE_SWEEP_MIN: usize = 4096;
 
-/// One heap entry: the event's order and where its value is.
+/// FIFO lanes for deadlines that arrive in time order (see the module doc):
+/// one per distinct timeout a model typically has in play at once.
+const LANES: usize = 4;
+
+/// One heap or lane entry: the event's order and where its value is.
 #[derive(Clone, Copy, Debug)]
 struct Key {
     at: SimTime,
@@ -95,6 +114,15 @@ impl PartialEq for Key {
 
 impl Eq for Key {}
 
+impl Key {
+    /// The pop order: earlier time first, then lower sequence number, as
+    /// one integer, which compares in two instructions where a tuple
+    /// compares in a branch per field.
+    fn order(&self) -> u128 {
+        (u128::from(self.at.0) << 64) | u128::from(self.seq)
+    }
+}
+
 impl PartialOrd for Key {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -105,7 +133,7 @@ impl Ord for Key {
     // `BinaryHeap` is a max-heap: the earliest `(time, sequence)` must be the
     // greatest. Sequence numbers are unique, so this is a total order.
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
+        other.order().cmp(&self.order())
     }
 }
 
@@ -120,6 +148,10 @@ struct Slot<E> {
 /// A min-queue of events keyed by `(time, sequence)`.
 pub struct EventQueue<E> {
     heap: BinaryHeap<Key>,
+    /// Late events in time order, each lane sorted by `(time, sequence)`.
+    lanes: [VecDeque<Key>; LANES],
+    /// Lanes ever used: the first `lanes_used` lanes; later ones are empty.
+    lanes_used: usize,
     slots: Vec<Slot<E>>,
     /// Slots free for reuse, most recently freed last (warm in cache).
     free: Vec<u32>,
@@ -143,6 +175,8 @@ impl<E> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
             heap: BinaryHeap::new(),
+            lanes: Default::default(),
+            lanes_used: 0,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -167,10 +201,30 @@ impl<E> EventQueue<E> {
         let seq = self.seq_late_next;
         self.seq_late_next += 1;
         debug_assert!(seq >= LATE_SEQ_BASE);
-        self.insert(at, seq, event)
+        let key = self.store(at, seq, event);
+        // The first lane this key extends in order, or else the heap.
+        match self
+            .lanes
+            .iter()
+            .position(|lane| lane.back().is_none_or(|last| last.order() < key.order()))
+        {
+            Some(index) => {
+                self.lanes[index].push_back(key);
+                self.lanes_used = self.lanes_used.max(index + 1);
+            }
+            None => self.heap.push(key),
+        }
+        EventId::new(key.slot, key.generation)
     }
 
     fn insert(&mut self, at: SimTime, seq: u64, event: E) -> EventId {
+        let key = self.store(at, seq, event);
+        self.heap.push(key);
+        EventId::new(key.slot, key.generation)
+    }
+
+    /// Puts `event` in a free slot and returns its key.
+    fn store(&mut self, at: SimTime, seq: u64, event: E) -> Key {
         debug_assert!(
             at >= self.now,
             "event scheduled in the past: {at:?} < {:?}",
@@ -192,15 +246,13 @@ impl<E> EventQueue<E> {
                 slot
             }
         };
-        let generation = self.slots[slot as usize].generation;
-        self.heap.push(Key {
+        self.live += 1;
+        Key {
             at,
             seq,
             slot,
-            generation,
-        });
-        self.live += 1;
-        EventId::new(slot, generation)
+            generation: self.slots[slot as usize].generation,
+        }
     }
 
     /// Takes the event out of `slot` and frees the slot, bumping its
@@ -221,14 +273,44 @@ impl<E> EventQueue<E> {
         self.slots[key.slot as usize].generation != key.generation
     }
 
-    /// Drops stale keys from the top, so that the top is live.
-    fn clean_top(&mut self) {
+    /// Drops stale keys from the top of the heap, so that the top is live.
+    fn clean_heap(&mut self) {
         while let Some(top) = self.heap.peek() {
             if !self.is_stale(top) {
                 break;
             }
             self.heap.pop();
         }
+    }
+
+    /// Drops stale keys from the front of lane `index`.
+    fn clean_lane(&mut self, index: usize) {
+        while let Some(front) = self.lanes[index].front() {
+            if !self.is_stale(front) {
+                break;
+            }
+            self.lanes[index].pop_front();
+        }
+    }
+
+    /// Keys held, live and stale.
+    fn keys(&self) -> usize {
+        self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>()
+    }
+
+    /// Where the earliest pending event's key is: `None` for the heap's top,
+    /// `Some(index)` for a lane's front; `Err(())` when nothing is pending.
+    fn earliest(&self) -> Result<Option<usize>, ()> {
+        let mut best: Option<(Option<usize>, u128)> =
+            self.heap.peek().map(|top| (None, top.order()));
+        for (index, lane) in self.lanes[..self.lanes_used].iter().enumerate() {
+            if let Some(front) = lane.front() {
+                if best.is_none_or(|(_, order)| front.order() < order) {
+                    best = Some((Some(index), front.order()));
+                }
+            }
+        }
+        best.map(|(place, _)| place).ok_or(())
     }
 
     /// Removes a pending event so that it never fires. Returns the event, or
@@ -240,31 +322,53 @@ impl<E> EventQueue<E> {
             return None;
         }
         let event = self.release(slot as u32);
-        self.clean_top();
-        let stale = self.heap.len() - self.live;
+        self.clean_heap();
+        for index in 0..self.lanes_used {
+            self.clean_lane(index);
+        }
+        let stale = self.keys() - self.live;
         if stale > STALE_SWEEP_MIN && stale > self.live {
             let slots = &self.slots;
-            self.heap
-                .retain(|key| slots[key.slot as usize].generation == key.generation);
-            debug_assert_eq!(self.heap.len(), self.live);
+            let live = |key: &Key| slots[key.slot as usize].generation == key.generation;
+            self.heap.retain(live);
+            for lane in &mut self.lanes {
+                lane.retain(live);
+            }
+            debug_assert_eq!(self.keys(), self.live);
         }
         Some(event)
     }
 
     /// Removes and returns the earliest event, FIFO among equal times.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        let key = self.heap.pop()?;
-        debug_assert!(!self.is_stale(&key), "the top of the heap is live");
+        let place = self.earliest().ok()?;
+        let key = match place {
+            None => self.heap.pop(),
+            Some(index) => self.lanes[index].pop_front(),
+        }
+        .expect("the earliest key is there");
+        debug_assert!(!self.is_stale(&key), "the earliest key is live");
         debug_assert!(key.at >= self.now, "event popped from the past");
         self.now = key.at;
         let event = self.release(key.slot);
-        self.clean_top();
+        match place {
+            None => self.clean_heap(),
+            Some(index) => self.clean_lane(index),
+        }
         Some((key.at, event))
     }
 
     /// The time of the earliest pending event.
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|key| key.at)
+        let mut earliest = self.heap.peek().map(|key| key.at);
+        for lane in &self.lanes[..self.lanes_used] {
+            if let Some(front) = lane.front() {
+                if earliest.is_none_or(|at| front.at < at) {
+                    earliest = Some(front.at);
+                }
+            }
+        }
+        earliest
     }
 
     /// How many events are pending.
@@ -378,8 +482,41 @@ mod tests {
             assert_eq!(queue.cancel(timeout), Some("timeout"));
         }
         assert!(queue.is_empty());
-        assert!(queue.heap.len() <= STALE_SWEEP_MIN + 1);
+        assert!(queue.keys() <= STALE_SWEEP_MIN + 1);
         assert!(queue.slots.len() <= 2);
+    }
+
+    // Deadlines in time order go to lanes, out of order to the heap; the pop
+    // order is the same `(time, sequence)` order either way.
+    #[test]
+    fn deadlines_in_and_out_of_order_pop_by_time_then_sequence() {
+        let mut queue = EventQueue::new();
+        let times = [50, 60, 40, 60, 30, 20, 10, 70, 5, 60];
+        for (index, &at) in times.iter().enumerate() {
+            queue.push_late(SimTime(at), index);
+        }
+        queue.push(SimTime(60), 100);
+        assert!(queue.lanes.iter().all(|lane| !lane.is_empty()));
+        assert!(!queue.heap.is_empty());
+        let popped: Vec<_> = std::iter::from_fn(|| queue.pop())
+            .map(|(at, index)| (at.0, index))
+            .collect();
+        assert_eq!(
+            popped,
+            vec![
+                (5, 8),
+                (10, 6),
+                (20, 5),
+                (30, 4),
+                (40, 2),
+                (50, 0),
+                (60, 100),
+                (60, 1),
+                (60, 3),
+                (60, 9),
+                (70, 7)
+            ]
+        );
     }
 
     // A deadline pushed first still pops after an answer pushed later at the
