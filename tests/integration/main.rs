@@ -8,6 +8,7 @@ mod databases;
 mod determinism;
 mod fuzz;
 mod golden;
+mod instructions;
 mod library;
 mod memory;
 mod output;
