@@ -1,10 +1,96 @@
 //! Criterion benchmark of the simulation loop: the committed scenarios,
 //! simulated without writing reports. `cargo bench` prints time per run;
 //! divide the event counts printed first by it for events per second.
+//!
+//! Beside them, in the same run, bare event loops with no model at all: each
+//! pops an event and schedules the next one a pseudo-random delay later, with
+//! as many events pending as the breaker scenario has on average and as many
+//! events in all, and (except the plain heap, which cannot cancel) arms and
+//! cancels a timeout per event as the model does. `bare-loop/binary-heap` is
+//! a plain `BinaryHeap` of `(time, sequence)`: the floor that issue 11's
+//! "within 2x of a bare event loop" is measured against.
+//! `bare-loop/event-queue` is this crate's queue, `bare-loop/indexed-queue`
+//! the priority-queue crate's indexed heap it replaced.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use sim::engine::indexed_queue::IndexedQueue;
+use sim::engine::{EventQueue, SimTime};
 use sim::scenario::Scenario;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hint::black_box;
 use std::path::Path;
+
+/// Events per bare loop: the breaker scenario's count at seed 42.
+const BARE_EVENTS: u64 = 1_121_337;
+/// Events pending at once in a bare loop.
+const BARE_PENDING: u64 = 200;
+
+/// A xorshift step: cheap, deterministic delays for the bare loops.
+fn next_delay(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    1 + *state % 100_000
+}
+
+fn bare_binary_heap() -> u64 {
+    let mut heap = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..BARE_PENDING {
+        heap.push(Reverse((next_delay(&mut rng), seq)));
+        seq += 1;
+    }
+    let mut sum = 0u64;
+    for _ in 0..BARE_EVENTS {
+        let Reverse((now, _)) = heap.pop().expect("pending");
+        sum = sum.wrapping_add(now);
+        heap.push(Reverse((now + next_delay(&mut rng), seq)));
+        seq += 1;
+    }
+    sum
+}
+
+fn bare_event_queue() -> u64 {
+    let mut queue = EventQueue::new();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for index in 0..BARE_PENDING {
+        queue.push(SimTime(next_delay(&mut rng)), index);
+    }
+    let mut timer = None;
+    let mut sum = 0u64;
+    for _ in 0..BARE_EVENTS {
+        let (now, event) = queue.pop().expect("pending");
+        sum = sum.wrapping_add(event);
+        if let Some(id) = timer.take() {
+            queue.cancel(id);
+        }
+        timer = Some(queue.push_late(SimTime(now.0 + 1_000_000), u64::MAX));
+        queue.push(SimTime(now.0 + next_delay(&mut rng)), event);
+    }
+    sum
+}
+
+fn bare_indexed_queue() -> u64 {
+    let mut queue = IndexedQueue::new();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for index in 0..BARE_PENDING {
+        queue.push(SimTime(next_delay(&mut rng)), index);
+    }
+    let mut timer = None;
+    let mut sum = 0u64;
+    for _ in 0..BARE_EVENTS {
+        let (now, event) = queue.pop().expect("pending");
+        sum = sum.wrapping_add(event);
+        if let Some(id) = timer.take() {
+            queue.cancel(id);
+        }
+        timer = Some(queue.push_late(SimTime(now.0 + 1_000_000), u64::MAX));
+        queue.push(SimTime(now.0 + next_delay(&mut rng)), event);
+    }
+    sum
+}
 
 fn scenarios(c: &mut Criterion) {
     let mut group = c.benchmark_group("run");
@@ -21,5 +107,21 @@ fn scenarios(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scenarios);
+fn bare_loops(c: &mut Criterion) {
+    let mut group = c.benchmark_group("bare-loop");
+    group.sample_size(10);
+    println!("bare-loop: {BARE_EVENTS} events per run");
+    group.bench_function("binary-heap", |bencher| {
+        bencher.iter(|| black_box(bare_binary_heap()))
+    });
+    group.bench_function("event-queue", |bencher| {
+        bencher.iter(|| black_box(bare_event_queue()))
+    });
+    group.bench_function("indexed-queue", |bencher| {
+        bencher.iter(|| black_box(bare_indexed_queue()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, scenarios, bare_loops);
 criterion_main!(benches);

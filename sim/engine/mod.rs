@@ -5,6 +5,7 @@
 //! model (`crate::model`) drives it.
 
 pub mod clock;
+pub mod indexed_queue;
 pub mod queue;
 pub mod rng;
 

@@ -10,6 +10,7 @@ mod determinism;
 mod explore;
 mod fuzz;
 mod golden;
+mod instructions;
 mod library;
 mod memory;
 mod output;
