@@ -468,6 +468,12 @@ impl<'a> World<'a> {
         self.databases.as_mut().expect("a scenario with databases")
     }
 
+    /// Detectors and samples go on while there is load or work in flight,
+    /// not through an idle drain period (as health checks do).
+    fn keeps_running(&self, next: SimTime) -> bool {
+        next <= self.end_of_load || !self.requests.is_empty()
+    }
+
     fn push_db(&mut self, at: SimTime, event: DatabaseEvent) -> EventId {
         self.queue.push(at, Event::Database(event))
     }
@@ -1449,7 +1455,7 @@ impl<'a> World<'a> {
             }
         }
         let next = now + self.scenario.window;
-        if next <= self.end_of_load + self.scenario.limits.drain {
+        if self.keeps_running(next) {
             self.push_db(next, DatabaseEvent::Sample);
         }
     }
