@@ -1292,6 +1292,13 @@ impl<'a> World<'a> {
         }
         cluster.replication.restart(now, node);
         cluster.fencing.on_restart(node);
+        if let Detector::Lease(lease) = &cluster.detector {
+            if !lease.leading(node) {
+                // Patroni starts a node that no longer holds the leader key
+                // as a replica: it cannot resume writing.
+                cluster.fencing.on_lease_lost(node);
+            }
+        }
         if cluster.detached[node]
             && manages
             && !matches!(cluster.fencing.admit(node), Admission::Accepted { .. })
