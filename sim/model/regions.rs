@@ -341,8 +341,10 @@ impl<'a> Regions<'a> {
             .map(|client| (client.origin, NO_REGION))
             .collect();
         for (service, config) in scenario.services.iter().enumerate() {
-            for instance in 0..config.instances as usize {
-                let place = instance_places[service][instance];
+            for &place in instance_places[service]
+                .iter()
+                .take(config.instances as usize)
+            {
                 for call in &config.dependencies {
                     // A database call is delivered by the database adapter.
                     let region = call
