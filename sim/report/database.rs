@@ -163,6 +163,9 @@ pub fn table_lines(databases: &BTreeMap<String, DatabaseSummary>) -> String {
 
 const SIZE_PX: (u32, u32) = (1400, 1000);
 
+/// A stacked write outcome: label, colour, count in a window.
+type Outcome = (&'static str, RGBColor, fn(&WindowCounts) -> u64);
+
 fn role_color(role: u8) -> RGBColor {
     match role {
         crate::model::world::ROLE_PRIMARY => RGBColor(33, 102, 172),
@@ -323,7 +326,7 @@ fn draw_cluster(
         .draw()
         .map_err(draw_error)?;
     // Write outcomes, stacked per window.
-    let outcomes: [(&str, RGBColor, fn(&WindowCounts) -> u64); 4] = [
+    let outcomes: [Outcome; 4] = [
         ("acknowledged", RGBColor(44, 160, 44), |c| c.acknowledged),
         ("failed", RGBColor(150, 150, 150), |c| c.failed),
         ("divergent", RGBColor(214, 39, 40), |c| c.divergent),

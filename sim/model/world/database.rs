@@ -468,6 +468,12 @@ impl<'a> World<'a> {
         self.databases.as_mut().expect("a scenario with databases")
     }
 
+    /// Detectors and samples go on while there is load or work in flight,
+    /// not through an idle drain period (as health checks do).
+    fn keeps_running(&self, next: SimTime) -> bool {
+        next <= self.end_of_load || !self.requests.is_empty()
+    }
+
     fn push_db(&mut self, at: SimTime, event: DatabaseEvent) -> EventId {
         self.queue.push(at, Event::Database(event))
     }
@@ -1286,6 +1292,13 @@ impl<'a> World<'a> {
         }
         cluster.replication.restart(now, node);
         cluster.fencing.on_restart(node);
+        if let Detector::Lease(lease) = &cluster.detector {
+            if !lease.leading(node) {
+                // Patroni starts a node that no longer holds the leader key
+                // as a replica: it cannot resume writing.
+                cluster.fencing.on_lease_lost(node);
+            }
+        }
         if cluster.detached[node]
             && manages
             && !matches!(cluster.fencing.admit(node), Admission::Accepted { .. })
@@ -1449,7 +1462,7 @@ impl<'a> World<'a> {
             }
         }
         let next = now + self.scenario.window;
-        if next <= self.end_of_load + self.scenario.limits.drain {
+        if self.keeps_running(next) {
             self.push_db(next, DatabaseEvent::Sample);
         }
     }
