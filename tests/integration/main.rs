@@ -24,3 +24,4 @@ mod slurm;
 mod support;
 mod sweeps;
 mod timeouts;
+mod verdict;
