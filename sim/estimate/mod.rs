@@ -204,18 +204,18 @@ mod tests {
 
     #[test]
     fn monte_carlo_covers_a_known_probability() {
-        // Ten independent estimates of p = 0.05 from 2,000 runs each: the
-        // 95% interval should cover it nearly every time (all ten here).
-        for base in 0..10 {
+        // Twenty independent estimates of p = 0.05 from 2,000 runs each:
+        // a 95% interval misses about one time in twenty, so at least 17
+        // of 20 must cover it (here 19: base 7 saw 121 failures, 6.05%).
+        let mut covered = 0;
+        for base in 0..20 {
             let estimate = monte_carlo(base, 2_000, bernoulli(0.05)).unwrap();
             let interval = estimate.probability;
-            assert!(
-                interval.low <= 0.05 && 0.05 <= interval.high,
-                "base {base}: {estimate:?}"
-            );
+            covered += u32::from(interval.low <= 0.05 && 0.05 <= interval.high);
             assert!(estimate.failures > 0);
             assert!(estimate.worst_margin.unwrap().0 < 0.0);
         }
+        assert!(covered >= 17, "covered {covered} of 20");
     }
 
     #[test]

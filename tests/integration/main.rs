@@ -27,3 +27,4 @@ mod slurm;
 mod support;
 mod sweeps;
 mod timeouts;
+mod verdict;
