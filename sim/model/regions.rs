@@ -164,6 +164,9 @@ pub struct FailoverRecord {
     pub capacity: Option<CapacityVerdict>,
     #[serde(skip)]
     region_id: RegionId,
+    /// The index of the topology fault that opened it.
+    #[serde(skip)]
+    fault_index: usize,
     #[serde(skip)]
     started: SimTime,
     #[serde(skip)]
@@ -251,6 +254,8 @@ pub struct Regions<'a> {
     windows: Vec<u64>,
     window: SimDuration,
     failovers: Vec<FailoverRecord>,
+    /// Every failover opened, kept or not.
+    failovers_total: u64,
     workers: Vec<u32>,
     mean_service_ms: Vec<f64>,
 }
@@ -442,6 +447,7 @@ impl<'a> Regions<'a> {
             windows: Vec::new(),
             window: scenario.window,
             failovers: Vec::new(),
+            failovers_total: 0,
             workers: scenario.services.iter().map(|s| s.workers).collect(),
             mean_service_ms: scenario
                 .services
@@ -973,7 +979,12 @@ impl<'a> Regions<'a> {
     }
 
     fn open_failover(&mut self, now: SimTime, fault: usize, region: RegionId, kind: &str) {
-        let _ = fault;
+        self.failovers_total += 1;
+        if self.failovers.len() >= FAILOVERS_KEPT_MAX {
+            // A failure process over a long run fails without end: keep the
+            // first records, count the rest, so memory stays bounded.
+            return;
+        }
         self.failovers.push(FailoverRecord {
             region: self.topology.regions[region].name.clone(),
             fault: kind.to_string(),
@@ -986,18 +997,18 @@ impl<'a> Regions<'a> {
             recovery_ms: None,
             capacity: None,
             region_id: region,
+            fault_index: fault,
             started: now,
             tail: None,
         });
     }
 
     fn close_failover(&mut self, now: SimTime, fault: usize) {
-        let _ = fault;
         if let Some(record) = self
             .failovers
             .iter_mut()
             .rev()
-            .find(|record| record.fault_end_ms.is_none())
+            .find(|record| record.fault_index == fault && record.fault_end_ms.is_none())
         {
             record.fault_end_ms = Some(now.as_ms_f64());
         }
@@ -1078,6 +1089,10 @@ fn client_timeout(policies: &[crate::policy::PolicySpec]) -> Option<SimDuration>
 /// later ones are counted in the failovers only.
 pub const FAULT_WINDOWS_KEPT_MAX: usize = 200;
 
+/// At most this many failover records are kept per run (the first ones);
+/// `failovers_not_kept` in the summary counts the rest.
+pub const FAILOVERS_KEPT_MAX: usize = 1_000;
+
 /// What the regions adapter measured, for the report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RegionReport {
@@ -1089,8 +1104,11 @@ pub struct RegionReport {
     pub routed: Vec<Vec<u64>>,
     /// Per window: successful answers sent from each region.
     pub ok: Vec<Vec<u64>>,
-    /// Every failover, in the order the faults began.
+    /// Every failover, in the order the faults began (the first
+    /// `FAILOVERS_KEPT_MAX`).
     pub failovers: Vec<FailoverRecord>,
+    /// Failovers beyond the first `FAILOVERS_KEPT_MAX`: counted, not kept.
+    pub failovers_not_kept: u64,
     /// Topology fault windows for the chart: label, start and end in ms.
     pub fault_windows: Vec<(String, f64, f64)>,
     /// Per router (by name): its counters.
@@ -1102,10 +1120,19 @@ pub struct RegionReport {
 pub struct RegionsSummary {
     /// Per region, by name.
     pub regions: BTreeMap<String, RegionCounters>,
-    /// Every failover, in the order the faults began.
+    /// Every failover, in the order the faults began (the first
+    /// `FAILOVERS_KEPT_MAX`).
     pub failovers: Vec<FailoverRecord>,
+    /// Failovers that began beyond the first `FAILOVERS_KEPT_MAX`: counted,
+    /// not kept. Written only when some were dropped.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failovers_not_kept: u64,
     /// Per router, by name: its counters.
     pub routers: BTreeMap<String, BTreeMap<&'static str, u64>>,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 impl RegionReport {
@@ -1119,6 +1146,7 @@ impl RegionReport {
                 .zip(self.counters.iter().copied())
                 .collect(),
             failovers: self.failovers.clone(),
+            failovers_not_kept: self.failovers_not_kept,
             routers: self.routers.clone(),
         }
     }
@@ -1288,6 +1316,7 @@ impl<'a> Regions<'a> {
             counters: self.counters,
             routed,
             ok,
+            failovers_not_kept: self.failovers_total - failovers.len() as u64,
             failovers,
             fault_windows,
             routers,

@@ -186,6 +186,7 @@ mod tests {
             routed: vec![vec![10, 5], vec![0, 15], vec![8, 7]],
             ok: vec![vec![10, 5], vec![0, 15], vec![8, 7]],
             failovers: Vec::new(),
+            failovers_not_kept: 0,
             fault_windows: vec![("region outage us-east-1".into(), 1_000.0, 2_000.0)],
             routers: BTreeMap::new(),
         };

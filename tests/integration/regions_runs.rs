@@ -298,3 +298,42 @@ fn a_single_instance_failure_process_matches_its_closed_form() {
         "the interval is tight enough to mean something: {half}"
     );
 }
+
+// A region under a failure process that fails every few seconds for a long
+// run: the failover records are capped (memory does not grow with the
+// simulated duration) and the ones beyond the cap are counted, and each
+// record is closed by its own fault.
+#[test]
+fn failover_records_of_a_long_failure_process_are_capped_and_counted() {
+    let scenario = scenario(
+        r#"{
+  "description": "bounded: a region failing every 2 s on average for an hour",
+  "duration_ms": 3600000,
+  "window_ms": 60000,
+  "services": [{"name": "api", "instances": 1, "service_time_ms": {"kind": "constant", "value_ms": 1}}],
+  "clients": [{"name": "users", "target": "api", "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 0.1}}}],
+  "topology": {
+    "regions": [{"name": "us-east-1"}],
+    "faults": [{"kind": "failures", "place": "us-east-1", "mttf_ms": 2000, "mttr_ms": 1000}]
+  }
+}"#,
+    );
+    let (output, summary) = run_summary(&scenario, 1);
+    let report = report(&output);
+    let kept = sim::model::regions::FAILOVERS_KEPT_MAX;
+    assert_eq!(report.failovers.len(), kept);
+    // About 3,600 s / 3 s = 1,200 failures in all.
+    assert!(
+        (50..=400).contains(&report.failovers_not_kept),
+        "{} not kept",
+        report.failovers_not_kept
+    );
+    assert!(report.failovers.iter().all(|record| record
+        .fault_end_ms
+        .is_some_and(|end| end >= record.fault_ms)));
+    let written = serde_json::to_value(&summary).expect("summary serialises");
+    assert_eq!(
+        written["regions"]["failovers_not_kept"].as_u64(),
+        Some(report.failovers_not_kept)
+    );
+}
