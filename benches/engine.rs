@@ -52,45 +52,35 @@ fn bare_binary_heap() -> u64 {
     sum
 }
 
-fn bare_event_queue() -> u64 {
-    let mut queue = EventQueue::new();
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    for index in 0..BARE_PENDING {
-        queue.push(SimTime(next_delay(&mut rng)), index);
-    }
-    let mut timer = None;
-    let mut sum = 0u64;
-    for _ in 0..BARE_EVENTS {
-        let (now, event) = queue.pop().expect("pending");
-        sum = sum.wrapping_add(event);
-        if let Some(id) = timer.take() {
-            queue.cancel(id);
+/// The bare loop over a queue with the engine's API (`EventQueue` and the
+/// old `IndexedQueue` share it but no trait): each event re-arms a deadline
+/// that is cancelled by the next one, as a timeout usually is.
+macro_rules! bare_queue_loop {
+    ($name:ident, $queue:ty) => {
+        fn $name() -> u64 {
+            let mut queue = <$queue>::new();
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+            for index in 0..BARE_PENDING {
+                queue.push(SimTime(next_delay(&mut rng)), index);
+            }
+            let mut timer = None;
+            let mut sum = 0u64;
+            for _ in 0..BARE_EVENTS {
+                let (now, event) = queue.pop().expect("pending");
+                sum = sum.wrapping_add(event);
+                if let Some(id) = timer.take() {
+                    queue.cancel(id);
+                }
+                timer = Some(queue.push_late(SimTime(now.0 + 1_000_000), u64::MAX));
+                queue.push(SimTime(now.0 + next_delay(&mut rng)), event);
+            }
+            sum
         }
-        timer = Some(queue.push_late(SimTime(now.0 + 1_000_000), u64::MAX));
-        queue.push(SimTime(now.0 + next_delay(&mut rng)), event);
-    }
-    sum
+    };
 }
 
-fn bare_indexed_queue() -> u64 {
-    let mut queue = IndexedQueue::new();
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    for index in 0..BARE_PENDING {
-        queue.push(SimTime(next_delay(&mut rng)), index);
-    }
-    let mut timer = None;
-    let mut sum = 0u64;
-    for _ in 0..BARE_EVENTS {
-        let (now, event) = queue.pop().expect("pending");
-        sum = sum.wrapping_add(event);
-        if let Some(id) = timer.take() {
-            queue.cancel(id);
-        }
-        timer = Some(queue.push_late(SimTime(now.0 + 1_000_000), u64::MAX));
-        queue.push(SimTime(now.0 + next_delay(&mut rng)), event);
-    }
-    sum
-}
+bare_queue_loop!(bare_event_queue, EventQueue<u64>);
+bare_queue_loop!(bare_indexed_queue, IndexedQueue<u64>);
 
 fn scenarios(c: &mut Criterion) {
     let mut group = c.benchmark_group("run");

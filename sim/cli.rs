@@ -216,13 +216,12 @@ fn load_assertions(
     args: &RunArgs,
     scenario: &Scenario,
 ) -> Result<Vec<crate::explore::assert::Assertion>, Error> {
-    let file = args.file.display().to_string();
-    let bytes =
-        crate::scenario::input::read_input(&args.file).map_err(|source| ScenarioError::Read {
-            file: file.clone(),
-            source,
-        })?;
-    Ok(crate::explore::assertions(&file, &bytes, scenario)?)
+    let read = crate::scenario::ScenarioFile::read(&args.file)?;
+    Ok(crate::explore::assertions(
+        &read.file,
+        &read.bytes,
+        scenario,
+    )?)
 }
 
 /// Writes `text` to stdout and flushes it; a failure is `Error::Stdout`

@@ -22,12 +22,8 @@ const RARE: f64 = 1e-3;
 /// Runs `sim explore FILE --estimate trials`.
 pub fn estimate(args: &ExploreArgs, trials: u64) -> Result<(), Error> {
     let scenario = Scenario::load_with(&args.file, args.events_max)?;
-    let file = args.file.display().to_string();
-    let bytes =
-        crate::scenario::input::read_input(&args.file).map_err(|source| ScenarioError::Read {
-            file: file.clone(),
-            source,
-        })?;
+    let crate::scenario::ScenarioFile { file, bytes, .. } =
+        crate::scenario::ScenarioFile::read(&args.file)?;
     let assertions = crate::explore::assertions(&file, &bytes, &scenario)?;
     if assertions.is_empty() {
         return Err(ScenarioError::Invalid {

@@ -84,11 +84,8 @@ pub fn assertions(
 /// loaded as `scenario`), if it has one: its assertions and its search
 /// space, as `sim explore` would. For `sim validate`.
 pub fn check_file(path: &std::path::Path, scenario: &Scenario) -> Result<(), ScenarioError> {
-    let file = path.display().to_string();
-    let bytes = crate::scenario::input::read_input(path).map_err(|source| ScenarioError::Read {
-        file: file.clone(),
-        source,
-    })?;
+    let crate::scenario::ScenarioFile { file, bytes, .. } =
+        crate::scenario::ScenarioFile::read(path)?;
     let Some(raw) = section(&file, &bytes)? else {
         return Ok(());
     };

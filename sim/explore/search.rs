@@ -130,17 +130,8 @@ impl Explorer {
         seed: u64,
         events_max: Option<u64>,
     ) -> Result<Explorer, ScenarioError> {
-        let file = path.display().to_string();
-        let bytes =
-            crate::scenario::input::read_input(path).map_err(|source| ScenarioError::Read {
-                file: file.clone(),
-                source,
-            })?;
-        let name = path
-            .file_stem()
-            .map(|stem| stem.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "scenario".to_string());
-        Explorer::from_bytes(&file, &name, &bytes, seed, events_max)
+        let read = crate::scenario::ScenarioFile::read(path)?;
+        Explorer::from_bytes(&read.file, &read.name, &read.bytes, seed, events_max)
     }
 
     /// Parses and checks `explore` scenario text.

@@ -327,15 +327,22 @@ pub struct Limits {
     pub memory_mb: u64,
 }
 
-impl Scenario {
-    /// Reads and checks the scenario at `path`.
-    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        Scenario::load_with(path, None)
-    }
+/// A scenario file as read from disk, before parsing: every command that
+/// reads one (run, validate, explore, estimate) goes through `read`.
+#[derive(Clone, Debug)]
+pub struct ScenarioFile {
+    /// The path as error messages name it.
+    pub file: String,
+    /// The file's stem: the scenario's name in reports.
+    pub name: String,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
 
-    /// Reads and checks the scenario at `path`, with `limits.events_max`
-    /// replaced by `events_max` if given (before the event-budget check).
-    pub fn load_with(path: &Path, events_max: Option<u64>) -> Result<Scenario, ScenarioError> {
+impl ScenarioFile {
+    /// Reads the scenario file at `path` (a regular file of bounded size,
+    /// see `input::read_input`).
+    pub fn read(path: &Path) -> Result<ScenarioFile, ScenarioError> {
         let file = path.display().to_string();
         let bytes = input::read_input(path).map_err(|source| ScenarioError::Read {
             file: file.clone(),
@@ -345,7 +352,21 @@ impl Scenario {
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".to_string());
-        Scenario::from_bytes_with(&file, &name, &bytes, events_max)
+        Ok(ScenarioFile { file, name, bytes })
+    }
+}
+
+impl Scenario {
+    /// Reads and checks the scenario at `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::load_with(path, None)
+    }
+
+    /// Reads and checks the scenario at `path`, with `limits.events_max`
+    /// replaced by `events_max` if given (before the event-budget check).
+    pub fn load_with(path: &Path, events_max: Option<u64>) -> Result<Scenario, ScenarioError> {
+        let read = ScenarioFile::read(path)?;
+        Scenario::from_bytes_with(&read.file, &read.name, &read.bytes, events_max)
     }
 
     /// Parses and checks scenario text; `file` is used in messages and
