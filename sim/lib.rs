@@ -84,6 +84,8 @@ pub mod policy;
 pub mod report;
 pub mod scenario;
 pub mod sweep;
+#[cfg(test)]
+mod test_support;
 #[cfg(feature = "proptest")]
 pub mod testing;
 pub mod topology;

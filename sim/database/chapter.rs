@@ -323,24 +323,7 @@ mod tests {
     /// Runs `property` on the chapter's failover over random event sequences
     /// with proptest's deterministic runner; returns the shrunk counterexample.
     fn chapter_counterexample(property: Property) -> Option<Vec<Event>> {
-        let config = proptest::test_runner::Config {
-            cases: 256,
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        };
-        let mut runner = proptest::test_runner::TestRunner::new_with_rng(
-            config,
-            proptest::test_runner::TestRng::deterministic_rng(
-                proptest::test_runner::RngAlgorithm::ChaCha,
-            ),
-        );
-        match runner.run(&events(), |events| {
-            check(property, &events).map_err(proptest::test_runner::TestCaseError::fail)
-        }) {
-            Ok(()) => None,
-            Err(proptest::test_runner::TestError::Fail(_, value)) => Some(value),
-            Err(error) => panic!("{error}"),
-        }
+        crate::test_support::counterexample_of(events(), |events| check(property, &events))
     }
 
     // Each safety property fails on the chapter's failover, and proptest

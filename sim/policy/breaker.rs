@@ -681,31 +681,7 @@ mod tests {
         );
     }
 
-    /// Runs `property` on the chapter breaker over random move sequences with
-    /// proptest's deterministic runner, and returns the shrunk counterexample.
-    fn chapter_counterexample<T: std::fmt::Debug + Clone>(
-        strategy: impl Strategy<Value = T>,
-        property: impl Fn(T) -> Result<(), String>,
-    ) -> Option<T> {
-        let config = proptest::test_runner::Config {
-            cases: 256,
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        };
-        let mut runner = proptest::test_runner::TestRunner::new_with_rng(
-            config,
-            proptest::test_runner::TestRng::deterministic_rng(
-                proptest::test_runner::RngAlgorithm::ChaCha,
-            ),
-        );
-        match runner.run(&strategy, |value| {
-            property(value).map_err(proptest::test_runner::TestCaseError::fail)
-        }) {
-            Ok(()) => None,
-            Err(proptest::test_runner::TestError::Fail(_, value)) => Some(value),
-            Err(error) => panic!("{error}"),
-        }
-    }
+    use crate::test_support::counterexample_of as chapter_counterexample;
 
     fn probe_limit_property(moves: Vec<properties::Move>) -> Result<(), String> {
         properties::drive(&mut breaker(1, 2, 1_000), &moves, Property::ProbesAtMost(2))

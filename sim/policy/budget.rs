@@ -610,8 +610,8 @@ impl RetryBudget {
 mod tests {
     use super::*;
     use crate::engine::SimDuration;
+    use crate::test_support::counterexample;
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 
     fn ms(value: u64) -> SimTime {
         SimTime::from_ms(value)
@@ -934,23 +934,16 @@ mod tests {
     // counterexample, and it shrinks to the pinned one.
     #[test]
     fn chapter_budget_fails_the_generic_sliding_ratio_property() {
-        let config = Config {
-            cases: 256,
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let mut runner =
-            TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
         let strategy = (0u32..=100, 1u64..2_000, steps(3_000_000));
-        let result = runner.run(&strategy, |(percent, window_ms, steps)| {
+        let found = counterexample(strategy, |(percent, window_ms, steps)| {
             let ratio = f64::from(percent) / 100.0;
             let trace = drive(&mut chapter(ratio, window_ms), &steps);
             let excess = first_excess(&trace, window_ms, window_ms, ratio_bound(ratio, 0.0));
             prop_assert!(excess.is_none(), "{:?}", excess);
             Ok(())
         });
-        match result {
-            Err(TestError::Fail(_, (percent, window_ms, steps))) => {
+        match found {
+            Some((percent, window_ms, steps)) => {
                 assert_eq!(percent, 1);
                 assert_eq!(window_ms, 1);
                 assert_eq!(steps, vec![(0, Op::Request), (0, Op::Failure)]);

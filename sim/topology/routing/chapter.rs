@@ -125,13 +125,10 @@ impl ChapterActivePassive {
 mod tests {
     use super::*;
     use crate::engine::{RngFactory, SimDuration};
+    use crate::test_support::counterexample_of as counterexample;
     use crate::topology::routing::tests::matrix;
     use crate::topology::routing::{choose, Policy, PolicyState, ThresholdView};
     use crate::topology::Place;
-    use proptest::prelude::*;
-    use proptest::test_runner::{
-        Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
-    };
 
     const US: RegionId = 0;
     const EU: RegionId = 1;
@@ -182,28 +179,6 @@ mod tests {
             ));
         }
         Ok(())
-    }
-
-    /// Runs `property` with proptest's deterministic runner and returns the
-    /// shrunk counterexample, as `policy::breaker`'s tests do.
-    fn counterexample<T: std::fmt::Debug + Clone>(
-        strategy: impl Strategy<Value = T>,
-        property: impl Fn(T) -> Result<(), String>,
-    ) -> Option<T> {
-        let config = Config {
-            cases: 256,
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let mut runner =
-            TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
-        match runner.run(&strategy, |value| {
-            property(value).map_err(TestCaseError::fail)
-        }) {
-            Ok(()) => None,
-            Err(TestError::Fail(_, value)) => Some(value),
-            Err(error) => panic!("{error}"),
-        }
     }
 
     // The nearest-healthy policy (the `dns`/`anycast` `nearest` policy) passes
