@@ -242,43 +242,31 @@ fn drive_policy(args: &PolicyArgs) -> Result<(), Error> {
             .map_err(|source| Error::Read { file, source })
     };
     let (config_file, config) = read(&args.config)?;
-    if args.name == "router" {
+    // All or nothing: a bad event prints no lines, only the error.
+    let lines = if args.name == "router" {
         let (input_file, input) = read(&args.input)?;
-        let lines = crate::topology::driver::drive(
-            (&config_file, &config),
-            (&input_file, &input),
-            args.seed,
-        )?;
-        let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
-        return std::io::stdout()
-            .lock()
-            .write_all(text.as_bytes())
-            .map_err(Error::Stdout);
-    }
-    if crate::model::check_driver::drives(&args.name) {
+        crate::topology::driver::drive((&config_file, &config), (&input_file, &input), args.seed)?
+    } else if crate::model::check_driver::drives(&args.name) {
         let (input_file, input) = read(&args.input)?;
-        let lines = crate::model::check_driver::drive(
+        crate::model::check_driver::drive(
             &args.name,
             (&config_file, &config),
             (&input_file, &input),
-        )?;
-        let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
-        return print(&text);
-    }
-    let spec = driver::parse_config(&config_file, &config, &args.name)?;
-    let (input_file, input) = read(&args.input)?;
-    let events = driver::parse_events(&input_file, &input)?;
-    let lines =
-        driver::drive(&spec, &events, args.seed).map_err(|invalid| ScenarioError::Invalid {
-            file: input_file.clone(),
-            invalid,
-        })?;
-    // All or nothing: a bad event prints no lines, only the error.
-    let mut text = String::new();
-    for line in &lines {
-        text.push_str(&line.to_json());
-        text.push('\n');
-    }
+        )?
+    } else {
+        let spec = driver::parse_config(&config_file, &config, &args.name)?;
+        let (input_file, input) = read(&args.input)?;
+        let events = driver::parse_events(&input_file, &input)?;
+        driver::drive(&spec, &events, args.seed)
+            .map_err(|invalid| ScenarioError::Invalid {
+                file: input_file.clone(),
+                invalid,
+            })?
+            .iter()
+            .map(driver::Line::to_json)
+            .collect()
+    };
+    let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
     print(&text)
 }
 

@@ -302,11 +302,39 @@ pub fn parse_config(file: &str, bytes: &[u8], name: &str) -> Result<PolicySpec, 
 /// Reads an events file: a JSON array of events whose times never decrease.
 /// Errors name `file` and the JSON path (`[3].at_ms`).
 pub fn parse_events(file: &str, bytes: &[u8]) -> Result<Vec<Event>, ScenarioError> {
-    let raw: Vec<RawEvent> = parse_json_strict(file, bytes)?;
+    let raw: Vec<RawEvent> = read_events(file, bytes, |event: &RawEvent| event.at_ms)?;
     check_events(&raw).map_err(|invalid| ScenarioError::Invalid {
         file: file.to_string(),
         invalid,
     })
+}
+
+/// Reads the events file of any driver (policies, checks, routers): a JSON
+/// array of at most `EVENTS_MAX` events whose `at_ms` never decreases.
+/// Errors name `file` and the JSON path (`[3].at_ms`).
+pub fn read_events<T: serde::de::DeserializeOwned + Serialize>(
+    file: &str,
+    bytes: &[u8],
+    at_ms: impl Fn(&T) -> f64,
+) -> Result<Vec<T>, ScenarioError> {
+    let events: Vec<T> = parse_json_strict(file, bytes)?;
+    let invalid = |invalid| ScenarioError::Invalid {
+        file: file.to_string(),
+        invalid,
+    };
+    check_event_count("", events.len()).map_err(invalid)?;
+    for (index, pair) in events.windows(2).enumerate() {
+        let (before_ms, after_ms) = (at_ms(&pair[0]), at_ms(&pair[1]));
+        if after_ms < before_ms {
+            return Err(invalid(Invalid::new(
+                join(&item("", index + 1), "at_ms"),
+                format!(
+                    "must not be before the previous event's at_ms {before_ms} (got {after_ms})"
+                ),
+            )));
+        }
+    }
+    Ok(events)
 }
 
 /// Refuses an events list (of any driver: policies, checks, routers) longer
@@ -321,24 +349,13 @@ pub fn check_event_count(path: &str, count: usize) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Checks each event of an events list already in order (`read_events`).
 fn check_events(raw: &[RawEvent]) -> Result<Vec<Event>, Invalid> {
-    check_event_count(".", raw.len())?;
     let mut events = Vec::with_capacity(raw.len());
-    let mut previous_ms = 0.0;
     for (index, event) in raw.iter().enumerate() {
         let path = item("", index);
         let at_path = join(&path, "at_ms");
         crate::scenario::check::within_f64(&at_path, event.at_ms, 0.0, AT_MS_MAX)?;
-        if event.at_ms < previous_ms {
-            return Err(Invalid::new(
-                at_path,
-                format!(
-                    "must not be before the previous event's at_ms {previous_ms} (got {})",
-                    event.at_ms
-                ),
-            ));
-        }
-        previous_ms = event.at_ms;
         let call_path = join(&path, "call");
         let call = match (event.event, event.call) {
             (EventName::Tick, None) => None,
