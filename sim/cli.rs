@@ -150,7 +150,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn run_scenario(args: &RunArgs) -> Result<(), Error> {
-    let scenario = Scenario::load_with(&args.file, args.events_max)?;
+    // Read once: the scenario, its assertions and the HTML page all come
+    // from these bytes.
+    let read = crate::scenario::ScenarioFile::read(&args.file)?;
+    let scenario = Scenario::from_bytes_with(&read.file, &read.name, &read.bytes, args.events_max)?;
     let dir = args
         .out
         .clone()
@@ -158,7 +161,7 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
     // A bad --out is refused before the run, not after it.
     report::output::check_target(&dir, &report::REPORT_FILE_NAMES)
         .map_err(report::ReportError::from)?;
-    let assertions = load_assertions(args, &scenario)?;
+    let assertions = crate::explore::assertions(&read.file, &read.bytes, &scenario)?;
     let file = args.file.display().to_string();
     let output = crate::model::run(&scenario, args.seed).map_err(|source| Error::Run {
         file: file.clone(),
@@ -184,10 +187,8 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
     report::database::extend(&scenario, &output.databases, &mut files, !args.no_charts)
         .map_err(report::ReportError::from)?;
     if !args.no_charts {
-        // The page shows the scenario as given; it was read a moment ago.
-        let text = crate::scenario::input::read_input(&args.file)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
+        // The page shows the scenario as given.
+        let text = String::from_utf8_lossy(&read.bytes);
         files.push(sweep::run_index(&summary, &text, &files)?);
     }
     let written = report::write_all(&dir, &files)?;
@@ -208,20 +209,6 @@ fn run_scenario(args: &RunArgs) -> Result<(), Error> {
         other => other,
     })?;
     assertion_failure.map_or(Ok(()), Err)
-}
-
-/// The scenario's `explore.assertions`, checked (none when it has no
-/// `explore` section); `sim run` evaluates them on its run.
-fn load_assertions(
-    args: &RunArgs,
-    scenario: &Scenario,
-) -> Result<Vec<crate::explore::assert::Assertion>, Error> {
-    let read = crate::scenario::ScenarioFile::read(&args.file)?;
-    Ok(crate::explore::assertions(
-        &read.file,
-        &read.bytes,
-        scenario,
-    )?)
 }
 
 /// Writes `text` to stdout and flushes it; a failure is `Error::Stdout`
