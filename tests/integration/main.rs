@@ -19,6 +19,7 @@ mod policy_cli;
 mod properties;
 mod queueing;
 mod regions;
+mod regions_fidelity;
 mod regions_runs;
 mod regression;
 mod scenarios_latency;
