@@ -20,6 +20,7 @@ mod properties;
 mod queueing;
 mod regions;
 mod regions_fidelity;
+mod regions_gaps;
 mod regions_runs;
 mod regression;
 mod scenarios_latency;
