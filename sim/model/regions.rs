@@ -145,7 +145,8 @@ pub struct RegionCounters {
 pub struct FailoverRecord {
     /// The region that failed (or looked failed).
     pub region: String,
-    /// What hit it: `region_outage`, `failures` or `checker_partition`.
+    /// What hit it: `region_outage`, `failures`, `checker_partition`, or
+    /// `partition` (up, but cut off from every client that can use it).
     pub fault: String,
     /// When the fault began, ms.
     pub fault_ms: f64,
@@ -1399,18 +1400,21 @@ impl<'a> Regions<'a> {
                 // Only the requests of the clients that were on the region.
                 let series: Vec<(u64, u64)> = (0..rows.len())
                     .map(|index| {
-                        record.clients.iter().fold((0, 0), |(ok, finished), &client| {
-                            let at = (index * series_kept + client) * 2;
-                            (
-                                ok + self.client_windows.get(at).copied().unwrap_or(0),
-                                finished + self.client_windows.get(at + 1).copied().unwrap_or(0),
-                            )
-                        })
+                        record
+                            .clients
+                            .iter()
+                            .fold((0, 0), |(ok, finished), &client| {
+                                let at = (index * series_kept + client) * 2;
+                                (
+                                    ok + self.client_windows.get(at).copied().unwrap_or(0),
+                                    finished
+                                        + self.client_windows.get(at + 1).copied().unwrap_or(0),
+                                )
+                            })
                     })
                     .collect();
                 record.recovery_ms = recovery_of(rows, &series, record.started);
-                record.recovery_clients =
-                    names(&self.client_names, record.clients.iter().copied());
+                record.recovery_clients = names(&self.client_names, record.clients.iter().copied());
             }
             if let (Some(change), Some(service)) = (record.routing_change_ms, service) {
                 let from = record.started + SimDuration::from_ms_f64(change);
@@ -1568,7 +1572,9 @@ fn recovery_of(rows: &[WindowRow], series: &[(u64, u64)], start: SimTime) -> Opt
         .iter()
         .zip(series)
         .take_while(|(row, _)| row.start + SimDuration(1) <= start)
-        .fold((0, 0), |(ok, finished), (_, &(o, f))| (ok + o, finished + f));
+        .fold((0, 0), |(ok, finished), (_, &(o, f))| {
+            (ok + o, finished + f)
+        });
     let baseline = if finished == 0 {
         1.0
     } else {

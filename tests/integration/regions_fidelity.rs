@@ -283,8 +283,7 @@ fn dns_worst_case_bounds_when_the_last_user_moves() {
   }}
 }}"#
         ));
-        let RouterKind::Dns(settings) = &scenario.topology.as_ref().unwrap().routers[0].kind
-        else {
+        let RouterKind::Dns(settings) = &scenario.topology.as_ref().unwrap().routers[0].kind else {
             panic!("a dns router")
         };
         let worst_s = settings

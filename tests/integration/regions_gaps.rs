@@ -38,36 +38,16 @@ fn only_record(summary: &sim::metrics::summary::Summary) -> &FailoverRecord {
     &regions.failovers[0]
 }
 
-// us-east-1 is up, but two partitions cut it off from us-west-2 (the users
-// and one checker) and from eu-west-1 (the other checker) between 60 s and
-// 300 s: to the users it is an outage. The run opens a `partition` failover
+// regions-partition-cutoff: us-east-1 is up, but two partitions cut it off
+// from us-west-2 (the users and one checker) and from eu-west-1 (the other
+// checker) between 60 s and 300 s: to the users it is an outage. The run opens a `partition` failover
 // record, the checkers detect it within threshold x interval, the TTL
 // caches drain, and the users' availability comes back while the
 // partition lasts.
 #[test]
 fn a_partition_cutting_a_region_off_from_its_clients_is_a_failover() {
-    let scenario = scenario(&format!(
-        r#"{{
-  "description": "a partition cuts us-east-1 off from every client origin",
-  "duration_ms": 360000,
-  "window_ms": 5000,
-  "services": [{SERVICE}],
-  "clients": [{{"name": "users", "target": "api",
-    "load": {{"kind": "open_loop", "rate": {{"kind": "constant", "rps": 100}}}},
-    "policies": [{{"kind": "timeout", "timeout_ms": 1000}}]}}],
-  "topology": {{
-    {REGIONS},
-    "routers": [{{"kind": "dns", "name": "route53", "endpoints": ["us-east-1", "eu-west-1"],
-      "checkers": ["us-west-2", "eu-west-1"], "interval_ms": 10000, "failure_threshold": 3, "ttl_ms": 30000,
-      "policy": {{"kind": "failover", "order": ["us-east-1", "eu-west-1"], "failback": true}}}}],
-    "clients": [{{"client": "users", "origin": "us-west-2", "router": "route53"}}],
-    "faults": [
-      {{"kind": "partition", "from": "us-east-1", "to": "us-west-2", "start_ms": 60000, "end_ms": 300000}},
-      {{"kind": "partition", "from": "us-east-1", "to": "eu-west-1", "start_ms": 60000, "end_ms": 300000}}
-    ]
-  }}
-}}"#
-    ));
+    let path = crate::support::root().join("scenarios/regions-partition-cutoff.json");
+    let scenario = sim::scenario::Scenario::load(&path).unwrap_or_else(|error| panic!("{error}"));
     for seed in 1..=3 {
         let (output, summary) = run_summary(&scenario, seed);
         let record = only_record(&summary);
@@ -208,7 +188,10 @@ fn lossy_probes_cause_needless_failovers_with_a_low_threshold() {
         assert_eq!(flapping.availability, 1.0);
         let (_, steady) = run_summary(&lossy_probes(10), seed);
         let regions = steady.regions.as_ref().unwrap();
-        assert!(regions.routers["route53"]["health_changes"] <= 2, "seed {seed}");
+        assert!(
+            regions.routers["route53"]["health_changes"] <= 2,
+            "seed {seed}"
+        );
         assert!(regions.routers["route53"]["probes"] >= 100);
     }
 }

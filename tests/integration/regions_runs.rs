@@ -81,9 +81,15 @@ fn active_active_survivors_hold_at_50_percent_and_saturate_at_80() {
             );
             let busy = capacity.utilisation_mean;
             if expected < 1.0 {
-                assert!((busy - expected).abs() < 0.05, "{name} seed {seed}: {capacity:?}");
+                assert!(
+                    (busy - expected).abs() < 0.05,
+                    "{name} seed {seed}: {capacity:?}"
+                );
             } else {
-                assert!((0.95..=1.0).contains(&busy), "{name} seed {seed}: {capacity:?}");
+                assert!(
+                    (0.95..=1.0).contains(&busy),
+                    "{name} seed {seed}: {capacity:?}"
+                );
             }
             let changed_s = (record.fault_ms + record.routing_change_ms.unwrap()) / 1_000.0;
             assert!(record.detection_ms.unwrap() <= 30_000.0, "{record:?}");
