@@ -25,12 +25,13 @@
 //! `region/client/<client>/resolvers` (each simulated resolver's class and
 //! stretching, drawn once), `region/client/<client>/route` (which resolver a
 //! request asks; weighted and priority draws), `region/network/<from>-><to>`
-//! (latency and loss draws per ordered region pair), `region/probes`
-//! (the chapter's per-request health check), and `failures/<target>` (one
+//! (latency and loss draws per ordered region pair, and the chapter's
+//! per-request health check), `region/probes/<router>` (loss on the health
+//! probes of `dns` and `anycast` routers), and `failures/<target>` (one
 //! per failure process: `failures/region/us-east-1`, `failures/instance/api[3]`).
 
 use crate::engine::{RngFactory, SimDuration, SimRng, SimTime};
-use crate::metrics::summary::recovery_ms;
+use crate::metrics::summary::{recovery_ms, RECOVERY_TOLERANCE, RECOVERY_WINDOWS};
 use crate::metrics::{Outcome, WindowRow};
 use crate::scenario::{OutageMode, Scenario};
 use crate::topology::failure::{FailureProcess, FailureTarget};
@@ -132,6 +133,9 @@ pub struct RegionCounters {
     pub replies_lost: u64,
     /// The chapter's per-request health checks this region received.
     pub health_checks: u64,
+    /// Worker time spent on jobs here (every service's instances placed in
+    /// the region), ms: the integral of busy workers over the run.
+    pub busy_worker_ms: u64,
 }
 
 /// A failover: a region that became unable to serve, and how the routers
@@ -141,7 +145,8 @@ pub struct RegionCounters {
 pub struct FailoverRecord {
     /// The region that failed (or looked failed).
     pub region: String,
-    /// What hit it: `region_outage`, `failures` or `checker_partition`.
+    /// What hit it: `region_outage`, `failures`, `checker_partition`, or
+    /// `partition` (up, but cut off from every client that can use it).
     pub fault: String,
     /// When the fault began, ms.
     pub fault_ms: f64,
@@ -158,8 +163,12 @@ pub struct FailoverRecord {
     /// The share of those resolvers still on the region at the end of the
     /// fault (or of the run): `forever` caches never move.
     pub clients_never_moved: Option<f64>,
-    /// From the fault until availability is back (see the reference).
+    /// From the fault until availability is back, counting only the
+    /// requests of `recovery_clients` (see the reference).
     pub recovery_ms: Option<f64>,
+    /// The clients whose requests `recovery_ms` counts: those that had sent
+    /// attempts to the region before the fault (all clients when none had).
+    pub recovery_clients: Vec<String>,
     /// Whether the surviving regions held the moved load.
     pub capacity: Option<CapacityVerdict>,
     #[serde(skip)]
@@ -171,6 +180,9 @@ pub struct FailoverRecord {
     started: SimTime,
     #[serde(skip)]
     tail: Option<Tail>,
+    /// Indices of `recovery_clients` (empty: all clients).
+    #[serde(skip)]
+    clients: Vec<usize>,
 }
 
 /// The capacity verdict after a failover.
@@ -178,15 +190,27 @@ pub struct FailoverRecord {
 pub struct CapacityVerdict {
     /// `holds` or `saturated`.
     pub verdict: &'static str,
-    /// The surviving region with the highest mean offered utilisation.
+    /// The surviving region with the highest mean utilisation.
     pub region: String,
-    /// Its offered utilisation `λ × mean service time / (instances ×
-    /// workers)`, averaged over the whole windows from the routing change to
-    /// the fault's end; the verdict is `holds` below 1.
+    /// Its measured utilisation, busy worker time over `instances × workers
+    /// × window` of the routed service, averaged over the whole windows from
+    /// the routing change to the fault's end; the verdict is `holds` below
+    /// `SATURATION_BUSY`.
     pub utilisation_mean: f64,
-    /// Its highest utilisation in one window over the same span.
+    /// Its highest measured utilisation in one window over the same span.
     pub utilisation_peak: f64,
+    /// Its offered utilisation over the same windows, `routed attempts per
+    /// second × mean service time / (instances × workers)`: above 1 it asks
+    /// for more than the region has, which the measured figure cannot show.
+    pub offered_utilisation_mean: f64,
+    /// Its highest offered utilisation in one window.
+    pub offered_utilisation_peak: f64,
 }
+
+/// The measured utilisation at and above which surviving regions count as
+/// saturated: busy workers cannot exceed 1, so a region asked for more than
+/// it has sits just below it (the gaps are the instants a queue is empty).
+pub const SATURATION_BUSY: f64 = 0.95;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Tail {
@@ -258,6 +282,25 @@ pub struct Regions<'a> {
     failovers_total: u64,
     workers: Vec<u32>,
     mean_service_ms: Vec<f64>,
+    /// Per router: loss draws on its health probes.
+    probe_rngs: Vec<SimRng>,
+    /// `[service * regions + region]`: workers busy now, and since when the
+    /// count is integrated.
+    busy: Vec<(u32, SimTime)>,
+    /// Per window, per region: busy worker time of `verdict_service`, µs.
+    busy_windows: Vec<u64>,
+    /// Per region: busy worker time of every service, µs.
+    busy_total_us: Vec<u64>,
+    /// The service the capacity verdict is about: the first router's, else
+    /// the first client's target.
+    verdict_service: Option<usize>,
+    /// `[client * regions + region]`: client attempts routed there.
+    client_routed: Vec<u64>,
+    /// Per window, per client (the first `CLIENT_SERIES_MAX`): successful
+    /// then finished requests.
+    client_windows: Vec<u64>,
+    /// Client names, in the scenario's order.
+    client_names: Vec<String>,
 }
 
 impl<'a> Regions<'a> {
@@ -454,7 +497,26 @@ impl<'a> Regions<'a> {
                 .iter()
                 .map(|s| s.service_time.mean_ms())
                 .collect(),
+            probe_rngs: topology
+                .routers
+                .iter()
+                .map(|router| rngs.stream(&format!("region/probes/{}", router.name)))
+                .collect(),
+            busy: vec![(0, SimTime::ZERO); scenario.services.len() * regions],
+            busy_windows: Vec::new(),
+            busy_total_us: vec![0; regions],
+            verdict_service: None,
+            client_routed: vec![0; scenario.clients.len() * regions],
+            client_windows: Vec::new(),
+            client_names: scenario.clients.iter().map(|c| c.name.clone()).collect(),
         };
+        adapter.verdict_service = adapter
+            .router_services
+            .iter()
+            .flatten()
+            .next()
+            .copied()
+            .or_else(|| adapter.clients.first().map(|client| client.target));
         adapter.recount_hosts(SimTime::ZERO, &|_, _| true);
         Some(adapter)
     }
@@ -541,6 +603,7 @@ impl<'a> Regions<'a> {
         let Some(router) = state.router else {
             let region = state.origin.region as u32;
             self.counters[region as usize].routed += 1;
+            self.client_routed[client * self.topology.regions.len() + region as usize] += 1;
             return (region, SimDuration::ZERO);
         };
         let matrix = &self.topology.latency;
@@ -632,6 +695,7 @@ impl<'a> Regions<'a> {
             }
         };
         self.counters[region].routed += 1;
+        self.client_routed[client * self.topology.regions.len() + region] += 1;
         self.count_window(now, region, 0);
         (region as u32, delay)
     }
@@ -669,6 +733,82 @@ impl<'a> Regions<'a> {
     /// An attempt arrived in `region`.
     pub fn arrived(&mut self, region: u32) {
         self.counters[region as usize].arrivals += 1;
+    }
+
+    /// The load balancer chose `instance` of `service` for an attempt of
+    /// policy stack `stack`: whether a partition between the caller's zone
+    /// and the instance's zone stops it at `now` (counted as
+    /// `requests_partitioned`). Requests are addressed to regions, so only
+    /// here, once the instance and so its zone are known, can a zone
+    /// partition apply; one between whole regions already dropped the
+    /// attempt when it left (`send`).
+    pub fn instance_unreachable(
+        &mut self,
+        now: SimTime,
+        stack: usize,
+        service: usize,
+        instance: usize,
+    ) -> bool {
+        let from = self.stacks[stack].0;
+        let to = self.instance_places[service][instance];
+        if (from.zone.is_none() && to.zone.is_none()) || self.network.reachable(now, from, to) {
+            return false;
+        }
+        self.counters[to.region].requests_partitioned += 1;
+        true
+    }
+
+    /// `delta` workers of instance `instance` of `service` became busy
+    /// (positive) or free (negative) at `now`.
+    pub fn workers_changed(&mut self, now: SimTime, service: usize, instance: usize, delta: i64) {
+        let region = self.instance_places[service][instance].region;
+        let key = service * self.topology.regions.len() + region;
+        self.integrate_busy(now, key);
+        let busy = &mut self.busy[key].0;
+        debug_assert!(i64::from(*busy) + delta >= 0);
+        *busy = (i64::from(*busy) + delta).max(0) as u32;
+    }
+
+    /// Adds the busy worker time of `key` up to `now`, split by window.
+    fn integrate_busy(&mut self, now: SimTime, key: usize) {
+        let (count, since) = self.busy[key];
+        self.busy[key].1 = now;
+        if count == 0 || now <= since {
+            return;
+        }
+        let regions = self.topology.regions.len();
+        let (service, region) = (key / regions, key % regions);
+        self.busy_total_us[region] += u64::from(count) * now.saturating_since(since).0;
+        if Some(service) != self.verdict_service {
+            return;
+        }
+        let mut at = since;
+        while at < now {
+            let index = (at.0 / self.window.0) as usize;
+            let window_end = SimTime((index as u64 + 1) * self.window.0).min(now);
+            let slot = index * regions + region;
+            if self.busy_windows.len() <= slot {
+                self.busy_windows.resize((index + 1) * regions, 0);
+            }
+            self.busy_windows[slot] += u64::from(count) * window_end.saturating_since(at).0;
+            at = window_end;
+        }
+    }
+
+    /// A request of client `client` finished at `now`, successfully or not
+    /// (for the recovery of the clients a failover hit).
+    pub fn request_finished(&mut self, now: SimTime, client: usize, success: bool) {
+        let clients = self.clients.len().min(CLIENT_SERIES_MAX);
+        if client >= clients {
+            return;
+        }
+        let index = (now.0 / self.window.0) as usize;
+        let at = (index * clients + client) * 2;
+        if self.client_windows.len() <= at + 1 {
+            self.client_windows.resize((index + 1) * clients * 2, 0);
+        }
+        self.client_windows[at] += u64::from(success);
+        self.client_windows[at + 1] += 1;
     }
 
     /// The load balancer chose `instance` of `service`: how it is down at
@@ -888,15 +1028,18 @@ impl<'a> Regions<'a> {
                 let stand = settings.checkers[checker];
                 let endpoints = settings.endpoints.clone();
                 let interval = settings.interval;
-                let results: Vec<bool> = endpoints
-                    .iter()
-                    .map(|&region| {
-                        serving(self, region)
-                            && self
-                                .network
-                                .probe_reachable(now, router, checker, stand, region)
-                    })
-                    .collect();
+                let mut results = Vec::with_capacity(endpoints.len());
+                for &region in &endpoints {
+                    let ok = serving(self, region)
+                        && self.network.probe_delivered(
+                            now,
+                            (router, checker),
+                            stand,
+                            region,
+                            &mut self.probe_rngs[router],
+                        );
+                    results.push(ok);
+                }
                 for (endpoint, ok) in results.into_iter().enumerate() {
                     let RouterState::Dns(dns) = &mut self.routers[router] else {
                         unreachable!()
@@ -914,9 +1057,13 @@ impl<'a> Regions<'a> {
                 let interval = settings.interval;
                 let shift = settings.shift;
                 let ok = serving(self, region)
-                    && self
-                        .network
-                        .probe_reachable(now, router, checker, stand, region);
+                    && self.network.probe_delivered(
+                        now,
+                        (router, checker),
+                        stand,
+                        region,
+                        &mut self.probe_rngs[router],
+                    );
                 let RouterState::Anycast(anycast) = &mut self.routers[router] else {
                     unreachable!()
                 };
@@ -964,6 +1111,9 @@ impl<'a> Regions<'a> {
     }
 
     fn fault_edge(&mut self, now: SimTime, fault: usize, begin: bool) {
+        if let TopologyFault::Partition(_) = &self.topology.faults[fault] {
+            return self.partition_edge(now, fault);
+        }
         let (region, kind) = match &self.topology.faults[fault] {
             TopologyFault::Outage { scope, .. } if scope.zone.is_none() => {
                 (scope.region, "region_outage")
@@ -975,6 +1125,42 @@ impl<'a> Regions<'a> {
             self.open_failover(now, fault, region, kind);
         } else {
             self.close_failover(now, fault);
+        }
+    }
+
+    /// A partition began or ended: every region that holds instances for
+    /// some client and that none of those clients can reach and hear back
+    /// from is, to them, an outage (`partition` record); one that they can
+    /// reach again closes it.
+    fn partition_edge(&mut self, now: SimTime, fault: usize) {
+        for region in 0..self.topology.regions.len() {
+            let to = Place::region(region);
+            let mut origins = self
+                .clients
+                .iter()
+                .filter(|client| !self.members[client.target][region].is_empty())
+                .filter(|client| match client.router {
+                    Some(router) => self.topology.routers[router].regions().contains(&region),
+                    None => client.origin.region == region,
+                })
+                .map(|client| client.origin)
+                .peekable();
+            if origins.peek().is_none() {
+                continue;
+            }
+            let cut = origins.all(|origin| !self.network.round_trip_reachable(now, origin, to));
+            let open = self.failovers.iter().rposition(|record| {
+                record.region_id == region
+                    && record.fault == "partition"
+                    && record.fault_end_ms.is_none()
+            });
+            match (cut, open) {
+                (true, None) => self.open_failover(now, fault, region, "partition"),
+                (false, Some(position)) => {
+                    self.failovers[position].fault_end_ms = Some(now.as_ms_f64());
+                }
+                _ => {}
+            }
         }
     }
 
@@ -995,11 +1181,17 @@ impl<'a> Regions<'a> {
             dns_tail_ms: None,
             clients_never_moved: None,
             recovery_ms: None,
+            recovery_clients: Vec::new(),
             capacity: None,
             region_id: region,
             fault_index: fault,
             started: now,
             tail: None,
+            clients: (0..self.clients.len())
+                .filter(|&client| {
+                    self.client_routed[client * self.topology.regions.len() + region] > 0
+                })
+                .collect(),
         });
     }
 
@@ -1089,6 +1281,11 @@ fn client_timeout(policies: &[crate::policy::PolicySpec]) -> Option<SimDuration>
 /// later ones are counted in the failovers only.
 pub const FAULT_WINDOWS_KEPT_MAX: usize = 200;
 
+/// The clients (the first ones, in scenario order) whose requests are
+/// counted per window for the recovery of a failover; a failover that hits
+/// a later client measures recovery over all requests.
+pub const CLIENT_SERIES_MAX: usize = 64;
+
 /// At most this many failover records are kept per run (the first ones);
 /// `failovers_not_kept` in the summary counts the rest.
 pub const FAILOVERS_KEPT_MAX: usize = 1_000;
@@ -1157,6 +1354,12 @@ impl<'a> Regions<'a> {
     /// and each failover's DNS tail, recovery and capacity verdict.
     pub fn report(mut self, rows: &[WindowRow], end: SimTime) -> RegionReport {
         let regions = self.topology.regions.len();
+        for key in 0..self.busy.len() {
+            self.integrate_busy(end, key);
+        }
+        for (counters, busy_us) in self.counters.iter_mut().zip(&self.busy_total_us) {
+            counters.busy_worker_ms = busy_us / 1_000;
+        }
         let column = |windows: &[u64], offset: usize| -> Vec<Vec<u64>> {
             (0..rows.len())
                 .map(|index| {
@@ -1170,13 +1373,7 @@ impl<'a> Regions<'a> {
         let routed = column(&self.windows, 0);
         let ok = column(&self.windows, 1);
         let window_ms = self.window.as_ms_f64();
-        let service = self
-            .router_services
-            .iter()
-            .flatten()
-            .next()
-            .copied()
-            .or_else(|| self.clients.first().map(|client| client.target));
+        let service = self.verdict_service;
         let mut failovers = std::mem::take(&mut self.failovers);
         for record in &mut failovers {
             let fault_end = record
@@ -1194,14 +1391,38 @@ impl<'a> Regions<'a> {
                     round3(f64::from(tail.remaining) / f64::from(tail.initial))
                 });
             }
-            let baseline = availability_before(rows, record.started);
-            record.recovery_ms = recovery_ms(rows, record.started, baseline);
+            let series_kept = self.clients.len().min(CLIENT_SERIES_MAX);
+            if record.clients.is_empty() || record.clients.iter().any(|&c| c >= series_kept) {
+                let baseline = availability_before(rows, record.started);
+                record.recovery_ms = recovery_ms(rows, record.started, baseline);
+                record.recovery_clients = names(&self.client_names, 0..self.clients.len());
+            } else {
+                // Only the requests of the clients that were on the region.
+                let series: Vec<(u64, u64)> = (0..rows.len())
+                    .map(|index| {
+                        record
+                            .clients
+                            .iter()
+                            .fold((0, 0), |(ok, finished), &client| {
+                                let at = (index * series_kept + client) * 2;
+                                (
+                                    ok + self.client_windows.get(at).copied().unwrap_or(0),
+                                    finished
+                                        + self.client_windows.get(at + 1).copied().unwrap_or(0),
+                                )
+                            })
+                    })
+                    .collect();
+                record.recovery_ms = recovery_of(rows, &series, record.started);
+                record.recovery_clients = names(&self.client_names, record.clients.iter().copied());
+            }
             if let (Some(change), Some(service)) = (record.routing_change_ms, service) {
                 let from = record.started + SimDuration::from_ms_f64(change);
                 let workers = f64::from(self.workers[service]);
                 let mean_s = self.mean_service_ms[service] / 1_000.0;
-                // Per surviving region: (sum of ρ, windows, peak ρ).
-                let mut load = vec![(0.0, 0u32, 0.0f64); regions];
+                // Per surviving region: (sum of busy ρ, windows, peak busy
+                // ρ, sum of offered ρ, peak offered ρ).
+                let mut load = vec![(0.0, 0u32, 0.0f64, 0.0, 0.0f64); regions];
                 for (index, row) in rows.iter().enumerate() {
                     let window_end = row.start + self.window;
                     // Whole windows after the routing change and before the fault's end.
@@ -1214,11 +1435,19 @@ impl<'a> Regions<'a> {
                             continue;
                         }
                         let rate = routed[index][region] as f64 / (window_ms / 1_000.0);
-                        let rho = rate * mean_s / (instances * workers);
+                        let offered = rate * mean_s / (instances * workers);
+                        let busy_us = self
+                            .busy_windows
+                            .get(index * regions + region)
+                            .copied()
+                            .unwrap_or(0);
+                        let busy = busy_us as f64 / (self.window.0 as f64 * instances * workers);
                         let entry = &mut load[region];
-                        entry.0 += rho;
+                        entry.0 += busy;
                         entry.1 += 1;
-                        entry.2 = entry.2.max(rho);
+                        entry.2 = entry.2.max(busy);
+                        entry.3 += offered;
+                        entry.4 = entry.4.max(offered);
                     }
                 }
                 let busiest = (0..regions)
@@ -1226,10 +1455,16 @@ impl<'a> Regions<'a> {
                     .map(|region| (region, load[region].0 / f64::from(load[region].1)))
                     .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
                 record.capacity = busiest.map(|(region, mean)| CapacityVerdict {
-                    verdict: if mean < 1.0 { "holds" } else { "saturated" },
+                    verdict: if mean < SATURATION_BUSY {
+                        "holds"
+                    } else {
+                        "saturated"
+                    },
                     region: self.topology.regions[region].name.clone(),
                     utilisation_mean: round3(mean),
                     utilisation_peak: round3(load[region].2),
+                    offered_utilisation_mean: round3(load[region].3 / f64::from(load[region].1)),
+                    offered_utilisation_peak: round3(load[region].4),
                 });
             }
         }
@@ -1324,6 +1559,43 @@ impl<'a> Regions<'a> {
     }
 }
 
+/// The names of `clients`, in order.
+fn names(all: &[String], clients: impl Iterator<Item = usize>) -> Vec<String> {
+    clients.map(|client| all[client].clone()).collect()
+}
+
+/// `recovery_ms` over one series of `(successful, finished)` per window
+/// (aligned with `rows`): from `start`, until `RECOVERY_WINDOWS` windows in a
+/// row are within `RECOVERY_TOLERANCE` of the availability before `start`.
+fn recovery_of(rows: &[WindowRow], series: &[(u64, u64)], start: SimTime) -> Option<f64> {
+    let (ok, finished) = rows
+        .iter()
+        .zip(series)
+        .take_while(|(row, _)| row.start + SimDuration(1) <= start)
+        .fold((0, 0), |(ok, finished), (_, &(o, f))| {
+            (ok + o, finished + f)
+        });
+    let baseline = if finished == 0 {
+        1.0
+    } else {
+        ok as f64 / finished as f64
+    };
+    let first = rows
+        .iter()
+        .position(|row| row.start >= start)
+        .map_or(rows.len(), |index| index.saturating_sub(1));
+    let mut run = 0;
+    for (index, &(ok, finished)) in series.iter().enumerate().skip(first) {
+        let healthy = finished > 0 && ok as f64 / finished as f64 >= baseline - RECOVERY_TOLERANCE;
+        run = if healthy { run + 1 } else { 0 };
+        if run == RECOVERY_WINDOWS {
+            let began = index + 1 - RECOVERY_WINDOWS;
+            return Some(rows[began].start.saturating_since(start).as_ms_f64());
+        }
+    }
+    None
+}
+
 /// Availability of the windows that start before `start`; 1 when none finished.
 fn availability_before(rows: &[WindowRow], start: SimTime) -> f64 {
     let (success, finished) = rows
@@ -1344,4 +1616,50 @@ fn availability_before(rows: &[WindowRow], start: SimTime) -> f64 {
 
 fn round3(value: f64) -> f64 {
     (value * 1_000.0).round() / 1_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::OutcomeCounts;
+
+    fn rows(count: usize) -> Vec<WindowRow> {
+        (0..count)
+            .map(|index| WindowRow {
+                start: SimTime::from_ms(index as u64 * 1_000),
+                issued: 0,
+                outcomes: OutcomeCounts::default(),
+                attempts: 0,
+                latency_us: None,
+                queue_depth: 0,
+            })
+            .collect()
+    }
+
+    // Recovery over one client series: the baseline is the series' own
+    // availability before the fault, and it takes five healthy windows in a
+    // row, the first of which is where recovery is.
+    #[test]
+    fn recovery_of_a_series_waits_for_five_healthy_windows() {
+        let rows = rows(20);
+        let mut series = vec![(10, 10); 20];
+        // The fault at 5 s: windows 5 to 8 fail, 9 is healthy, 10 fails
+        // again, 11 on are healthy.
+        for window in [5, 6, 7, 8, 10] {
+            series[window] = (2, 10);
+        }
+        let recovery = recovery_of(&rows, &series, SimTime::from_ms(5_000));
+        assert_eq!(recovery, Some(6_000.0));
+        // A baseline of 90% tolerates 89.5% windows.
+        let mut lower = vec![(9, 10); 20];
+        lower[5] = (0, 10);
+        lower[6] = (895, 1_000);
+        assert_eq!(
+            recovery_of(&rows, &lower, SimTime::from_ms(5_000)),
+            Some(1_000.0)
+        );
+        // Windows without finished requests are not healthy.
+        let empty = vec![(0, 0); 20];
+        assert_eq!(recovery_of(&rows, &empty, SimTime::from_ms(5_000)), None);
+    }
 }

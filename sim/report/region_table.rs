@@ -66,8 +66,12 @@ pub fn failover_line(record: &FailoverRecord) -> String {
     if let Some(capacity) = &record.capacity {
         let _ = write!(
             line,
-            "; capacity {} (utilisation {:.2} in {}, peak {:.2})",
-            capacity.verdict, capacity.utilisation_mean, capacity.region, capacity.utilisation_peak
+            "; capacity {} (utilisation {:.2} in {}, peak {:.2}; offered {:.2})",
+            capacity.verdict,
+            capacity.utilisation_mean,
+            capacity.region,
+            capacity.utilisation_peak,
+            capacity.offered_utilisation_mean
         );
     }
     line

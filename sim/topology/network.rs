@@ -188,6 +188,35 @@ impl Network {
         !cut && self.round_trip_reachable(now, place, Place::region(region))
     }
 
+    /// Whether degradation loss drops a packet from `from` to `to` at `now`
+    /// (partitions aside). Draws from `rng` only when a lossy degradation
+    /// applies, so a network without loss leaves the stream untouched.
+    pub fn lost(&self, now: SimTime, from: Place, to: Place, rng: &mut SimRng) -> bool {
+        self.degradations.iter().any(|degradation| {
+            degradation.loss > 0.0
+                && degradation.applies(now, from, to)
+                && rng.chance(degradation.loss)
+        })
+    }
+
+    /// Whether a health probe of checker `checker` of router `router`,
+    /// standing at `place`, gets to `region` and its answer back at `now`:
+    /// `probe_reachable`, and neither packet lost to a degradation (a lossy
+    /// link fails probes as it fails calls).
+    pub fn probe_delivered(
+        &self,
+        now: SimTime,
+        (router, checker): (usize, usize),
+        place: Place,
+        region: RegionId,
+        rng: &mut SimRng,
+    ) -> bool {
+        let to = Place::region(region);
+        self.probe_reachable(now, router, checker, place, region)
+            && !self.lost(now, place, to, rng)
+            && !self.lost(now, to, place, rng)
+    }
+
     /// One-way latency from `from` to `to` at `now`: the matrix entry plus
     /// any added latency in force. Draws only from non-constant entries.
     pub fn latency(&self, now: SimTime, from: Place, to: Place, rng: &mut SimRng) -> SimDuration {
@@ -323,6 +352,39 @@ mod tests {
             network.deliver(now, A, C, &mut rng),
             Delivery::After(SimDuration::from_ms(100))
         );
+    }
+
+    // A lossy link fails about its share of probes each way; without loss
+    // a probe draws nothing.
+    #[test]
+    fn probes_see_loss_on_either_leg() {
+        let mut network = Network::new(matrix());
+        network.add_degradation(Degradation {
+            from: B,
+            to: A,
+            two_way: false,
+            added: Distribution::Constant { value_ms: 0.0 },
+            loss: 0.5,
+            window: window(0, 1_000),
+        });
+        let mut rng = RngFactory::new(7).stream("probes");
+        let now = SimTime::from_ms(10);
+        // Checker in B probing A: the answer from A to B is not lossy, the
+        // probe from B to A is.
+        let failed = (0..10_000)
+            .filter(|_| !network.probe_delivered(now, (0, 0), B, 0, &mut rng))
+            .count();
+        assert!((4_700..5_300).contains(&failed), "{failed}");
+        // Checker in A probing B: now the answer takes the lossy leg.
+        let failed = (0..10_000)
+            .filter(|_| !network.probe_delivered(now, (0, 0), A, 1, &mut rng))
+            .count();
+        assert!((4_700..5_300).contains(&failed), "{failed}");
+        let mut untouched = RngFactory::new(7).stream("probes");
+        let before = untouched.clone().unit();
+        assert!(network.probe_delivered(now, (0, 0), C, 0, &mut untouched));
+        assert!(network.probe_delivered(SimTime::from_ms(1_000), (0, 0), B, 0, &mut untouched));
+        assert_eq!(untouched.unit(), before);
     }
 
     proptest! {

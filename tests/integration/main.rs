@@ -19,6 +19,8 @@ mod policy_cli;
 mod properties;
 mod queueing;
 mod regions;
+mod regions_fidelity;
+mod regions_gaps;
 mod regions_runs;
 mod regression;
 mod scenarios_latency;

@@ -22,6 +22,9 @@ impl<'a> World<'a> {
         let client = state.client as usize;
         self.recorder
             .request_finished(self.now, client, Outcome::of(reply), latency);
+        if let Some(regions) = &mut self.regions {
+            regions.request_finished(self.now, client, Outcome::of(reply) == Outcome::Success);
+        }
         if let Load::ClosedLoop { think_time, .. } = &self.scenario.clients[client].load {
             let at = self.now + think_time.sample(&mut self.clients[client].think_rng);
             if at < self.end_of_load {

@@ -82,7 +82,11 @@ impl<'a> World<'a> {
     pub(super) fn stop_instance(&mut self, service: usize, instance: usize) -> u64 {
         let target = &mut self.services[service].instances[instance];
         target.crashes += 1;
+        let running = target.running.len() as i64;
         let mut victims: Vec<JobKey> = std::mem::take(&mut target.running);
+        if let Some(regions) = self.regions.as_mut().filter(|_| running > 0) {
+            regions.workers_changed(self.now, service, instance, -running);
+        }
         victims.extend(target.queue.drain(..));
         let count = victims.len() as u64;
         for job in victims {

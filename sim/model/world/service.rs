@@ -106,6 +106,13 @@ impl<'a> World<'a> {
             return;
         };
         if let Some(regions) = &mut self.regions {
+            // A zone partition between the caller and this instance stops it.
+            if let Some(frame) = self.frames.get(self.jobs[job].reply_to) {
+                if regions.instance_unreachable(self.now, frame.stack as usize, service, instance) {
+                    self.jobs.remove(job);
+                    return;
+                }
+            }
             match regions.instance_down(self.now, service, instance) {
                 Some(OutageMode::FailFast) => {
                     self.respond(job, Reply::Error { retryable: true });
@@ -228,6 +235,9 @@ impl<'a> World<'a> {
         }
         if chaos_failed {
             work = SimDuration::ZERO;
+        }
+        if let Some(regions) = &mut self.regions {
+            regions.workers_changed(self.now, service, instance, 1);
         }
         let record = &mut self.jobs[job];
         record.state = JobState::Running;
@@ -370,6 +380,9 @@ impl<'a> World<'a> {
         running.swap_remove(slot);
         if let Some(&moved) = running.get(slot) {
             self.jobs[moved].slot = slot;
+        }
+        if let Some(regions) = &mut self.regions {
+            regions.workers_changed(self.now, service, instance, -1);
         }
         (service, instance)
     }
