@@ -40,6 +40,7 @@ use super::check::{item, join};
 use super::error::Invalid;
 use super::{Load, OutageMode, Scenario};
 use crate::metrics::TRANSITIONS_KEPT_MAX;
+use crate::model::regions::{CLIENT_SERIES_MAX, FAILOVERS_KEPT_MAX};
 use crate::model::world::in_flight_call_bytes;
 use crate::policy::breaker::BreakerConfig;
 use crate::policy::budget::BudgetConfig;
@@ -82,6 +83,9 @@ pub const TRANSITION_BYTES: u64 = 3 * 64;
 /// One pending event that is not a call's (a closed-loop user's wake-up, a
 /// burst), with spare capacity.
 pub const EVENT_BYTES: u64 = 2 * 81;
+/// One kept failover record of the regions adapter, with its region and
+/// fault names (the client names it recovers over are added apart).
+pub const FAILOVER_RECORD_BYTES: u64 = 512;
 
 /// One part of the estimate: where in the file it comes from, and how much.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,6 +246,29 @@ pub fn estimate(scenario: &Scenario) -> Estimate {
     let span = scenario.duration + scenario.limits.drain;
     let windows = span.0.div_ceil(scenario.window.0.max(1));
     estimate.add("window_ms", windows.saturating_mul(WINDOW_BYTES));
+    if let Some(topology) = &scenario.topology {
+        // The regions adapter's series: per window, routed, ok and busy time
+        // per region, and successful and finished requests per client (the
+        // first `CLIENT_SERIES_MAX`); and its capped failover records.
+        let regions = topology.regions.len() as u64;
+        let clients = scenario.clients.len().min(CLIENT_SERIES_MAX) as u64;
+        estimate.add(
+            "topology.regions",
+            windows
+                .saturating_mul(regions.saturating_mul(3) + clients.saturating_mul(2))
+                .saturating_mul(8),
+        );
+        // A record may name every client among those it recovers over.
+        let names: u64 = scenario
+            .clients
+            .iter()
+            .map(|client| 24 + client.name.len() as u64)
+            .sum();
+        estimate.add(
+            "topology",
+            (FAILOVERS_KEPT_MAX as u64).saturating_mul(FAILOVER_RECORD_BYTES + names),
+        );
+    }
     let transitions = TRANSITIONS_KEPT_MAX as u64 * (TRANSITION_BYTES + stack_name_longest);
     if let Some(path) = breakers {
         estimate.add(path, transitions);
@@ -448,6 +475,43 @@ mod tests {
         );
         let sum: u64 = estimate.parts.iter().map(|part| part.bytes).sum();
         assert_eq!(estimate.total_bytes(), sum);
+    }
+
+    // A scenario with regions adds the regions adapter's per-window series
+    // (routed, ok and busy per region; two counts per client) and its
+    // capped failover records.
+    #[test]
+    fn regions_add_their_series_and_failover_records() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/regions-active-active-50.json");
+        let scenario = Scenario::load(&path).expect("valid");
+        let topology = scenario.topology.as_ref().expect("regions");
+        let span = scenario.duration + scenario.limits.drain;
+        let windows = span.0.div_ceil(scenario.window.0);
+        let regions = topology.regions.len() as u64;
+        let clients = scenario.clients.len().min(CLIENT_SERIES_MAX) as u64;
+        let estimate = estimate(&scenario);
+        assert_eq!(
+            part(&estimate, "topology.regions"),
+            windows * (3 * regions + 2 * clients) * 8
+        );
+        let names: u64 = scenario
+            .clients
+            .iter()
+            .map(|client| 24 + client.name.len() as u64)
+            .sum();
+        assert_eq!(
+            part(&estimate, "topology"),
+            FAILOVERS_KEPT_MAX as u64 * (FAILOVER_RECORD_BYTES + names)
+        );
+        assert!(
+            std::mem::size_of::<crate::model::regions::FailoverRecord>() as u64
+                <= FAILOVER_RECORD_BYTES
+        );
+        assert_eq!(
+            part(&super::estimate(&self::scenario(SMALL)), "topology"),
+            0
+        );
     }
 
     // The largest part adds up the parts at one path and takes the first of equals.
