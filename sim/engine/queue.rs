@@ -24,13 +24,28 @@
 //! priority-queue crate, kept in `engine::indexed_queue` as the reference)
 //! removes a cancelled event at once, but pays for it on every push and pop:
 //! it hashes the id and keeps every entry's heap position up to date. Here
-//! the heap holds only small keys, `(time, sequence, slot, generation)`, 24
-//! bytes; the events themselves sit still in a dense slab of slots, one per
-//! pending event, reused through a free list. Cancelling bumps the slot's
-//! generation and frees it; the key left in the heap no longer matches its
+//! the heap holds only small keys; the events themselves sit still in a
+//! dense slab of slots, one per pending event, reused through a free list.
+//! Cancelling frees the slot; the key left in the heap no longer matches its
 //! slot and is dropped when it reaches the top. Nothing is hashed, no event
 //! value moves while the heap reorders, and there is no allocation per
 //! event once the slab and heap have grown to the run's peak.
+//!
+//! ## Keys are one `u128`
+//!
+//! A key packs, from the most significant bit down, the time (50 bits of
+//! microseconds, 35 years), the late flag (1 bit), the sequence number within
+//! its range (45 bits, 3.5 * 10^13 pushes) and the slot (32 bits). Comparing
+//! two keys is one 128-bit comparison, which orders by `(time, late,
+//! sequence)` exactly as the `(time, sequence)` pair did (sequence numbers
+//! are unique, so the slot bits never decide), and a key moves as two words
+//! while the heap reorders (16 bytes instead of 24). The slot remembers the
+//! sequence bits of its occupant, so a key whose slot was freed (or reused)
+//! is recognised as stale. A time beyond the 50 bits (an event 35 years
+//! away, far past the end of any run: scenarios last at most 30 days plus
+//! drain) is stored as the largest time and its true time kept aside; such
+//! far-future events pop after every other event, in push order among
+//! themselves, with their true time.
 //!
 //! ## Lanes for deadlines
 //!
@@ -58,8 +73,8 @@
 //! retired instead of freed.
 
 use super::clock::SimTime;
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::num::NonZeroU64;
 
 /// Names one scheduled event, for cancelling it: its slot in the low 32 bits
@@ -84,10 +99,43 @@ impl EventId {
     }
 }
 
-/// The first sequence number of late events (`EventQueue::push_late`):
-/// ordinary sequence numbers stay below it (2^63 pushes would take
-/// centuries).
-const LATE_SEQ_BASE: u64 = 1 << 63;
+/// Bits of a key's slot (the lowest).
+const SLOT_BITS: u32 = 32;
+/// Bits of a key's sequence number within its range (ordinary or late).
+const SEQ_BITS: u32 = 45;
+/// The late flag, just above the sequence number: late events pop after
+/// every ordinary event of their instant.
+const LATE_FLAG: u64 = 1 << SEQ_BITS;
+/// Bits of a key's time in microseconds (the highest).
+const TIME_BITS: u32 = 128 - SLOT_BITS - SEQ_BITS - 1;
+/// The largest time a key holds; later times are kept aside (`far`).
+const TIME_KEY_MAX: u64 = (1 << TIME_BITS) - 1;
+/// The sequence bits (flag and number) of a free slot: no key has them.
+const SEQ_FREE: u64 = u64::MAX;
+
+/// One heap or lane entry: time, late flag, sequence number and slot in one
+/// integer (see the module doc), so that the least key pops first.
+type Key = u128;
+
+fn key(at: u64, seq: u64, slot: u32) -> Key {
+    (u128::from(at.min(TIME_KEY_MAX)) << (128 - TIME_BITS))
+        | (u128::from(seq) << SLOT_BITS)
+        | u128::from(slot)
+}
+
+fn key_slot(key: Key) -> u32 {
+    key as u32
+}
+
+/// The late flag and sequence number of a key.
+fn key_seq(key: Key) -> u64 {
+    (key >> SLOT_BITS) as u64 & ((LATE_FLAG << 1) - 1)
+}
+
+/// The time of a key, `TIME_KEY_MAX` for a far-future event.
+fn key_at(key: Key) -> u64 {
+    (key >> (128 - TIME_BITS)) as u64
+}
 
 /// Stale keys are swept out of the heap only past this many, so that small
 /// queues never pay for a rebuild.
@@ -97,68 +145,33 @@ const STALE_SWEEP_MIN: usize = 4096;
 /// one per distinct timeout a model typically has in play at once.
 const LANES: usize = 4;
 
-/// One heap or lane entry: the event's order and where its value is.
-#[derive(Clone, Copy, Debug)]
-struct Key {
-    at: SimTime,
-    seq: u64,
-    slot: u32,
-    generation: u32,
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.seq == other.seq
-    }
-}
-
-impl Eq for Key {}
-
-impl Key {
-    /// The pop order: earlier time first, then lower sequence number, as
-    /// one integer, which compares in two instructions where a tuple
-    /// compares in a branch per field.
-    fn order(&self) -> u128 {
-        (u128::from(self.at.0) << 64) | u128::from(self.seq)
-    }
-}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Key {
-    // `BinaryHeap` is a max-heap: the earliest `(time, sequence)` must be the
-    // greatest. Sequence numbers are unique, so this is a total order.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.order().cmp(&self.order())
-    }
-}
-
 /// Where one pending event waits. `generation` changes whenever the event
-/// leaves (pops or is cancelled), so keys and ids that name an earlier
-/// occupant no longer match.
+/// leaves (pops or is cancelled), so ids that name an earlier occupant no
+/// longer match; `seq` holds the sequence bits of the occupant's key
+/// (`SEQ_FREE` when empty), so keys of an earlier occupant no longer match.
 struct Slot<E> {
+    seq: u64,
     generation: u32,
     event: Option<E>,
 }
 
 /// A min-queue of events keyed by `(time, sequence)`.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Key>,
-    /// Late events in time order, each lane sorted by `(time, sequence)`.
+    heap: BinaryHeap<Reverse<Key>>,
+    /// Late events in time order, each lane sorted by key.
     lanes: [VecDeque<Key>; LANES],
     /// Lanes ever used: the first `lanes_used` lanes; later ones are empty.
     lanes_used: usize,
     slots: Vec<Slot<E>>,
     /// Slots free for reuse, most recently freed last (warm in cache).
     free: Vec<u32>,
+    /// The true times of pending far-future events (beyond `TIME_KEY_MAX`),
+    /// by slot.
+    far: BTreeMap<u32, SimTime>,
     /// Pending (pushed, not popped, not cancelled) events.
     live: usize,
     seq_next: u64,
-    /// The next sequence number of a late event, from `LATE_SEQ_BASE` up.
+    /// The next sequence number of a late event (without the late flag).
     seq_late_next: u64,
     /// The time of the last popped event: nothing may be scheduled before it.
     now: SimTime,
@@ -179,9 +192,10 @@ impl<E> EventQueue<E> {
             lanes_used: 0,
             slots: Vec::new(),
             free: Vec::new(),
+            far: BTreeMap::new(),
             live: 0,
             seq_next: 0,
-            seq_late_next: LATE_SEQ_BASE,
+            seq_late_next: 0,
             now: SimTime::ZERO,
         }
     }
@@ -190,8 +204,10 @@ impl<E> EventQueue<E> {
     pub fn push(&mut self, at: SimTime, event: E) -> EventId {
         let seq = self.seq_next;
         self.seq_next += 1;
-        debug_assert!(self.seq_next < LATE_SEQ_BASE);
-        self.insert(at, seq, event)
+        assert!(seq < LATE_FLAG, "fewer than 2^45 events pushed");
+        let (key, id) = self.store(at, seq, event);
+        self.heap.push(Reverse(key));
+        id
     }
 
     /// Schedules `event` at `at` to pop after every ordinary event at `at`,
@@ -200,31 +216,25 @@ impl<E> EventQueue<E> {
     pub fn push_late(&mut self, at: SimTime, event: E) -> EventId {
         let seq = self.seq_late_next;
         self.seq_late_next += 1;
-        debug_assert!(seq >= LATE_SEQ_BASE);
-        let key = self.store(at, seq, event);
+        assert!(seq < LATE_FLAG, "fewer than 2^45 late events pushed");
+        let (key, id) = self.store(at, LATE_FLAG | seq, event);
         // The first lane this key extends in order, or else the heap.
         match self
             .lanes
             .iter()
-            .position(|lane| lane.back().is_none_or(|last| last.order() < key.order()))
+            .position(|lane| lane.back().is_none_or(|&last| last < key))
         {
             Some(index) => {
                 self.lanes[index].push_back(key);
                 self.lanes_used = self.lanes_used.max(index + 1);
             }
-            None => self.heap.push(key),
+            None => self.heap.push(Reverse(key)),
         }
-        EventId::new(key.slot, key.generation)
+        id
     }
 
-    fn insert(&mut self, at: SimTime, seq: u64, event: E) -> EventId {
-        let key = self.store(at, seq, event);
-        self.heap.push(key);
-        EventId::new(key.slot, key.generation)
-    }
-
-    /// Puts `event` in a free slot and returns its key.
-    fn store(&mut self, at: SimTime, seq: u64, event: E) -> Key {
+    /// Puts `event` in a free slot; returns its key and id.
+    fn store(&mut self, at: SimTime, seq: u64, event: E) -> (Key, EventId) {
         debug_assert!(
             at >= self.now,
             "event scheduled in the past: {at:?} < {:?}",
@@ -235,31 +245,33 @@ impl<E> EventQueue<E> {
                 let entry = &mut self.slots[slot as usize];
                 debug_assert!(entry.event.is_none(), "a free slot holds an event");
                 entry.event = Some(event);
+                entry.seq = seq;
                 slot
             }
             None => {
                 let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 pending events");
                 self.slots.push(Slot {
+                    seq,
                     generation: 1,
                     event: Some(event),
                 });
                 slot
             }
         };
-        self.live += 1;
-        Key {
-            at,
-            seq,
-            slot,
-            generation: self.slots[slot as usize].generation,
+        if at.0 >= TIME_KEY_MAX {
+            self.far.insert(slot, at);
         }
+        self.live += 1;
+        let id = EventId::new(slot, self.slots[slot as usize].generation);
+        (key(at.0, seq, slot), id)
     }
 
     /// Takes the event out of `slot` and frees the slot, bumping its
-    /// generation so that older keys and ids no longer match it.
+    /// generation so that older ids no longer match it.
     fn release(&mut self, slot: u32) -> E {
         let entry = &mut self.slots[slot as usize];
         let event = entry.event.take().expect("a live slot holds an event");
+        entry.seq = SEQ_FREE;
         self.live -= 1;
         if entry.generation < u32::MAX {
             entry.generation += 1;
@@ -269,13 +281,21 @@ impl<E> EventQueue<E> {
         event
     }
 
-    fn is_stale(&self, key: &Key) -> bool {
-        self.slots[key.slot as usize].generation != key.generation
+    fn is_stale(&self, key: Key) -> bool {
+        self.slots[key_slot(key) as usize].seq != key_seq(key)
+    }
+
+    /// The time of a live key.
+    fn time_of(&self, key: Key) -> SimTime {
+        match key_at(key) {
+            TIME_KEY_MAX => self.far[&key_slot(key)],
+            at => SimTime(at),
+        }
     }
 
     /// Drops stale keys from the top of the heap, so that the top is live.
     fn clean_heap(&mut self) {
-        while let Some(top) = self.heap.peek() {
+        while let Some(&Reverse(top)) = self.heap.peek() {
             if !self.is_stale(top) {
                 break;
             }
@@ -285,7 +305,7 @@ impl<E> EventQueue<E> {
 
     /// Drops stale keys from the front of lane `index`.
     fn clean_lane(&mut self, index: usize) {
-        while let Some(front) = self.lanes[index].front() {
+        while let Some(&front) = self.lanes[index].front() {
             if !self.is_stale(front) {
                 break;
             }
@@ -295,22 +315,26 @@ impl<E> EventQueue<E> {
 
     /// Keys held, live and stale.
     fn keys(&self) -> usize {
-        self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>()
+        self.heap.len()
+            + self.lanes[..self.lanes_used]
+                .iter()
+                .map(VecDeque::len)
+                .sum::<usize>()
     }
 
-    /// Where the earliest pending event's key is: `None` for the heap's top,
-    /// `Some(index)` for a lane's front; `Err(())` when nothing is pending.
-    fn earliest(&self) -> Result<Option<usize>, ()> {
-        let mut best: Option<(Option<usize>, u128)> =
-            self.heap.peek().map(|top| (None, top.order()));
+    /// The earliest pending key and where it is: `None` for the heap's top,
+    /// `Some(index)` for a lane's front.
+    fn earliest(&self) -> Option<(Key, Option<usize>)> {
+        let mut best: Option<(Key, Option<usize>)> =
+            self.heap.peek().map(|&Reverse(top)| (top, None));
         for (index, lane) in self.lanes[..self.lanes_used].iter().enumerate() {
-            if let Some(front) = lane.front() {
-                if best.is_none_or(|(_, order)| front.order() < order) {
-                    best = Some((Some(index), front.order()));
+            if let Some(&front) = lane.front() {
+                if best.is_none_or(|(key, _)| front < key) {
+                    best = Some((front, Some(index)));
                 }
             }
         }
-        best.map(|(place, _)| place).ok_or(())
+        best
     }
 
     /// Removes a pending event so that it never fires. Returns the event, or
@@ -322,6 +346,9 @@ impl<E> EventQueue<E> {
             return None;
         }
         let event = self.release(slot as u32);
+        if !self.far.is_empty() {
+            self.far.remove(&(slot as u32));
+        }
         self.clean_heap();
         for index in 0..self.lanes_used {
             self.clean_lane(index);
@@ -329,10 +356,10 @@ impl<E> EventQueue<E> {
         let stale = self.keys() - self.live;
         if stale > STALE_SWEEP_MIN && stale > self.live {
             let slots = &self.slots;
-            let live = |key: &Key| slots[key.slot as usize].generation == key.generation;
-            self.heap.retain(live);
+            let live = |key: Key| slots[key_slot(key) as usize].seq == key_seq(key);
+            self.heap.retain(|&Reverse(key)| live(key));
             for lane in &mut self.lanes {
-                lane.retain(live);
+                lane.retain(|&key| live(key));
             }
             debug_assert_eq!(self.keys(), self.live);
         }
@@ -341,34 +368,44 @@ impl<E> EventQueue<E> {
 
     /// Removes and returns the earliest event, FIFO among equal times.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        let place = self.earliest().ok()?;
-        let key = match place {
-            None => self.heap.pop(),
-            Some(index) => self.lanes[index].pop_front(),
+        self.pop_until(SimTime(u64::MAX))
+    }
+
+    /// Removes and returns the earliest event if it is due at or before
+    /// `end`; leaves the queue as it is otherwise. One search for the
+    /// earliest key where `peek_time` then `pop` would make two.
+    pub fn pop_until(&mut self, end: SimTime) -> Option<(SimTime, E)> {
+        let (key, place) = self.earliest()?;
+        let at = self.time_of(key);
+        if at > end {
+            return None;
         }
-        .expect("the earliest key is there");
-        debug_assert!(!self.is_stale(&key), "the earliest key is live");
-        debug_assert!(key.at >= self.now, "event popped from the past");
-        self.now = key.at;
-        let event = self.release(key.slot);
+        match place {
+            None => {
+                self.heap.pop();
+            }
+            Some(index) => {
+                self.lanes[index].pop_front();
+            }
+        }
+        debug_assert!(!self.is_stale(key), "the earliest key is live");
+        debug_assert!(at >= self.now, "event popped from the past");
+        self.now = at;
+        let slot = key_slot(key);
+        let event = self.release(slot);
+        if key_at(key) == TIME_KEY_MAX {
+            self.far.remove(&slot);
+        }
         match place {
             None => self.clean_heap(),
             Some(index) => self.clean_lane(index),
         }
-        Some((key.at, event))
+        Some((at, event))
     }
 
     /// The time of the earliest pending event.
     pub fn peek_time(&self) -> Option<SimTime> {
-        let mut earliest = self.heap.peek().map(|key| key.at);
-        for lane in &self.lanes[..self.lanes_used] {
-            if let Some(front) = lane.front() {
-                if earliest.is_none_or(|at| front.at < at) {
-                    earliest = Some(front.at);
-                }
-            }
-        }
-        earliest
+        self.earliest().map(|(key, _)| self.time_of(key))
     }
 
     /// How many events are pending.
@@ -386,7 +423,6 @@ impl<E> EventQueue<E> {
         self.now
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +575,42 @@ mod tests {
         let late = queue.push_late(SimTime(20), "cancelled deadline");
         assert_eq!(queue.cancel(late), Some("cancelled deadline"));
         assert!(queue.is_empty());
+    }
+
+    // Times beyond the key's 50 bits keep their true value and pop after
+    // everything else, in push order among themselves; cancelling one
+    // forgets it.
+    #[test]
+    fn far_future_events_pop_last_with_their_true_time() {
+        let mut queue = EventQueue::new();
+        let far = SimTime(u64::MAX);
+        let farther_pushed_first = SimTime(TIME_KEY_MAX + 5);
+        queue.push(farther_pushed_first, "far 1");
+        let cancelled = queue.push(far, "cancelled");
+        queue.push_late(far, "far 2");
+        queue.push(SimTime(TIME_KEY_MAX - 1), "near");
+        assert_eq!(queue.cancel(cancelled), Some("cancelled"));
+        assert_eq!(queue.peek_time(), Some(SimTime(TIME_KEY_MAX - 1)));
+        assert_eq!(queue.pop(), Some((SimTime(TIME_KEY_MAX - 1), "near")));
+        assert_eq!(queue.pop_until(SimTime(TIME_KEY_MAX)), None);
+        assert_eq!(queue.pop(), Some((farther_pushed_first, "far 1")));
+        assert_eq!(queue.pop(), Some((far, "far 2")));
+        assert!(queue.far.is_empty());
+        assert!(queue.is_empty());
+    }
+
+    // `pop_until` pops only what is due by its bound and leaves the rest.
+    #[test]
+    fn pop_until_leaves_later_events() {
+        let mut queue = EventQueue::new();
+        queue.push(SimTime(10), "ten");
+        queue.push_late(SimTime(20), "twenty");
+        assert_eq!(queue.pop_until(SimTime(9)), None);
+        assert_eq!(queue.len(), 2);
+        assert_eq!(queue.pop_until(SimTime(10)), Some((SimTime(10), "ten")));
+        assert_eq!(queue.pop_until(SimTime(19)), None);
+        assert_eq!(queue.pop_until(SimTime(20)), Some((SimTime(20), "twenty")));
+        assert_eq!(queue.pop_until(SimTime(u64::MAX)), None);
     }
 
     /// One step of a random schedule for the differential test.

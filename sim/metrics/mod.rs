@@ -230,12 +230,15 @@ pub struct ClientRecord {
 pub struct Recorder {
     window: SimDuration,
     window_index: u64,
+    /// Where the current window ends (exclusive), in microseconds: a
+    /// comparison per record instead of a division.
+    window_end_us: u64,
     current: WindowRow,
     window_latency: LatencyHistogram,
     rows: Vec<WindowRow>,
-    /// One more than the index of the last window whose queue depth was
-    /// sampled (0: none yet).
-    queue_sampled: u64,
+    /// The end (exclusive, in microseconds) of the last window whose queue
+    /// depth was sampled (0: none yet).
+    queue_sampled_until_us: u64,
     /// Whole-run outcome totals.
     pub totals: OutcomeCounts,
     /// Requests issued.
@@ -265,10 +268,11 @@ impl Recorder {
         Recorder {
             window,
             window_index: 0,
+            window_end_us: window.0,
             current: empty_row(SimTime::ZERO),
             window_latency: LatencyHistogram::new_coarse(),
             rows: Vec::new(),
-            queue_sampled: 0,
+            queue_sampled_until_us: 0,
             totals: OutcomeCounts::default(),
             issued: 0,
             attempts: 0,
@@ -290,6 +294,9 @@ impl Recorder {
 
     /// Closes every window that ends at or before `now`.
     fn advance(&mut self, now: SimTime) {
+        if now.0 < self.window_end_us {
+            return;
+        }
         let index = now.0 / self.window.0;
         debug_assert!(index >= self.window_index, "recorder fed out of time order");
         while self.window_index < index {
@@ -302,6 +309,7 @@ impl Recorder {
             (!self.window_latency.is_empty()).then(|| self.window_latency.percentiles());
         self.window_latency.reset();
         self.window_index += 1;
+        self.window_end_us = (self.window_index + 1).saturating_mul(self.window.0);
         let next = empty_row(SimTime(self.window_index * self.window.0));
         self.rows.push(std::mem::replace(&mut self.current, next));
     }
@@ -309,7 +317,9 @@ impl Recorder {
     /// Whether the window holding `now` still needs its queue-depth sample
     /// (`queue_depth`): true at the first event of each window.
     pub fn queue_sample_due(&self, now: SimTime) -> bool {
-        now.0 / self.window.0 + 1 != self.queue_sampled
+        // Time only moves forward, so a later window is one past the end of
+        // the last sampled one.
+        now.0 >= self.queue_sampled_until_us
     }
 
     /// The services' queues held `depth` calls at `now`, the window's first event.
@@ -317,7 +327,7 @@ impl Recorder {
         self.advance(now);
         debug_assert!(self.queue_sample_due(now));
         self.current.queue_depth = depth;
-        self.queue_sampled = self.window_index + 1;
+        self.queue_sampled_until_us = self.window_end_us;
     }
 
     /// A client issued a request.

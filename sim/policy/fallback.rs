@@ -197,7 +197,7 @@ impl Layer for FallbackLayer {
     fn on_start(&mut self, ctx: &mut Ctx) -> Step {
         self.calls += 1;
         if let Some(cache) = &self.cache {
-            ctx.call.key = cache.draw_key(ctx.rng);
+            ctx.call.key = cache.draw_key(ctx.rng) as u32;
         }
         Step::Forward
     }
@@ -205,7 +205,7 @@ impl Layer for FallbackLayer {
     fn on_result(&mut self, ctx: &mut Ctx, reply: Reply) -> Step {
         if reply == Reply::Success {
             if let Some(cache) = &mut self.cache {
-                cache.store(ctx.call.key, ctx.now);
+                cache.store(u64::from(ctx.call.key), ctx.now);
             }
             return Step::Complete(reply);
         }
@@ -217,7 +217,7 @@ impl Layer for FallbackLayer {
         if self
             .cache
             .as_ref()
-            .is_some_and(|cache| cache.fresh(ctx.call.key, ctx.now))
+            .is_some_and(|cache| cache.fresh(u64::from(ctx.call.key), ctx.now))
         {
             self.from_cache += 1;
         } else if self.config.default {
@@ -282,7 +282,7 @@ mod tests {
         assert!(!cache.fresh(999_999, SimTime::from_ms(10)) || distinct.contains(&999_999));
     }
 
-    fn run(layer: &mut FallbackLayer, now_ms: u64, key: u64, reply: Reply) -> Step {
+    fn run(layer: &mut FallbackLayer, now_ms: u64, key: u32, reply: Reply) -> Step {
         let mut call = CallState {
             key,
             ..CallState::default()

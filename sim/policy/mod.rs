@@ -127,10 +127,9 @@ pub struct CallState {
     pub attempt: u32,
     /// When this invocation began.
     pub started_at: SimTime,
-    /// The previous backoff delay (decorrelated jitter).
-    pub delay_last: SimDuration,
-    /// A value the layer chose at start and needs again later (the adaptive
-    /// timeout it armed, say).
+    /// A duration the layer chose and needs again later: the adaptive
+    /// timeout it armed, or a retry's previous backoff delay (decorrelated
+    /// jitter). One field for both, as each invocation belongs to one layer.
     pub chosen: SimDuration,
     /// Whether this invocation holds something it must give back (a
     /// half-open probe slot, a bulkhead permit).
@@ -138,8 +137,9 @@ pub struct CallState {
     /// Inner calls started and not yet returned. Maintained by the model;
     /// read-only for layers.
     pub outstanding: u32,
-    /// The request's key, for layers that cache per key (fallback).
-    pub key: u64,
+    /// The request's key, for layers that cache per key (fallback; at most
+    /// a million keys).
+    pub key: u32,
     /// Inner calls started by this invocation so far. Maintained by the
     /// model; read-only for layers.
     pub inner_started: u32,

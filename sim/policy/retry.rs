@@ -187,9 +187,9 @@ impl Layer for RetryLayer {
         let delay = self
             .config
             .backoff
-            .delay(ctx.call.attempt, ctx.call.delay_last, ctx.rng);
+            .delay(ctx.call.attempt, ctx.call.chosen, ctx.rng);
         ctx.call.attempt += 1;
-        ctx.call.delay_last = delay;
+        ctx.call.chosen = delay;
         self.retries += 1;
         debug_assert!(ctx.call.attempt <= self.config.attempts_max);
         Step::ForwardAfter(delay)

@@ -179,7 +179,7 @@ impl<'a> World<'a> {
         let Some(record) = self.jobs.get_mut(job) else {
             return;
         };
-        let (service, instance) = (record.service, record.instance);
+        let (service, instance) = (record.service as usize, record.instance as usize);
         match record.state {
             JobState::InFlight => record.state = JobState::Withdrawn,
             JobState::Queued => {
@@ -214,7 +214,7 @@ impl<'a> World<'a> {
         if let Some(start) = state.delayed_start {
             self.queue.cancel(start);
         }
-        match state.parent {
+        match state.parent() {
             Parent::Request(request) => self.finish_request(request, reply),
             Parent::Frame(parent) => {
                 // A parent that completed earlier abandoned this frame: drop the reply.
@@ -232,8 +232,7 @@ impl<'a> World<'a> {
                 }
             }
             Parent::Dependency(job, index) => {
-                self.work
-                    .push_back(Work::DependencyDone(job, index as usize, reply))
+                self.work.push_back(Work::DependencyDone(job, index, reply))
             }
         }
     }

@@ -179,44 +179,74 @@ enum Parent {
     Dependency(JobKey, u32),
 }
 
+/// Which `Parent` a frame has; its key is stored apart (`Frame::parent_key`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ParentKind {
+    Request,
+    Frame,
+    Dependency,
+}
+
 /// One invocation of one layer (or the transport below the innermost). Kept
-/// small, as one exists per call in flight per layer: indices are `u32`
-/// (stacks and layers are far fewer), event ids are non-zero so that
-/// `Option<EventId>` costs nothing extra.
+/// small, as one exists per call in flight per layer (`size_tests` pins its
+/// size): indices are `u32` or smaller (a stack has at most 16 policies),
+/// event ids are non-zero so that `Option<EventId>` costs nothing extra, and
+/// the parent is stored unpacked so that its tag and index fill padding.
 struct Frame {
-    stack: u32,
-    depth: u32,
-    parent: Parent,
     call: CallState,
+    /// The parent's slot-map key (`KeyData::as_ffi`); `parent_kind` says of what.
+    parent_key: u64,
     timer: Option<EventId>,
     delayed_start: Option<EventId>,
     /// Inner invocations started and not yet returned.
     children: SmallVec<[FrameKey; 2]>,
     /// The attempt a transport frame sent, while it may still be withdrawn.
     job: Option<JobKey>,
-    /// The armed timer is a waiting deadline, disarmed when the frame is woken.
-    timer_until_woken: bool,
+    stack: u32,
     /// This frame's start order among its parent's inner calls (1 for the first).
     ordinal: u32,
+    /// For a dependency call, the call's index in its service's list.
+    dependency: u32,
+    depth: u16,
+    parent_kind: ParentKind,
+    /// The armed timer is a waiting deadline, disarmed when the frame is woken.
+    timer_until_woken: bool,
 }
 
 impl Frame {
     fn new(stack: usize, depth: usize, parent: Parent, now: SimTime) -> Frame {
-        debug_assert!(u32::try_from(stack).is_ok() && u32::try_from(depth).is_ok());
+        debug_assert!(u32::try_from(stack).is_ok() && u16::try_from(depth).is_ok());
+        let (parent_kind, parent_key, dependency) = match parent {
+            Parent::Request(request) => (ParentKind::Request, request.data().as_ffi(), 0),
+            Parent::Frame(frame) => (ParentKind::Frame, frame.data().as_ffi(), 0),
+            Parent::Dependency(job, index) => (ParentKind::Dependency, job.data().as_ffi(), index),
+        };
         Frame {
-            stack: stack as u32,
-            depth: depth as u32,
-            parent,
             call: CallState {
                 started_at: now,
                 ..CallState::default()
             },
+            parent_key,
             timer: None,
             delayed_start: None,
             children: SmallVec::new(),
             job: None,
-            timer_until_woken: false,
+            stack: stack as u32,
             ordinal: 1,
+            dependency,
+            depth: depth as u16,
+            parent_kind,
+            timer_until_woken: false,
+        }
+    }
+
+    /// Who this invocation answers to.
+    fn parent(&self) -> Parent {
+        let key = KeyData::from_ffi(self.parent_key);
+        match self.parent_kind {
+            ParentKind::Request => Parent::Request(key.into()),
+            ParentKind::Frame => Parent::Frame(key.into()),
+            ParentKind::Dependency => Parent::Dependency(key.into(), self.dependency),
         }
     }
 }
@@ -235,21 +265,22 @@ enum JobState {
     Queued,
     Running,
     Dependencies {
-        next: usize,
-        pending: usize,
+        next: u32,
+        pending: u32,
     },
     /// Cancelled by its caller while still on the network.
     Withdrawn,
 }
 
+/// One attempt at a service. Kept small like `Frame`: indices are `u32`.
 struct Job {
-    service: usize,
-    instance: usize,
+    service: u32,
+    instance: u32,
     reply_to: FrameKey,
     arrived_at: SimTime,
     state: JobState,
     /// Index in the instance's `running` list while it holds a worker.
-    slot: usize,
+    slot: u32,
     /// The chaos monkey failed it.
     chaos_failed: bool,
     /// The region it was sent to (0 without a topology).
@@ -344,7 +375,7 @@ enum Work {
     /// An inner call's reply reaches its parent; the number is the inner
     /// call's start order among the parent's inner calls (1 for the first).
     Deliver(FrameKey, Reply, u32),
-    DependencyDone(JobKey, usize, Reply),
+    DependencyDone(JobKey, u32, Reply),
 }
 
 struct World<'a> {
@@ -384,17 +415,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
     let mut world = World::new(scenario, seed);
     let end = SimTime::ZERO + scenario.duration + scenario.limits.drain;
     let mut events = 0u64;
-    while let Some(at) = world.queue.peek_time() {
-        if at > end {
-            break;
-        }
+    while let Some((at, event)) = world.queue.pop_until(end) {
         if events >= scenario.limits.events_max {
             return Err(RunError::EventLimit {
                 events_max: scenario.limits.events_max,
                 at,
             });
         }
-        let (at, event) = world.queue.pop().expect("peeked");
         debug_assert!(at >= world.now);
         world.now = at;
         events += 1;
@@ -678,7 +705,9 @@ impl<'a> World<'a> {
                         self.apply(frame, step);
                     }
                 }
-                Work::DependencyDone(job, index, reply) => self.dependency_done(job, index, reply),
+                Work::DependencyDone(job, index, reply) => {
+                    self.dependency_done(job, index as usize, reply)
+                }
                 Work::Connected(frame) => {
                     if self.frames.contains_key(frame) {
                         let step = self.with_layer(frame, |layer, ctx| layer.on_connected(ctx));
@@ -745,10 +774,11 @@ pub fn in_flight_call_bytes() -> u64 {
     fn slot<T>() -> u64 {
         (size_of::<T>() as u64 + 4).next_multiple_of(8)
     }
-    // One pending event in the priority queue: the index map's entry (hash,
-    // key with sequence number, priority), its hash-table index and control
-    // byte, and two heap positions.
-    let event = 8 + 8 + size_of::<Event>() as u64 + 16 + 8 + 1 + 8 + 8;
+    // One pending event in `engine::queue`: its slab slot (sequence bits,
+    // generation, the event), its free-list entry, and two 16-byte keys (a
+    // cancelled event's key stays until swept, and the sweep waits for stale
+    // keys to outnumber live ones).
+    let event = (8 + 4 + size_of::<Option<Event>>() as u64).next_multiple_of(8) + 4 + 2 * 16;
     // A bulkhead's or a concurrency limit's ordered-map entry for the call.
     let policy_entry = 64;
     // An id in a parent's children, a queue and the work list.
@@ -768,12 +798,15 @@ mod size_tests {
     // one should be a decision.
     #[test]
     fn per_call_structures_stay_small() {
-        assert_eq!(size_of::<Frame>(), 144);
-        assert_eq!(size_of::<CallState>(), 56);
+        assert_eq!(size_of::<Frame>(), 112);
+        assert_eq!(size_of::<CallState>(), 40);
+        assert_eq!(size_of::<SmallVec<[FrameKey; 2]>>(), 24);
         assert_eq!(size_of::<Request>(), 16);
-        assert_eq!(size_of::<Job>(), 72);
+        assert_eq!(size_of::<Job>(), 48);
         assert_eq!(size_of::<Event>(), 24);
+        assert_eq!(size_of::<Option<Event>>(), 24);
         assert_eq!(size_of::<Option<EventId>>(), 8);
-        assert_eq!(in_flight_call_bytes(), 2 * (152 + 24 + 2 * 81 + 24 + 64));
+        assert_eq!(size_of::<Work>(), 16);
+        assert_eq!(in_flight_call_bytes(), 2 * (120 + 24 + 2 * 76 + 24 + 64));
     }
 }

@@ -11,7 +11,7 @@ impl<'a> World<'a> {
     fn request_of(&self, frame: FrameKey) -> Option<RequestKey> {
         let mut key = frame;
         loop {
-            match self.frames.get(key)?.parent {
+            match self.frames.get(key)?.parent() {
                 Parent::Request(request) => return Some(request),
                 Parent::Frame(parent) => key = parent,
                 Parent::Dependency(..) => return None,
@@ -62,7 +62,7 @@ impl<'a> World<'a> {
         // A caller that gave up hears nothing either way.
         let stack = self.frames.get(job.reply_to)?.stack as usize;
         let regions = self.regions.as_mut().expect("a topology");
-        let placed = regions.instance_place(job.service, job.instance);
+        let placed = regions.instance_place(job.service as usize, job.instance as usize);
         let from = if placed.region == job.region as usize {
             placed
         } else {

@@ -23,7 +23,7 @@ impl<'a> World<'a> {
             latency = latency + extra;
         }
         let job = self.jobs.insert(Job {
-            service,
+            service: service as u32,
             instance: 0,
             reply_to: frame,
             arrived_at: self.now,
@@ -39,7 +39,7 @@ impl<'a> World<'a> {
     }
 
     pub(super) fn job_arrive(&mut self, job: JobKey) {
-        let service = self.jobs[job].service;
+        let service = self.jobs[job].service as usize;
         if self.jobs[job].state == JobState::Withdrawn {
             // Cancelled on the way: the connection closed before the request arrived.
             self.jobs.remove(job);
@@ -66,7 +66,7 @@ impl<'a> World<'a> {
 
     /// Picks an instance and runs, queues or rejects the job there.
     pub(super) fn route(&mut self, job: JobKey) {
-        let service = self.jobs[job].service;
+        let service = self.jobs[job].service as usize;
         let config = &self.scenario.services[service];
         let state = &mut self.services[service];
         // The balancer sends calls to instances in rotation: all of them
@@ -127,7 +127,7 @@ impl<'a> World<'a> {
             }
         }
         let record = &mut self.jobs[job];
-        record.instance = instance;
+        record.instance = instance as u32;
         // Queue wait counts from here: time held by a hang outage is not queueing.
         record.arrived_at = self.now;
         let target = &mut state.instances[instance];
@@ -135,14 +135,11 @@ impl<'a> World<'a> {
             // The instance accepts the connection (it will run, queue or 503
             // the call): tell the innermost layer of the caller's stack, if it
             // listens.
-            if let Some(Frame {
-                parent: Parent::Frame(innermost),
-                stack,
-                ..
-            }) = self.frames.get(self.jobs[job].reply_to)
-            {
-                if self.stacks[*stack as usize].hears_connections {
-                    self.work.push_back(Work::Connected(*innermost));
+            if let Some(frame) = self.frames.get(self.jobs[job].reply_to) {
+                if let Parent::Frame(innermost) = frame.parent() {
+                    if self.stacks[frame.stack as usize].hears_connections {
+                        self.work.push_back(Work::Connected(innermost));
+                    }
                 }
             }
         }
@@ -167,7 +164,11 @@ impl<'a> World<'a> {
     pub(super) fn start_job(&mut self, job: JobKey) {
         let (service, instance, arrived_at) = {
             let state = &self.jobs[job];
-            (state.service, state.instance, state.arrived_at)
+            (
+                state.service as usize,
+                state.instance as usize,
+                state.arrived_at,
+            )
         };
         let config = &self.scenario.services[service];
         let state = &mut self.services[service];
@@ -241,7 +242,7 @@ impl<'a> World<'a> {
         }
         let record = &mut self.jobs[job];
         record.state = JobState::Running;
-        record.slot = slot;
+        record.slot = slot as u32;
         record.chaos_failed = chaos_failed;
         self.queue
             .push(self.now + work, Event::JobLocalDone { job });
@@ -252,7 +253,7 @@ impl<'a> World<'a> {
         let Some(record) = self.jobs.get(job) else {
             return;
         };
-        let service = record.service;
+        let service = record.service as usize;
         if record.chaos_failed {
             self.finish_job(job, Reply::Error { retryable: true });
             return;
@@ -285,8 +286,8 @@ impl<'a> World<'a> {
                 DependencyMode::Parallel => {
                     let calls = config.dependencies.len();
                     self.jobs[job].state = JobState::Dependencies {
-                        next: calls,
-                        pending: calls,
+                        next: calls as u32,
+                        pending: calls as u32,
                     };
                     for index in 0..calls {
                         self.call_dependency(job, index);
@@ -298,29 +299,35 @@ impl<'a> World<'a> {
 
     pub(super) fn call_dependency(&mut self, job: JobKey, index: usize) {
         let record = &self.jobs[job];
-        let config = &self.scenario.services[record.service];
+        let config = &self.scenario.services[record.service as usize];
         let target = config.dependencies[index].service();
         let switched_off = config
             .feature_flags
             .iter()
-            .zip(&self.services[record.service].flags)
+            .zip(&self.services[record.service as usize].flags)
             .any(|((_, watched), flag)| target == Some(*watched) && !flag.enabled());
         if switched_off {
             // The feature is off: the handler answers without this call.
-            self.recorder.services[record.service].calls_skipped += 1;
+            self.recorder.services[record.service as usize].calls_skipped += 1;
             self.work
-                .push_back(Work::DependencyDone(job, index, Reply::Success));
+                .push_back(Work::DependencyDone(job, index as u32, Reply::Success));
             return;
         }
         let probability = config.dependencies[index].probability;
-        if probability < 1.0 && !self.services[record.service].call_rng.chance(probability) {
+        if probability < 1.0
+            && !self.services[record.service as usize]
+                .call_rng
+                .chance(probability)
+        {
             // This request is of a type that does not make this call.
             self.work
-                .push_back(Work::DependencyDone(job, index, Reply::Success));
+                .push_back(Work::DependencyDone(job, index as u32, Reply::Success));
             return;
         }
         let calls = config.dependencies.len();
-        let stack = self.services[record.service].stack_base + record.instance * calls + index;
+        let stack = self.services[record.service as usize].stack_base
+            + record.instance as usize * calls
+            + index;
         self.start_call(stack, Parent::Dependency(job, index as u32));
     }
 
@@ -336,20 +343,23 @@ impl<'a> World<'a> {
             );
             return;
         };
+        let (next, pending) = (next as usize, pending as usize);
         if !reply.is_ok() {
             // A failed dependency fails the whole request (a 5xx upstream).
             self.finish_job(job, Reply::Error { retryable: true });
             return;
         }
-        let calls = self.scenario.services[record.service].dependencies.len();
+        let calls = self.scenario.services[record.service as usize]
+            .dependencies
+            .len();
         if pending > 1 {
             record.state = JobState::Dependencies {
-                next,
-                pending: pending - 1,
+                next: next as u32,
+                pending: (pending - 1) as u32,
             };
         } else if next < calls {
             record.state = JobState::Dependencies {
-                next: next + 1,
+                next: (next + 1) as u32,
                 pending: 1,
             };
             self.call_dependency(job, next);
@@ -374,12 +384,16 @@ impl<'a> World<'a> {
     /// Removes a running job from its instance's worker list.
     pub(super) fn release_worker(&mut self, job: JobKey) -> (usize, usize) {
         let record = &self.jobs[job];
-        let (service, instance, slot) = (record.service, record.instance, record.slot);
+        let (service, instance, slot) = (
+            record.service as usize,
+            record.instance as usize,
+            record.slot as usize,
+        );
         let running = &mut self.services[service].instances[instance].running;
         debug_assert_eq!(running[slot], job);
         running.swap_remove(slot);
         if let Some(&moved) = running.get(slot) {
-            self.jobs[moved].slot = slot;
+            self.jobs[moved].slot = slot as u32;
         }
         if let Some(regions) = &mut self.regions {
             regions.workers_changed(self.now, service, instance, -1);
@@ -423,7 +437,7 @@ impl<'a> World<'a> {
         let mut latency = self
             .scenario
             .network_latency
-            .sample(&mut self.services[record.service].network);
+            .sample(&mut self.services[record.service as usize].network);
         if self.regions.is_some() {
             match self.reply_leg(&record, reply) {
                 Some(extra) => latency = latency + extra,
