@@ -20,7 +20,8 @@ use crate::database::fencing::FencingMode;
 use crate::database::promotion::CandidateRules;
 use crate::database::replication::{ReplicationMode, ReplicationSettings};
 use crate::database::{
-    ClusterConfig, DatabaseFault, DetectionConfig, DnsRecordRouting, NodeConfig, Place, ProxyRouting,
+    ClusterConfig, DatabaseFault, DetectionConfig, DnsRecordRouting, NodeConfig, Place,
+    ProxyRouting,
 };
 use crate::engine::{SimDuration, SimTime};
 use crate::topology::Topology;
@@ -354,12 +355,7 @@ fn validate_cluster(
                 1,
                 crate::topology::routing::dns::TTL_MS_MAX,
             )?;
-            check::within(
-                &join(path, "routing.update_ms"),
-                *update_ms,
-                0,
-                3_600_000,
-            )?;
+            check::within(&join(path, "routing.update_ms"), *update_ms, 0, 3_600_000)?;
             (
                 ProxyRouting {
                     check_interval: SimDuration::from_ms(3_000),

@@ -447,7 +447,11 @@ impl Cluster {
             failure: None,
             record: None,
             failures: config.primary_failures.map(|(mttf_ms, mttr_ms)| {
-                PrimaryFailures::new(mttf_ms, mttr_ms, rngs.stream(&format!("database/{name}/failures")))
+                PrimaryFailures::new(
+                    mttf_ms,
+                    mttr_ms,
+                    rngs.stream(&format!("database/{name}/failures")),
+                )
             }),
             failure_due: None,
             rng: rngs.stream(&format!("database/{name}/operations")),
@@ -820,7 +824,14 @@ impl<'a> World<'a> {
     }
 
     /// The chapter's second `executeQuery` on `node`: one attempt, no try.
-    fn chapter_retry(&mut self, frame: FrameKey, cluster: u32, caller: u32, node: usize, write: bool) {
+    fn chapter_retry(
+        &mut self,
+        frame: FrameKey,
+        cluster: u32,
+        caller: u32,
+        node: usize,
+        write: bool,
+    ) {
         let stack = self.frames[frame].stack as usize;
         let latency = self
             .scenario
@@ -834,7 +845,12 @@ impl<'a> World<'a> {
     /// `caller`: walks the replicas, promotes the first healthy one (even
     /// the current primary again) and returns it; `None` when no replica
     /// answered its health check (the query fails).
-    fn chapter_failover(&mut self, index: usize, caller: usize, error: QueryError) -> Option<usize> {
+    fn chapter_failover(
+        &mut self,
+        index: usize,
+        caller: usize,
+        error: QueryError,
+    ) -> Option<usize> {
         let now = self.now;
         let config = &self.scenario.databases[index];
         let databases = self.databases.as_mut().expect("databases");

@@ -103,7 +103,12 @@ impl<'a> World<'a> {
         let reached = cluster.alive(primary)
             && cluster.fencing.admit(primary)
                 != Admission::Refused(crate::database::fencing::Refusal::Down)
-            && reach(self.regions.as_ref(), Some(here), config.nodes[primary].site, now);
+            && reach(
+                self.regions.as_ref(),
+                Some(here),
+                config.nodes[primary].site,
+                now,
+            );
         let peers: Vec<bool> = config
             .observer_sites
             .iter()
@@ -118,7 +123,12 @@ impl<'a> World<'a> {
         let next = quorum.next_probe().1;
         if decision == QuorumDecision::Failover && !busy {
             let choice = self.choose(index, |node| {
-                reach(self.regions.as_ref(), Some(here), config.nodes[node].site, now)
+                reach(
+                    self.regions.as_ref(),
+                    Some(here),
+                    config.nodes[node].site,
+                    now,
+                )
             });
             match choice {
                 Ok(node) => self.decide(index, node),
@@ -196,11 +206,19 @@ impl<'a> World<'a> {
             return;
         }
         let databases = self.databases.as_mut().expect("databases");
-        let device_reaches_old =
-            reach(self.regions.as_ref(), Some(config.nodes[node].site), config.nodes[old].site, now);
+        let device_reaches_old = reach(
+            self.regions.as_ref(),
+            Some(config.nodes[node].site),
+            config.nodes[old].site,
+            now,
+        );
         let links = links_from(self.regions.as_ref(), config, node, now);
-        let old_reachable =
-            reach(self.regions.as_ref(), Some(config.nodes[node].site), config.nodes[old].site, now);
+        let old_reachable = reach(
+            self.regions.as_ref(),
+            Some(config.nodes[node].site),
+            config.nodes[old].site,
+            now,
+        );
         let cluster = &mut databases.clusters[index];
         if cluster.fencing.on_promotion(node, old, device_reaches_old) == Gate::Withheld {
             cluster.promotions_withheld += 1;
@@ -394,8 +412,8 @@ impl<'a> World<'a> {
         let cluster = &databases.clusters[index];
         let primary = cluster.replication.primary();
         let site = cluster.callers[caller].site;
-        let passes =
-            cluster.alive(primary) && reach(self.regions.as_ref(), site, config.nodes[primary].site, now);
+        let passes = cluster.alive(primary)
+            && reach(self.regions.as_ref(), site, config.nodes[primary].site, now);
         let cluster = &mut databases.clusters[index];
         let state = &mut cluster.callers[caller];
         if state.routed == primary {
@@ -549,7 +567,8 @@ impl<'a> World<'a> {
                 manages
                     && databases.clusters[index].detached[node]
                     && databases.clusters[index].alive(node)
-                    && reach(self.regions.as_ref(), 
+                    && reach(
+                        self.regions.as_ref(),
                         Some(config.nodes[primary].site),
                         config.nodes[node].site,
                         now,
@@ -598,7 +617,14 @@ impl<'a> World<'a> {
                 DetectionConfig::Managed { .. } | DetectionConfig::Chapter => {
                     (0..config.nodes.len())
                         .filter(|&node| node != primary)
-                        .all(|node| !reach(self.regions.as_ref(), Some(site), config.nodes[node].site, now))
+                        .all(|node| {
+                            !reach(
+                                self.regions.as_ref(),
+                                Some(site),
+                                config.nodes[node].site,
+                                now,
+                            )
+                        })
                 }
             };
         let cluster = &mut self.db().clusters[index];
