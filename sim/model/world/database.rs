@@ -11,10 +11,12 @@
 //! The transport frame of a dependency stack whose target is a database
 //! sends an operation (`Op`) instead of a job: a write with the cluster's
 //! `write_fraction`, else a read. A write goes to the node the caller's
-//! routing points at (the proxy's current primary, or the chapter's
-//! `currentPrimary`), a read per `reads`. The operation crosses the network
-//! (the scenario's `network.latency_ms` plus the topology's latency between
-//! the caller instance's place and the node's; without a topology,
+//! routing points at (the proxy's current primary, the node its cached DNS
+//! answer names, or the chapter's `currentPrimary`), a read per `reads`.
+//! The operation crosses the network (the scenario's `network.latency_ms`
+//! plus the regions adapter's `deliver` between the caller instance's place
+//! and the node's: one network, one set of latency streams and fault
+//! windows for service and database calls; without a topology,
 //! `zone_delay_ms` between different sites), is handled at the node
 //! (`DatabaseEvent::Op`), and the answer comes back after `operation_ms`
 //! plus the way back. A partition drops it: nobody answers, and the
@@ -37,8 +39,12 @@
 //! then fencing gates it, `Replication::promote` forks the history, the
 //! ledger counts lost writes and opens the failover record, and each
 //! caller's proxy moves to the new primary after `rise` passing checks it
-//! can reach (`RouteCheck`); when every caller has moved, the record's
-//! routing time is set. The failure instant of a record is the primary's
+//! can reach (`RouteCheck`), or, with DNS routing, re-resolves when its
+//! cache expires and gets the new primary once the record has changed
+//! (`update_ms` after the promotion); when every caller has moved, the
+//! record's routing time is set. With `primary_failures`, the primary role
+//! crashes at random (`PrimaryFailure`) and its node is repaired later
+//! (`NodeRepair`); the next failure is drawn when a node takes the role. The failure instant of a record is the primary's
 //! crash, or the first instant it was cut off from its detectors (DCS
 //! majority, observer majority, or every other node); with none (the
 //! primary was fine), the failover is false and its failure instant is the
