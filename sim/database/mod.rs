@@ -17,6 +17,7 @@
 //! | `fencing.rs` | `Fencing`: `none`, `self_demote`, `stonith`, `fencing_tokens`; who accepts a write |
 //! | `ledger.rs` | `WriteLedger`: every write from issued to surviving, lost or divergent; RPO, RTO, split-brain seconds, stale reads |
 //! | `chapter.rs` | `ChapterFailover`: the chapter's `DatabaseFailover`, exactly as written, with its counterexamples |
+//! | `failures.rs` | `PrimaryFailures`: the primary role's MTTF/MTTR crash process |
 //!
 //! This file holds the checked configuration of a cluster (`ClusterConfig`),
 //! which `scenario::validate_database` builds from the scenario's
@@ -29,6 +30,7 @@
 
 pub mod chapter;
 pub mod detection;
+pub mod failures;
 pub mod fencing;
 pub mod ledger;
 pub mod promotion;
@@ -150,14 +152,18 @@ pub struct ClusterConfig {
     pub client_error_probability: f64,
     /// A node's work per read or write.
     pub operation: Distribution,
-    /// How callers find the primary.
+    /// How callers find the primary (the proxy's checks; unused with `dns`).
     pub routing: ProxyRouting,
+    /// Callers find the primary through a DNS record instead of a proxy.
+    pub dns: Option<DnsRecordRouting>,
     /// Where the DCS members of `lease` detection run (resolved sites).
     pub dcs_sites: Vec<crate::topology::Place>,
     /// Where the observers of `quorum` detection run (resolved sites; empty otherwise).
     pub observer_sites: Vec<crate::topology::Place>,
     /// One-way delay between different sites when the scenario has no topology.
     pub zone_delay: crate::engine::SimDuration,
+    /// The primary's crash process, `(mttf_ms, mttr_ms)`; `None` without one.
+    pub primary_failures: Option<(f64, f64)>,
     /// The `faults` entries that hit this cluster, in file order.
     pub faults: Vec<DatabaseFault>,
 }
@@ -417,5 +423,31 @@ mod tests {
         let mean = lost_total as f64 / runs as f64;
         let half_width = 3.29 * (2.0f64 / runs as f64).sqrt();
         assert!((mean - 2.0).abs() < half_width, "mean lost {mean}");
+    }
+}
+
+/// Callers find the primary through a DNS name (an RDS or Aurora cluster
+/// endpoint; a Patroni callback that rewrites a Route 53 record): the
+/// failover manager points the record at the new primary `update` after
+/// the promotion, and each caller keeps what it resolved for its resolver
+/// class's cache time (`topology::routing::dns::ResolverClass::cache_for`
+/// of `ttl`), re-resolving as its cache expires. Until then it keeps
+/// sending writes to the old primary. Defaults: `ttl` 5 s (Aurora's and
+/// RDS's endpoints), `update` 0 (a managed failover time already includes
+/// it), resolver `ttl` (honours the TTL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsRecordRouting {
+    /// The record's TTL.
+    pub ttl: crate::engine::SimDuration,
+    /// From the promotion until the record answers with the new primary.
+    pub update: crate::engine::SimDuration,
+    /// How every caller caches what it resolved.
+    pub resolver: crate::topology::routing::dns::ResolverClass,
+}
+
+impl DnsRecordRouting {
+    /// How long a caller keeps an answer; `None` is forever.
+    pub fn cache_for(&self) -> Option<crate::engine::SimDuration> {
+        self.resolver.cache_for(self.ttl)
     }
 }

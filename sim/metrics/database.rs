@@ -221,3 +221,36 @@ fn summarise(
         failovers,
     }
 }
+
+/// The database faults of `scenario` as fault windows for the metastability
+/// verdict (`summary.json` `faults`, after the service faults): a label such
+/// as `database_crash orders/pg-a`, the start, and the end (the restart, the
+/// window's end; a crash that stays down ends where it starts: the trigger
+/// is the crash, and what the verdict asks is whether failover brought the
+/// system back after it).
+pub fn fault_windows(
+    scenario: &Scenario,
+) -> Vec<(String, crate::engine::SimTime, crate::engine::SimTime)> {
+    use crate::database::DatabaseFault;
+    scenario
+        .databases
+        .iter()
+        .flat_map(|cluster| {
+            cluster.faults.iter().map(move |fault| {
+                let kind = match fault {
+                    DatabaseFault::Crash { .. } => "database_crash",
+                    DatabaseFault::ReplicationPause { .. } => "replication_pause",
+                    DatabaseFault::SlowReplica { .. } => "slow_replica",
+                    DatabaseFault::DiskFull { .. } => "disk_full",
+                };
+                let node = &cluster.nodes[fault.node()].name;
+                let (start, end) = fault.window();
+                (
+                    format!("{kind} {}/{node}", cluster.name),
+                    start,
+                    end.unwrap_or(start),
+                )
+            })
+        })
+        .collect()
+}

@@ -341,20 +341,29 @@ impl Summary {
                 (stack.name.clone(), layers)
             })
             .collect();
-        let windows: Vec<(SimTime, SimTime)> =
-            scenario.faults.iter().map(|fault| fault.window()).collect();
-        let end_of_load = SimTime::ZERO + scenario.duration;
-        let faults = scenario
+        // Service faults, then database faults (`metrics::database`).
+        let all_faults: Vec<(String, (SimTime, SimTime))> = scenario
             .faults
             .iter()
+            .map(|fault| (fault.label(&scenario.services), fault.window()))
+            .chain(
+                super::database::fault_windows(scenario)
+                    .into_iter()
+                    .map(|(label, start, end)| (label, (start, end))),
+            )
+            .collect();
+        let windows: Vec<(SimTime, SimTime)> =
+            all_faults.iter().map(|(_, window)| *window).collect();
+        let end_of_load = SimTime::ZERO + scenario.duration;
+        let faults = all_faults
+            .into_iter()
             .enumerate()
-            .map(|(index, fault)| {
-                let (start, end) = fault.window();
+            .map(|(index, (label, (start, end)))| {
                 let baseline = availability_before(&output.rows, start);
                 let recovery = recovery_ms(&output.rows, end, baseline);
                 let window = FaultWindow::among(&windows, index, end_of_load);
                 FaultSummary {
-                    label: fault.label(&scenario.services),
+                    label,
                     start_ms: start.as_ms_f64(),
                     end_ms: end.as_ms_f64(),
                     availability_before: baseline,

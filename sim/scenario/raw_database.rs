@@ -55,6 +55,23 @@ pub struct RawDatabase {
     /// topology the latency matrix gives every delay.
     #[serde(default)]
     pub zone_delay_ms: f64,
+    /// The primary (whichever node holds the role) fails at random and its
+    /// node is repaired later; default none.
+    #[serde(default)]
+    pub primary_failures: Option<RawPrimaryFailures>,
+}
+
+/// An MTTF/MTTR crash process on the primary role: the node that is primary
+/// crashes an exponential time (mean `mttf_ms`) after it took the role (or
+/// came back holding it), and restarts an exponential time (mean `mttr_ms`)
+/// after its crash, as a replica when another node was promoted meanwhile.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrimaryFailures {
+    /// Mean time to failure, ms, in `[1, 1e12]`.
+    pub mttf_ms: f64,
+    /// Mean time to repair, ms, in `[1, 1e12]`.
+    pub mttr_ms: f64,
 }
 
 fn operation_default() -> Distribution {
@@ -76,6 +93,31 @@ pub enum RawDatabaseRouting {
         #[serde(default = "rise_default")]
         rise: u32,
     },
+    /// A DNS name for the primary (RDS/Aurora endpoints, a Patroni callback
+    /// updating Route 53): the record points at the new primary `update_ms`
+    /// after a promotion, and each caller re-resolves only when its cache
+    /// (the `resolver` class's time for `ttl_ms`) expires.
+    Dns {
+        /// Record TTL, ms, in `[1, 86400000]`; default 5000 (Aurora and RDS endpoints).
+        #[serde(default = "dns_ttl_default")]
+        ttl_ms: u64,
+        /// From the promotion until the record answers with the new
+        /// primary, ms, in `[0, 3600000]`; default 0.
+        #[serde(default)]
+        update_ms: u64,
+        /// `ttl`, `jvm` (TTL + 30 s), `browser` (at least 60 s) or
+        /// `forever`; default `ttl`.
+        #[serde(default = "dns_resolver_default")]
+        resolver: crate::topology::routing::dns::ResolverClass,
+    },
+}
+
+fn dns_ttl_default() -> u64 {
+    5_000
+}
+
+fn dns_resolver_default() -> crate::topology::routing::dns::ResolverClass {
+    crate::topology::routing::dns::ResolverClass::Ttl
 }
 
 fn check_interval_default() -> u64 {

@@ -20,7 +20,8 @@ use crate::database::fencing::FencingMode;
 use crate::database::promotion::CandidateRules;
 use crate::database::replication::{ReplicationMode, ReplicationSettings};
 use crate::database::{
-    ClusterConfig, DatabaseFault, DetectionConfig, NodeConfig, Place, ProxyRouting,
+    ClusterConfig, DatabaseFault, DetectionConfig, DnsRecordRouting, NodeConfig, Place,
+    ProxyRouting,
 };
 use crate::engine::{SimDuration, SimTime};
 use crate::topology::Topology;
@@ -327,19 +328,64 @@ fn validate_cluster(
     let client_error_path = join(path, "clients.client_error_probability");
     check::probability(&client_error_path, raw.clients.client_error_probability)?;
     raw.operation_ms.validate(&join(path, "operation_ms"))?;
-    let routing = match &raw.routing {
+    let (routing, dns) = match &raw.routing {
         RawDatabaseRouting::Proxy {
             check_interval_ms,
             rise,
-        } => ProxyRouting {
-            check_interval: milliseconds(
-                &join(path, "routing.check_interval_ms"),
-                *check_interval_ms,
+        } => (
+            ProxyRouting {
+                check_interval: milliseconds(
+                    &join(path, "routing.check_interval_ms"),
+                    *check_interval_ms,
+                    1,
+                )?,
+                rise: check::within(&join(path, "routing.rise"), *rise as usize, 1, 100)
+                    .map(|()| *rise)?,
+            },
+            None,
+        ),
+        RawDatabaseRouting::Dns {
+            ttl_ms,
+            update_ms,
+            resolver,
+        } => {
+            check::within(
+                &join(path, "routing.ttl_ms"),
+                *ttl_ms,
                 1,
-            )?,
-            rise: check::within(&join(path, "routing.rise"), *rise as usize, 1, 100)
-                .map(|()| *rise)?,
-        },
+                crate::topology::routing::dns::TTL_MS_MAX,
+            )?;
+            check::within(&join(path, "routing.update_ms"), *update_ms, 0, 3_600_000)?;
+            (
+                ProxyRouting {
+                    check_interval: SimDuration::from_ms(3_000),
+                    rise: 2,
+                },
+                Some(DnsRecordRouting {
+                    ttl: SimDuration::from_ms(*ttl_ms),
+                    update: SimDuration::from_ms(*update_ms),
+                    resolver: *resolver,
+                }),
+            )
+        }
+    };
+    let primary_failures = match &raw.primary_failures {
+        Some(failures) => {
+            check::within_f64(
+                &join(path, "primary_failures.mttf_ms"),
+                failures.mttf_ms,
+                1.0,
+                1e12,
+            )?;
+            check::within_f64(
+                &join(path, "primary_failures.mttr_ms"),
+                failures.mttr_ms,
+                1.0,
+                1e12,
+            )?;
+            Some((failures.mttf_ms, failures.mttr_ms))
+        }
+        None => None,
     };
     check::within_f64(
         &join(path, "zone_delay_ms"),
@@ -381,9 +427,11 @@ fn validate_cluster(
         client_error_probability: raw.clients.client_error_probability,
         operation: raw.operation_ms.clone(),
         routing,
+        dns,
         dcs_sites: sites.dcs,
         observer_sites: sites.observers,
         zone_delay: SimDuration::from_ms_f64(raw.zone_delay_ms),
+        primary_failures,
         faults: Vec::new(),
     })
 }

@@ -11,10 +11,12 @@
 //! The transport frame of a dependency stack whose target is a database
 //! sends an operation (`Op`) instead of a job: a write with the cluster's
 //! `write_fraction`, else a read. A write goes to the node the caller's
-//! routing points at (the proxy's current primary, or the chapter's
-//! `currentPrimary`), a read per `reads`. The operation crosses the network
-//! (the scenario's `network.latency_ms` plus the topology's latency between
-//! the caller instance's place and the node's; without a topology,
+//! routing points at (the proxy's current primary, the node its cached DNS
+//! answer names, or the chapter's `currentPrimary`), a read per `reads`.
+//! The operation crosses the network (the scenario's `network.latency_ms`
+//! plus the regions adapter's `deliver` between the caller instance's place
+//! and the node's: one network, one set of latency streams and fault
+//! windows for service and database calls; without a topology,
 //! `zone_delay_ms` between different sites), is handled at the node
 //! (`DatabaseEvent::Op`), and the answer comes back after `operation_ms`
 //! plus the way back. A partition drops it: nobody answers, and the
@@ -37,8 +39,12 @@
 //! then fencing gates it, `Replication::promote` forks the history, the
 //! ledger counts lost writes and opens the failover record, and each
 //! caller's proxy moves to the new primary after `rise` passing checks it
-//! can reach (`RouteCheck`); when every caller has moved, the record's
-//! routing time is set. The failure instant of a record is the primary's
+//! can reach (`RouteCheck`), or, with DNS routing, re-resolves when its
+//! cache expires and gets the new primary once the record has changed
+//! (`update_ms` after the promotion); when every caller has moved, the
+//! record's routing time is set. With `primary_failures`, the primary role
+//! crashes at random (`PrimaryFailure`) and its node is repaired later
+//! (`NodeRepair`); the next failure is drawn when a node takes the role. The failure instant of a record is the primary's
 //! crash, or the first instant it was cut off from its detectors (DCS
 //! majority, observer majority, or every other node); with none (the
 //! primary was fine), the failover is false and its failure instant is the
@@ -60,15 +66,15 @@ use crate::database::chapter::{ChapterFailover, Failover, QueryError};
 use crate::database::detection::{
     LeaseAction, LeaseDetector, LoopView, ManagedDetector, QuorumDecision, QuorumDetector,
 };
+use crate::database::failures::PrimaryFailures;
 use crate::database::fencing::{Admission, Fencing, Gate};
 use crate::database::ledger::{FailoverRecord, LedgerSummary, WindowCounts, WriteLedger};
 use crate::database::promotion::{Candidate, Promoter};
 use crate::database::replication::{Link, Lsn, Replication, ReplicationEvent};
 use crate::database::{ClusterConfig, DatabaseFault, DetectionConfig, ReadRouting};
 use crate::scenario::Target;
-use crate::topology::faults::Outages;
 use crate::topology::faults::TopologyFault;
-use crate::topology::network::{Delivery, Network};
+use crate::topology::network::Delivery;
 use crate::topology::Place;
 
 mod failover;
@@ -105,6 +111,10 @@ pub(super) enum DatabaseEvent {
     NetworkEdge,
     /// A time-series window ends: sample roles and lags.
     Sample,
+    /// The primary's crash process (`primary_failures`) crashes the primary.
+    PrimaryFailure { cluster: u32 },
+    /// A node the crash process took down is repaired.
+    NodeRepair { cluster: u32, node: u32 },
 }
 
 /// A dependency stack's database target: the cluster and the caller's index
@@ -228,6 +238,12 @@ struct Cluster {
     pending: Option<Pending>,
     /// When the primary failed or was cut off, and each node's receive lag then.
     failure: Option<(SimTime, Vec<SimDuration>)>,
+    /// With DNS routing: when the record starts answering with the current
+    /// primary, and the node it answers with until then.
+    record: Option<(SimTime, usize)>,
+    /// The primary's crash process and its pending failure event.
+    failures: Option<PrimaryFailures>,
+    failure_due: Option<EventId>,
     rng: SimRng,
     managed_rng: SimRng,
     samples: Vec<DatabaseSample>,
@@ -238,13 +254,11 @@ struct Cluster {
     redundant_promotions: u64,
 }
 
-/// Every cluster of a run plus the network they share.
+/// Every cluster of a run. The network is the regions adapter's (one
+/// latency matrix, one set of fault windows, one place for latency draws).
 pub(super) struct Databases {
     clusters: Vec<Cluster>,
     ops: SlotMap<OpKey, Op>,
-    network: Option<Network>,
-    outages: Outages,
-    network_rng: SimRng,
 }
 
 impl Databases {
@@ -278,7 +292,14 @@ impl Databases {
                         .topology
                         .as_ref()
                         .and_then(|topology| topology.instance_place(service_index, instance));
-                    let interval = config.routing.check_interval.as_micros().max(1);
+                    // A proxy checks every interval; a DNS caller
+                    // re-resolves every cache time, from a phase of its own.
+                    let interval = match config.dns {
+                        Some(dns) => dns.cache_for().unwrap_or(dns.ttl),
+                        None => config.routing.check_interval,
+                    }
+                    .as_micros()
+                    .max(1);
                     let phase = SimDuration(state.rng.between(0, interval - 1));
                     let chapter = matches!(config.detection, DetectionConfig::Chapter).then(|| {
                         let replicas = (0..config.nodes.len())
@@ -304,92 +325,73 @@ impl Databases {
                 }
             }
         }
-        let (network, outages) = match &scenario.topology {
-            Some(topology) => (
-                Some(crate::topology::faults::network(
-                    topology.latency.clone(),
-                    &topology.faults,
-                )),
-                Outages::new(&topology.faults),
-            ),
-            None => (None, Outages::default()),
-        };
-        let mut databases = Databases {
+        Some(Box::new(Databases {
             clusters,
             ops: SlotMap::with_key(),
-            network,
-            outages,
-            network_rng: rngs.stream("database/network"),
-        };
-        for (index, config) in scenario.databases.iter().enumerate() {
-            let links = databases.links_from(config, config.primary, SimTime::ZERO);
-            databases.clusters[index].replication = Replication::new(
-                config.replication,
-                &config
-                    .nodes
-                    .iter()
-                    .map(|node| node.apply_rate_per_second)
-                    .collect::<Vec<_>>(),
-                &links,
-                config.primary,
-            );
-        }
-        Some(Box::new(databases))
+        }))
     }
+}
 
-    /// The one-way delay between two sites, if a packet gets through at `now`.
-    fn hop(
-        &mut self,
-        config: &ClusterConfig,
-        from: Option<Place>,
-        to: Place,
-        now: SimTime,
-    ) -> Option<SimDuration> {
-        let Some(from) = from else {
-            return Some(SimDuration::ZERO);
-        };
-        match &self.network {
-            Some(network) => match network.deliver(now, from, to, &mut self.network_rng) {
-                Delivery::After(delay) => Some(delay),
-                Delivery::Partitioned | Delivery::Lost => None,
-            },
-            None if from == to => Some(SimDuration::ZERO),
-            None => Some(config.zone_delay),
-        }
+/// The one-way delay between two sites, if a packet gets through at `now`:
+/// the regions adapter's `deliver` (its latency draws and fault windows);
+/// without a topology, `zone_delay_ms` between different sites.
+fn hop(
+    regions: Option<&mut Regions<'_>>,
+    config: &ClusterConfig,
+    from: Option<Place>,
+    to: Place,
+    now: SimTime,
+) -> Option<SimDuration> {
+    let Some(from) = from else {
+        return Some(SimDuration::ZERO);
+    };
+    match regions {
+        Some(regions) => match regions.deliver(now, from, to) {
+            Delivery::After(delay) => Some(delay),
+            Delivery::Partitioned | Delivery::Lost => None,
+        },
+        None if from == to => Some(SimDuration::ZERO),
+        None => Some(config.zone_delay),
     }
+}
 
-    /// Whether `a` and `b` can talk both ways at `now`.
-    fn reach(&self, a: Option<Place>, b: Place, now: SimTime) -> bool {
-        match (&self.network, a) {
-            (Some(network), Some(a)) => network.round_trip_reachable(now, a, b),
-            _ => true,
-        }
+/// Whether `a` and `b` can talk both ways at `now` (always without a topology).
+fn reach(regions: Option<&Regions<'_>>, a: Option<Place>, b: Place, now: SimTime) -> bool {
+    match (regions, a) {
+        (Some(regions), Some(a)) => regions.network().round_trip_reachable(now, a, b),
+        _ => true,
     }
+}
 
-    /// The replication link between `primary` and every node at `now`: cut
-    /// by a partition, otherwise the mean one-way latency (replication
-    /// streams see the matrix's mean, not a per-packet draw).
-    fn links_from(&self, config: &ClusterConfig, primary: usize, now: SimTime) -> Vec<Link> {
-        let from = config.nodes[primary].site;
-        config
-            .nodes
-            .iter()
-            .map(|node| {
-                let to = node.site;
-                match &self.network {
-                    Some(network) => {
-                        if network.round_trip_reachable(now, from, to) {
-                            Link::up(SimDuration::from_ms_f64(network.matrix().mean_ms(from, to)))
-                        } else {
-                            Link::down()
-                        }
+/// The replication link between `primary` and every node at `now`: cut by
+/// a partition, otherwise the mean one-way latency (replication streams see
+/// the matrix's mean, not a per-packet draw).
+fn links_from(
+    regions: Option<&Regions<'_>>,
+    config: &ClusterConfig,
+    primary: usize,
+    now: SimTime,
+) -> Vec<Link> {
+    let from = config.nodes[primary].site;
+    config
+        .nodes
+        .iter()
+        .map(|node| {
+            let to = node.site;
+            match regions {
+                Some(regions) => {
+                    let network = regions.network();
+                    if network.round_trip_reachable(now, from, to) {
+                        Link::up(SimDuration::from_ms_f64(network.matrix().mean_ms(from, to)))
+                    } else {
+                        Link::down()
                     }
-                    None if from == to => Link::up(SimDuration::ZERO),
-                    None => Link::up(config.zone_delay),
                 }
-            })
-            .collect()
-    }
+                None if from == to => Link::up(SimDuration::ZERO),
+                None => Link::up(config.zone_delay),
+            }
+        })
+        .collect()
 }
 
 impl Cluster {
@@ -428,7 +430,7 @@ impl Cluster {
         };
         let windows_max = (duration.as_micros() / window.as_micros().max(1)) as usize + 2;
         Cluster {
-            // Replaced once the network is built (`Databases::new`).
+            // Replaced once the regions adapter exists (`database_start`).
             replication: Replication::new(
                 config.replication,
                 &vec![1.0; nodes],
@@ -449,6 +451,15 @@ impl Cluster {
             replication_due: None,
             pending: None,
             failure: None,
+            record: None,
+            failures: config.primary_failures.map(|(mttf_ms, mttr_ms)| {
+                PrimaryFailures::new(
+                    mttf_ms,
+                    mttr_ms,
+                    rngs.stream(&format!("database/{name}/failures")),
+                )
+            }),
+            failure_due: None,
             rng: rngs.stream(&format!("database/{name}/operations")),
             managed_rng: rngs.stream(&format!("database/{name}/managed")),
             samples: Vec::new(),
@@ -484,6 +495,19 @@ impl<'a> World<'a> {
     /// window samples. Called once, only with databases.
     pub(super) fn database_start(&mut self) {
         let scenario = self.scenario;
+        for (index, config) in scenario.databases.iter().enumerate() {
+            let links = links_from(self.regions.as_ref(), config, config.primary, SimTime::ZERO);
+            self.db().clusters[index].replication = Replication::new(
+                config.replication,
+                &config
+                    .nodes
+                    .iter()
+                    .map(|node| node.apply_rate_per_second)
+                    .collect::<Vec<_>>(),
+                &links,
+                config.primary,
+            );
+        }
         for (index, config) in scenario.databases.iter().enumerate() {
             let cluster = index as u32;
             match &self.db().clusters[index].detector {
@@ -538,6 +562,9 @@ impl<'a> World<'a> {
                 self.push_db(at, DatabaseEvent::NetworkEdge);
             }
         }
+        for index in 0..scenario.databases.len() {
+            self.schedule_primary_failure(index);
+        }
         let first = SimTime::ZERO + scenario.window;
         self.push_db(first, DatabaseEvent::Sample);
     }
@@ -591,9 +618,15 @@ impl<'a> World<'a> {
     ) {
         let now = self.now;
         let config = &self.scenario.databases[target.cluster as usize];
-        let databases = self.db();
+        let databases = self.databases.as_mut().expect("databases");
         let site = databases.clusters[target.cluster as usize].callers[target.caller as usize].site;
-        let Some(hop) = databases.hop(config, site, config.nodes[node].site, now) else {
+        let Some(hop) = hop(
+            self.regions.as_mut(),
+            config,
+            site,
+            config.nodes[node].site,
+            now,
+        ) else {
             // Dropped on the way: nobody answers; the caller's timeout ends it.
             return;
         };
@@ -637,6 +670,17 @@ impl<'a> World<'a> {
                 }
             }
             DatabaseEvent::Sample => self.sample(),
+            DatabaseEvent::PrimaryFailure { cluster } => self.primary_failure(cluster as usize),
+            DatabaseEvent::NodeRepair { cluster, node } => {
+                let (index, node) = (cluster as usize, node as usize);
+                self.node_up(index, node);
+                self.settle(index);
+                self.check_primary(index);
+                if node == self.db().clusters[index].replication.primary() {
+                    // Back still holding the role (nobody was promoted).
+                    self.schedule_primary_failure(index);
+                }
+            }
         }
     }
 
@@ -647,7 +691,7 @@ impl<'a> World<'a> {
             return;
         };
         let config = &self.scenario.databases[op.cluster as usize];
-        let databases = self.db();
+        let databases = self.databases.as_mut().expect("databases");
         let cluster = &mut databases.clusters[op.cluster as usize];
         let work = if work {
             config.operation.sample(&mut cluster.rng)
@@ -656,7 +700,8 @@ impl<'a> World<'a> {
         };
         let site = cluster.callers[op.caller as usize].site;
         let node_site = config.nodes[op.node as usize].site;
-        let Some(back) = databases.hop(
+        let Some(back) = hop(
+            self.regions.as_mut(),
             config,
             Some(node_site),
             site.unwrap_or(node_site),
@@ -775,14 +820,51 @@ impl<'a> World<'a> {
         if !chapter || retry {
             return self.answer(key, Reply::Error { retryable }, true);
         }
+        let Some(node) = self.chapter_failover(index, caller, error) else {
+            return self.answer(key, Reply::Error { retryable }, true);
+        };
+        let op = self.db().ops.remove(key).expect("live op");
+        if self.frames.contains_key(op.frame) {
+            self.chapter_retry(op.frame, op.cluster, op.caller, node, op.write);
+        }
+    }
+
+    /// The chapter's second `executeQuery` on `node`: one attempt, no try.
+    fn chapter_retry(
+        &mut self,
+        frame: FrameKey,
+        cluster: u32,
+        caller: u32,
+        node: usize,
+        write: bool,
+    ) {
+        let stack = self.frames[frame].stack as usize;
+        let latency = self
+            .scenario
+            .network_latency
+            .sample(&mut self.stacks[stack].network);
+        let target = DatabaseCaller { cluster, caller };
+        self.send_op(frame, target, node, write, true, latency);
+    }
+
+    /// The chapter's `catch (error) { await this.failover(); ... }` for
+    /// `caller`: walks the replicas, promotes the first healthy one (even
+    /// the current primary again) and returns it; `None` when no replica
+    /// answered its health check (the query fails).
+    fn chapter_failover(
+        &mut self,
+        index: usize,
+        caller: usize,
+        error: QueryError,
+    ) -> Option<usize> {
         let now = self.now;
         let config = &self.scenario.databases[index];
-        let databases = self.db();
+        let databases = self.databases.as_mut().expect("databases");
         let site = databases.clusters[index].callers[caller].site;
         let healthy: Vec<bool> = (0..config.nodes.len())
             .map(|node| {
                 databases.clusters[index].alive(node)
-                    && databases.reach(site, config.nodes[node].site, now)
+                    && reach(self.regions.as_ref(), site, config.nodes[node].site, now)
             })
             .collect();
         let cluster = &mut databases.clusters[index];
@@ -791,38 +873,76 @@ impl<'a> World<'a> {
             .as_mut()
             .expect("chapter caller")
             .on_error(error, |node| healthy[node]);
-        match outcome {
-            Failover::NoHealthyReplica => self.answer(key, Reply::Error { retryable }, true),
-            Failover::Promoted { node, .. } => {
-                if node == cluster.replication.primary() {
-                    cluster.redundant_promotions += 1;
-                } else {
-                    if cluster.detached[node] {
-                        // A former primary promoted again: rewound first.
-                        cluster.replication.rejoin(now, node);
-                        cluster.fencing.rejoin(node);
-                        cluster.detached[node] = false;
-                    }
-                    cluster.pending = Some(Pending {
-                        node,
-                        detected_at: now,
-                    });
-                    self.promotion_ready(index);
-                }
-                let op = self.db().ops.remove(key).expect("live op");
-                if self.frames.contains_key(op.frame) {
-                    let stack = self.frames[op.frame].stack as usize;
-                    let latency = self
-                        .scenario
-                        .network_latency
-                        .sample(&mut self.stacks[stack].network);
-                    let target = DatabaseCaller {
-                        cluster: op.cluster,
-                        caller: op.caller,
-                    };
-                    // The chapter's second executeQuery: one attempt, no try.
-                    self.send_op(op.frame, target, node, op.write, true, latency);
-                }
+        let Failover::Promoted { node, .. } = outcome else {
+            return None;
+        };
+        if node == cluster.replication.primary() {
+            cluster.redundant_promotions += 1;
+        } else {
+            if cluster.detached[node] {
+                // A former primary promoted again: rewound first.
+                cluster.replication.rejoin(now, node);
+                cluster.fencing.rejoin(node);
+                cluster.detached[node] = false;
+            }
+            cluster.pending = Some(Pending {
+                node,
+                detected_at: now,
+            });
+            self.promotion_ready(index);
+        }
+        Some(node)
+    }
+
+    /// A timeout layer directly around a database call ended its attempt
+    /// (`frame` is the timeout layer's frame). With the chapter's failover
+    /// this is an error inside its `try` like any other (`catch (error)`
+    /// does not look at it): it fails over and sends its one retry. The
+    /// caller already has its timeout answer, so the retry's reply reaches
+    /// nobody (and with `on_timeout: cancel` it is withdrawn on the way),
+    /// but the promotion and, with abandon, the retried write happen.
+    /// Timeouts further out (around retries, say) wrap the whole `query`
+    /// and are not seen by its `catch`.
+    pub(super) fn database_timeout(&mut self, frame: FrameKey) {
+        let Some(state) = self.frames.get(frame) else {
+            return;
+        };
+        let stack = state.stack as usize;
+        let Some(target) = self.stacks[stack].database else {
+            return;
+        };
+        if state.depth as usize + 1 != self.stacks[stack].layers.len() {
+            return;
+        }
+        let (index, caller) = (target.cluster as usize, target.caller as usize);
+        if self.db().clusters[index].callers[caller].chapter.is_none() {
+            return;
+        }
+        let children = self.frames[frame].children.clone();
+        for child in children {
+            let databases = self.db();
+            let attempt = databases
+                .ops
+                .iter_mut()
+                .find(|(_, op)| op.frame == child)
+                .map(|(_, op)| {
+                    // Its `catch` runs now: a later error of the same
+                    // attempt must not fail over a second time.
+                    let first = (op.retry, op.write);
+                    op.retry = true;
+                    first
+                });
+            if let Some((true, _)) = attempt {
+                // The retry after a failover is not inside a `try`.
+                continue;
+            }
+            let Some(node) = self.chapter_failover(index, caller, QueryError::Timeout) else {
+                continue;
+            };
+            // An attempt dropped on the way has no op left: its retry is
+            // not sent (the chapter would resend the same query).
+            if let Some((_, write)) = attempt {
+                self.chapter_retry(child, target.cluster, target.caller, node, write);
             }
         }
     }

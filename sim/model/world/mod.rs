@@ -647,6 +647,16 @@ impl<'a> World<'a> {
                     state.timer = None;
                     state.timer_until_woken = false;
                     let step = self.with_layer(frame, |layer, ctx| layer.on_timer(ctx));
+                    if self.databases.is_some()
+                        && matches!(
+                            step,
+                            Step::Complete(Reply::Timeout)
+                                | Step::CompleteCancelling(Reply::Timeout)
+                        )
+                    {
+                        // The chapter's failover catches timeouts too.
+                        self.database_timeout(frame);
+                    }
                     self.apply(frame, step);
                 }
             }

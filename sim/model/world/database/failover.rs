@@ -8,12 +8,11 @@ impl<'a> World<'a> {
     /// Whether `node` reaches a majority of the DCS members.
     pub(super) fn reaches_dcs(&self, index: usize, node: usize) -> bool {
         let config = &self.scenario.databases[index];
-        let databases = self.databases.as_ref().expect("databases");
         let site = config.nodes[node].site;
         let reached = config
             .dcs_sites
             .iter()
-            .filter(|&&member| databases.reach(Some(site), member, self.now))
+            .filter(|&&member| reach(self.regions.as_ref(), Some(site), member, self.now))
             .count();
         2 * reached > config.dcs_sites.len()
     }
@@ -104,11 +103,16 @@ impl<'a> World<'a> {
         let reached = cluster.alive(primary)
             && cluster.fencing.admit(primary)
                 != Admission::Refused(crate::database::fencing::Refusal::Down)
-            && databases.reach(Some(here), config.nodes[primary].site, now);
+            && reach(
+                self.regions.as_ref(),
+                Some(here),
+                config.nodes[primary].site,
+                now,
+            );
         let peers: Vec<bool> = config
             .observer_sites
             .iter()
-            .map(|&other| databases.reach(Some(here), other, now))
+            .map(|&other| reach(self.regions.as_ref(), Some(here), other, now))
             .collect();
         let busy = cluster.pending.is_some();
         let cluster = &mut self.db().clusters[index];
@@ -118,9 +122,13 @@ impl<'a> World<'a> {
         let decision = quorum.on_probe(now, observer, reached, &peers);
         let next = quorum.next_probe().1;
         if decision == QuorumDecision::Failover && !busy {
-            let databases = self.databases.as_ref().expect("databases");
             let choice = self.choose(index, |node| {
-                databases.reach(Some(here), config.nodes[node].site, now)
+                reach(
+                    self.regions.as_ref(),
+                    Some(here),
+                    config.nodes[node].site,
+                    now,
+                )
             });
             match choice {
                 Ok(node) => self.decide(index, node),
@@ -198,11 +206,19 @@ impl<'a> World<'a> {
             return;
         }
         let databases = self.databases.as_mut().expect("databases");
-        let device_reaches_old =
-            databases.reach(Some(config.nodes[node].site), config.nodes[old].site, now);
-        let links = databases.links_from(config, node, now);
-        let old_reachable =
-            databases.reach(Some(config.nodes[node].site), config.nodes[old].site, now);
+        let device_reaches_old = reach(
+            self.regions.as_ref(),
+            Some(config.nodes[node].site),
+            config.nodes[old].site,
+            now,
+        );
+        let links = links_from(self.regions.as_ref(), config, node, now);
+        let old_reachable = reach(
+            self.regions.as_ref(),
+            Some(config.nodes[node].site),
+            config.nodes[old].site,
+            now,
+        );
         let cluster = &mut databases.clusters[index];
         if cluster.fencing.on_promotion(node, old, device_reaches_old) == Gate::Withheld {
             cluster.promotions_withheld += 1;
@@ -254,6 +270,7 @@ impl<'a> World<'a> {
             };
             self.answer(key, reply, false);
         }
+        self.schedule_primary_failure(index);
         let cluster = &mut self.db().clusters[index];
         if matches!(cluster.detector, Detector::Chapter) {
             // The instance that failed over reaches the new primary at once.
@@ -261,14 +278,23 @@ impl<'a> World<'a> {
             return;
         }
         let mut checks = Vec::new();
+        // With DNS, callers re-resolve when their caches expire, and see the
+        // new primary once the record has changed; `forever` never does.
+        let (from, interval) = match config.dns {
+            Some(dns) => {
+                cluster.record = Some((now + dns.update, old));
+                (now + dns.update, dns.cache_for())
+            }
+            None => (now, Some(config.routing.check_interval)),
+        };
         for (caller, state) in cluster.callers.iter_mut().enumerate() {
             state.passes = 0;
+            let Some(interval) = interval else {
+                continue;
+            };
             if !state.checking {
                 state.checking = true;
-                checks.push((
-                    next_check(now, state.phase, config.routing.check_interval),
-                    caller,
-                ));
+                checks.push((next_check(from, state.phase, interval), caller));
             }
         }
         for (at, caller) in checks {
@@ -285,15 +311,109 @@ impl<'a> World<'a> {
         }
     }
 
+    /// A DNS caller's cache expired: it resolves the record again (the
+    /// node the record names now) and keeps it for its cache time.
+    pub(super) fn dns_resolve(&mut self, index: usize, caller: usize) {
+        let now = self.now;
+        let config = &self.scenario.databases[index];
+        let dns = config.dns.expect("dns routing");
+        let cluster = &mut self.db().clusters[index];
+        let primary = cluster.replication.primary();
+        let answer = match cluster.record {
+            Some((changes_at, before)) if now < changes_at => before,
+            _ => primary,
+        };
+        let state = &mut cluster.callers[caller];
+        state.routed = answer;
+        if answer == primary {
+            state.checking = false;
+            if cluster
+                .callers
+                .iter()
+                .all(|caller| caller.routed == primary)
+            {
+                cluster.ledger.routed(now);
+            }
+            return;
+        }
+        let Some(cache) = dns.cache_for() else {
+            state.checking = false;
+            return;
+        };
+        self.push_db(
+            now + cache,
+            DatabaseEvent::RouteCheck {
+                cluster: index as u32,
+                caller: caller as u32,
+            },
+        );
+    }
+
+    /// Draws when the current primary fails (its role taken now) and
+    /// replaces any failure already due; nothing after the load ends.
+    pub(super) fn schedule_primary_failure(&mut self, index: usize) {
+        let now = self.now;
+        let cluster = &mut self.db().clusters[index];
+        let Some(failures) = &mut cluster.failures else {
+            return;
+        };
+        let at = failures.next_failure(now);
+        let previous = cluster.failure_due.take();
+        if let Some(id) = previous {
+            self.queue.cancel(id);
+        }
+        if !self.keeps_running(at) {
+            return;
+        }
+        let id = self.push_db(
+            at,
+            DatabaseEvent::PrimaryFailure {
+                cluster: index as u32,
+            },
+        );
+        self.db().clusters[index].failure_due = Some(id);
+    }
+
+    /// The crash process takes the primary down and draws its repair. A
+    /// primary already down or cut off is left alone; the next failure is
+    /// drawn when a primary takes the role.
+    pub(super) fn primary_failure(&mut self, index: usize) {
+        let now = self.now;
+        let cluster = &mut self.db().clusters[index];
+        cluster.failure_due = None;
+        let primary = cluster.replication.primary();
+        if !cluster.alive(primary) || cluster.failure.is_some() {
+            return;
+        }
+        let repair = cluster
+            .failures
+            .as_mut()
+            .expect("a crash process")
+            .repair(now);
+        self.node_down(index, primary);
+        self.settle(index);
+        self.check_primary(index);
+        self.push_db(
+            repair,
+            DatabaseEvent::NodeRepair {
+                cluster: index as u32,
+                node: primary as u32,
+            },
+        );
+    }
+
     pub(super) fn route_check(&mut self, index: usize, caller: usize) {
         let now = self.now;
         let config = &self.scenario.databases[index];
+        if config.dns.is_some() {
+            return self.dns_resolve(index, caller);
+        }
         let databases = self.databases.as_mut().expect("databases");
         let cluster = &databases.clusters[index];
         let primary = cluster.replication.primary();
         let site = cluster.callers[caller].site;
-        let passes =
-            cluster.alive(primary) && databases.reach(site, config.nodes[primary].site, now);
+        let passes = cluster.alive(primary)
+            && reach(self.regions.as_ref(), site, config.nodes[primary].site, now);
         let cluster = &mut databases.clusters[index];
         let state = &mut cluster.callers[caller];
         if state.routed == primary {
@@ -423,9 +543,11 @@ impl<'a> World<'a> {
         let config = &self.scenario.databases[index];
         for node in 0..config.nodes.len() {
             let site = config.nodes[node].site;
-            let databases = self.db();
-            let out = databases.outages.down(now, site).is_some();
-            let cluster = &mut databases.clusters[index];
+            let out = self
+                .regions
+                .as_ref()
+                .is_some_and(|regions| regions.down(now, site).is_some());
+            let cluster = &mut self.db().clusters[index];
             // An outage counts as one extra reason to be down.
             let was_out = cluster.outage[node];
             if out && !was_out {
@@ -438,14 +560,15 @@ impl<'a> World<'a> {
         }
         let databases = self.databases.as_mut().expect("databases");
         let primary = databases.clusters[index].replication.primary();
-        let links = databases.links_from(config, primary, now);
+        let links = links_from(self.regions.as_ref(), config, primary, now);
         let manages = !matches!(config.detection, DetectionConfig::Chapter);
         let rejoin: Vec<usize> = (0..config.nodes.len())
             .filter(|&node| {
                 manages
                     && databases.clusters[index].detached[node]
                     && databases.clusters[index].alive(node)
-                    && databases.reach(
+                    && reach(
+                        self.regions.as_ref(),
                         Some(config.nodes[primary].site),
                         config.nodes[node].site,
                         now,
@@ -483,7 +606,7 @@ impl<'a> World<'a> {
         let majority = |places: &[Place]| {
             let reached = places
                 .iter()
-                .filter(|&&place| databases.reach(Some(site), place, now))
+                .filter(|&&place| reach(self.regions.as_ref(), Some(site), place, now))
                 .count();
             2 * reached > places.len()
         };
@@ -494,7 +617,14 @@ impl<'a> World<'a> {
                 DetectionConfig::Managed { .. } | DetectionConfig::Chapter => {
                     (0..config.nodes.len())
                         .filter(|&node| node != primary)
-                        .all(|node| !databases.reach(Some(site), config.nodes[node].site, now))
+                        .all(|node| {
+                            !reach(
+                                self.regions.as_ref(),
+                                Some(site),
+                                config.nodes[node].site,
+                                now,
+                            )
+                        })
                 }
             };
         let cluster = &mut self.db().clusters[index];
