@@ -12,8 +12,8 @@ use super::ExploreArgs;
 use crate::error::Error;
 use crate::estimate::scenario::{ScenarioProcess, Score};
 use crate::estimate::splitting::{
-    choose_levels, splitting, Pilot, PilotConfig, Reached, Splittable, Splitting,
-    SplittingConfig, Target,
+    choose_levels, splitting, Pilot, PilotConfig, Reached, Splittable, Splitting, SplittingConfig,
+    Target,
 };
 use crate::estimate::{monte_carlo, MonteCarlo, Trial};
 use crate::explore::assert::{self, Assertion, RunView, Verdict};
@@ -261,7 +261,10 @@ fn finite(value: f64) -> Option<f64> {
 
 /// The command that replays this estimate.
 fn replay(file: &str, args: &ExploreArgs, trials: u64) -> String {
-    let mut command = format!("sim explore {file} --seed {} --estimate {trials}", args.seed);
+    let mut command = format!(
+        "sim explore {file} --seed {} --estimate {trials}",
+        args.seed
+    );
     if args.method != EstimateMethod::Auto {
         command.push_str(&format!(
             " --method {}",

@@ -324,7 +324,11 @@ pub fn choose_levels<P: Splittable>(
         // A level every run reaches does not split anything: it must lie
         // above the lowest peak (and above the last level).
         let lowest = peaks.iter().copied().fold(f64::INFINITY, f64::min);
-        let last = levels.last().copied().unwrap_or(f64::NEG_INFINITY).max(lowest);
+        let last = levels
+            .last()
+            .copied()
+            .unwrap_or(f64::NEG_INFINITY)
+            .max(lowest);
         let mut sorted: Vec<f64> = peaks.iter().copied().filter(|peak| *peak > last).collect();
         sorted.sort_by(|a, b| b.total_cmp(a));
         let Some(&lowest_above) = sorted.last() else {
@@ -559,7 +563,10 @@ mod tests {
             interval.low <= exact && exact <= interval.high && interval.low > 0.0,
             "exact {exact:e} outside {estimate:?}"
         );
-        assert!(pilot.runs + estimate.runs < 20_000, "{pilot:?} {estimate:?}");
+        assert!(
+            pilot.runs + estimate.runs < 20_000,
+            "{pilot:?} {estimate:?}"
+        );
     }
 
     /// The ruin, plus a failure that skips every level: a run from the start

@@ -7,6 +7,7 @@ mod cli;
 mod database_runs;
 mod databases;
 mod determinism;
+mod estimate;
 mod explore;
 mod fuzz;
 mod golden;
