@@ -81,23 +81,32 @@ pub struct SimRng {
 impl SimRng {
     /// The generator, rekeyed first if the factory was reseeded since the
     /// last draw.
+    #[inline(always)]
     fn fresh(&mut self) -> &mut ChaCha8Rng {
         if let Some(salt) = &self.salt {
             let salt = salt.load(Ordering::Relaxed);
             if salt != self.keyed_with {
-                self.keyed_with = salt;
-                self.rng = if salt == 0 {
-                    ChaCha8Rng::from_seed(self.origin)
-                } else {
-                    let mut hasher = Sha256::new();
-                    hasher.update(b"sim.rng.reseed.v1\0");
-                    hasher.update(self.origin);
-                    hasher.update(salt.to_le_bytes());
-                    ChaCha8Rng::from_seed(hasher.finalize().into())
-                };
+                self.rekey(salt);
             }
         }
         &mut self.rng
+    }
+
+    /// Rekeys the stream for `salt`; out of line, as it runs once per
+    /// reseed and never in a plain run.
+    #[cold]
+    #[inline(never)]
+    fn rekey(&mut self, salt: u64) {
+        self.keyed_with = salt;
+        self.rng = if salt == 0 {
+            ChaCha8Rng::from_seed(self.origin)
+        } else {
+            let mut hasher = Sha256::new();
+            hasher.update(b"sim.rng.reseed.v1\0");
+            hasher.update(self.origin);
+            hasher.update(salt.to_le_bytes());
+            ChaCha8Rng::from_seed(hasher.finalize().into())
+        };
     }
 
     /// A uniform float in `[0, 1)`.
