@@ -44,9 +44,37 @@ pub struct ExploreArgs {
     /// (docs/explore.md, "How likely is it?"). Writes estimate.json.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000), conflicts_with_all = ["runs", "minutes"])]
     pub estimate: Option<u64>,
+    /// With --estimate: `monte-carlo` (N seeds), `splitting` (multilevel
+    /// splitting on --score, for failures too rare for N seeds), or `auto`
+    /// (Monte Carlo, then splitting when fewer than 10 runs failed).
+    #[arg(long, value_enum, default_value_t = EstimateMethod::Auto, requires = "estimate")]
+    pub method: EstimateMethod,
+    /// With splitting: the importance score, `failed_requests` (requests
+    /// ended other than in success so far) or `queue_depth` (the largest
+    /// queue depth so far).
+    #[arg(long, default_value = "failed_requests", value_parser = ["failed_requests", "queue_depth"], requires = "estimate")]
+    pub score: String,
+    /// With splitting: runs per stage and replication.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=100_000), requires = "estimate")]
+    pub particles: u64,
+    /// With splitting: independent replications (the interval is the
+    /// Student-t interval of their mean).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=1_000), requires = "estimate")]
+    pub replications: u64,
     /// Use N in place of the scenario's limits.events_max for every run.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1_000..))]
     pub events_max: Option<u64>,
+}
+
+/// How `--estimate` estimates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EstimateMethod {
+    /// N seeds, Wilson interval.
+    MonteCarlo,
+    /// Multilevel splitting with levels from a pilot.
+    Splitting,
+    /// Monte Carlo, then splitting when fewer than 10 runs failed.
+    Auto,
 }
 
 /// A positive, finite number of minutes.

@@ -48,6 +48,7 @@
 //! whatever the correlation; the independent-stage figure is reported
 //! beside it for comparison.
 
+pub mod scenario;
 pub mod splitting;
 
 use rayon::prelude::*;

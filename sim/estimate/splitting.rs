@@ -24,26 +24,42 @@ pub enum Target {
     Event,
 }
 
+/// How a run from a point ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reached<P> {
+    /// It reached the target level at this point (and stopped there).
+    Level(P),
+    /// It ran to its end without reaching the target level.
+    End {
+        /// Whether the rare event happened.
+        event: bool,
+        /// The highest score the run reached after its start point.
+        peak: f64,
+    },
+}
+
 /// A process that can be restarted, with fresh randomness, from a point an
 /// earlier run passed through.
 pub trait Splittable: Sync {
     /// A point to restart from: the state at a level crossing, or whatever
-    /// rebuilds it (in `sim`, the seeds and times of the run's prefix).
+    /// rebuilds it (in `sim`, the seeds and event counts of the run's prefix).
     type Point: Clone + Send + Sync;
     /// Why a run could not be made.
     type Error: Send;
 
     /// Runs from `from` (the start when `None`) with randomness `seed`
-    /// after that point. For `Target::Level`, the first point at or above the
-    /// level, if the run reaches it; for `Target::Event`, `Some` (any point)
-    /// when the rare event happens. A run already at or above the level at
-    /// `from` must return `from` itself.
+    /// after that point. For `Target::Level`, stops at the first point at or
+    /// above the level (`Reached::Level`), or runs to the end
+    /// (`Reached::End`); a run already at or above the level at `from`
+    /// returns `from` itself. For `Target::Event`, runs to the end. Whether
+    /// the rare event happened is asked at the end of every run that ends,
+    /// so a failure that bypasses a level still counts.
     fn run(
         &self,
         from: Option<&Self::Point>,
         seed: u64,
         target: Target,
-    ) -> Result<Option<Self::Point>, Self::Error>;
+    ) -> Result<Reached<Self::Point>, Self::Error>;
 }
 
 /// How to split.
@@ -78,6 +94,10 @@ pub struct Splitting {
     /// reached it, pooled over replications (stages a replication did not
     /// reach are not counted).
     pub stage_fractions: Vec<f64>,
+    /// Per level stage, runs that had the rare event without reaching the
+    /// next level, pooled over replications: counted in the estimate, and a
+    /// sign the score is a poor guide if there are many.
+    pub bypasses: Vec<u64>,
     /// The log-normal interval that treats the pooled stages as
     /// independent binomials (what DesCartes reports), for comparison; too
     /// narrow when few ancestors survive a stage.
@@ -102,19 +122,26 @@ pub fn splitting<P: Splittable>(
     let stages = config.levels.len() + 1;
     let mut reached = vec![0u64; stages];
     let mut tried = vec![0u64; stages];
+    let mut bypasses = vec![0u64; config.levels.len()];
     let mut estimates = Vec::with_capacity(config.replications);
     let mut runs = 0u64;
     for replication in 0..config.replications as u64 {
         let replication_seed = seed(base, replication);
         let mut starts: Vec<Option<P::Point>> = vec![None; config.particles];
-        let mut estimate = 1.0;
+        // The product of the stage fractions so far (the estimate of
+        // P(reach this stage's start)), and the sum over stages of that
+        // product times the fraction of the stage's runs that had the event
+        // without reaching the next level: each term is an unbiased
+        // estimate, so the sum is too, even for failures that bypass a level.
+        let mut reach = 1.0;
+        let mut estimate = 0.0;
         for stage in 0..stages {
             let target = config
                 .levels
                 .get(stage)
                 .map_or(Target::Event, |level| Target::Level(*level));
             let stage_seed = seed(replication_seed, stage as u64);
-            let results: Vec<Result<Option<P::Point>, P::Error>> = starts
+            let results: Vec<Result<Reached<P::Point>, P::Error>> = starts
                 .par_iter()
                 .enumerate()
                 .map(|(index, start)| {
@@ -123,15 +150,30 @@ pub fn splitting<P: Splittable>(
                 .collect();
             runs += results.len() as u64;
             let mut survivors = Vec::new();
+            let mut events = 0u64;
             for result in results {
-                if let Some(point) = result? {
-                    survivors.push(point);
+                match result? {
+                    Reached::Level(point) => {
+                        if target == Target::Event {
+                            events += 1;
+                        } else {
+                            survivors.push(point);
+                        }
+                    }
+                    Reached::End { event, .. } => events += u64::from(event),
                 }
             }
+            let particles = config.particles as f64;
             tried[stage] += config.particles as u64;
+            estimate += reach * events as f64 / particles;
+            if target == Target::Event {
+                reached[stage] += events;
+                break;
+            }
+            bypasses[stage] += events;
             reached[stage] += survivors.len() as u64;
-            estimate *= survivors.len() as f64 / config.particles as f64;
-            if survivors.is_empty() || stage + 1 == stages {
+            reach *= survivors.len() as f64 / particles;
+            if survivors.is_empty() {
                 break;
             }
             let pick_seed = seed(stage_seed ^ PICK_SALT, 0);
@@ -188,7 +230,141 @@ pub fn splitting<P: Splittable>(
         independent_stages: independent_stages(&stage_fractions, particles_total),
         relative_error: standard_error / mean,
         stage_fractions,
+        bypasses,
     })
+}
+
+/// How `choose_levels` picks levels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PilotConfig {
+    /// Runs per pilot stage.
+    pub particles: usize,
+    /// The fraction of a stage's runs that should reach the next level
+    /// (each level is the `1 - survival` quantile of the runs' peaks).
+    pub survival: f64,
+    /// Stop adding levels once this fraction of a stage's runs has the
+    /// event: it is no longer rare from there.
+    pub event_fraction: f64,
+    /// At most this many levels.
+    pub levels_max: usize,
+}
+
+impl Default for PilotConfig {
+    /// 100 runs a stage, survival 0.2, stop at 10% events, 12 levels.
+    fn default() -> Self {
+        PilotConfig {
+            particles: 100,
+            survival: 0.2,
+            event_fraction: 0.1,
+            levels_max: 12,
+        }
+    }
+}
+
+/// What the pilot found: the levels, and the runs it cost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pilot {
+    /// Increasing score levels.
+    pub levels: Vec<f64>,
+    /// Runs made.
+    pub runs: u64,
+}
+
+/// Salt of the pilot's seeds, apart from the estimation's.
+const PILOT_SALT: u64 = 0xA11C_E5E7_7E1E_7E15;
+
+/// Chooses splitting levels by a pilot (adaptive multilevel splitting with
+/// a fixed survival fraction, Cérou and Guyader 2007): runs `particles`
+/// runs to their end, puts the next level at the score that the best
+/// `survival` of them reached, reruns those (same seed, so the same path)
+/// to their crossing points and restarts the next stage from them; until a
+/// stage sees enough events, no run gets above the last level, or
+/// `levels_max` levels. The pilot's seeds are apart from the estimation's,
+/// so the levels are fixed before (and independent of) the runs that
+/// estimate: that keeps fixed-effort splitting unbiased.
+pub fn choose_levels<P: Splittable>(
+    process: &P,
+    config: &PilotConfig,
+    base: u64,
+) -> Result<Pilot, P::Error> {
+    debug_assert!(config.particles > 0);
+    debug_assert!(config.survival > 0.0 && config.survival < 1.0);
+    let pilot_seed = seed(base ^ PILOT_SALT, 0);
+    let mut levels: Vec<f64> = Vec::new();
+    let mut runs = 0u64;
+    let mut starts: Vec<Option<P::Point>> = vec![None; config.particles];
+    for stage in 0..=config.levels_max {
+        let stage_seed = seed(pilot_seed, stage as u64);
+        let seeds: Vec<u64> = (0..config.particles as u64)
+            .map(|index| seed(stage_seed, index))
+            .collect();
+        let results: Vec<Result<Reached<P::Point>, P::Error>> = starts
+            .par_iter()
+            .zip(&seeds)
+            .map(|(start, seed)| process.run(start.as_ref(), *seed, Target::Level(f64::INFINITY)))
+            .collect();
+        runs += results.len() as u64;
+        let mut peaks = Vec::with_capacity(results.len());
+        let mut events = 0usize;
+        for result in results {
+            match result? {
+                Reached::End { event, peak } => {
+                    events += usize::from(event);
+                    peaks.push(peak);
+                }
+                // Only a start already above every level: never here.
+                Reached::Level(_) => peaks.push(f64::INFINITY),
+            }
+        }
+        if stage == config.levels_max
+            || events as f64 >= config.event_fraction * config.particles as f64
+        {
+            break;
+        }
+        // A level every run reaches does not split anything: it must lie
+        // above the lowest peak (and above the last level).
+        let lowest = peaks.iter().copied().fold(f64::INFINITY, f64::min);
+        let last = levels
+            .last()
+            .copied()
+            .unwrap_or(f64::NEG_INFINITY)
+            .max(lowest);
+        let mut sorted: Vec<f64> = peaks.iter().copied().filter(|peak| *peak > last).collect();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let Some(&lowest_above) = sorted.last() else {
+            break;
+        };
+        let keep = ((config.survival * config.particles as f64).ceil() as usize).max(1);
+        let level = sorted.get(keep - 1).copied().unwrap_or(lowest_above);
+        if !level.is_finite() {
+            break;
+        }
+        levels.push(level);
+        let chosen: Vec<usize> = (0..peaks.len()).filter(|i| peaks[*i] >= level).collect();
+        let rerun: Vec<Result<Reached<P::Point>, P::Error>> = chosen
+            .par_iter()
+            .map(|i| process.run(starts[*i].as_ref(), seeds[*i], Target::Level(level)))
+            .collect();
+        runs += rerun.len() as u64;
+        let mut survivors = Vec::with_capacity(rerun.len());
+        for result in rerun {
+            if let Reached::Level(point) = result? {
+                survivors.push(point);
+            }
+        }
+        debug_assert_eq!(survivors.len(), chosen.len(), "a rerun takes the same path");
+        if survivors.is_empty() {
+            break;
+        }
+        let pick_seed = seed(stage_seed ^ PICK_SALT, 0);
+        starts = (0..config.particles as u64)
+            .map(|index| {
+                let pick = seed(pick_seed, index) % survivors.len() as u64;
+                Some(survivors[pick as usize].clone())
+            })
+            .collect();
+    }
+    Ok(Pilot { levels, runs })
 }
 
 /// The log-normal 95% interval of a product of stage fractions, each from
@@ -242,12 +418,13 @@ mod tests {
         type Point = u32;
         type Error = ();
 
-        fn run(&self, from: Option<&u32>, seed: u64, target: Target) -> Result<Option<u32>, ()> {
+        fn run(&self, from: Option<&u32>, seed: u64, target: Target) -> Result<Reached<u32>, ()> {
             let goal = match target {
-                Target::Level(level) => level.ceil() as u32,
-                Target::Event => self.top,
+                Target::Level(level) if level.is_finite() => (level.ceil() as u32).min(self.top),
+                Target::Level(_) | Target::Event => self.top,
             };
             let mut position = from.copied().unwrap_or(1);
+            let mut peak = position;
             let mut rng = RngFactory::new(seed).stream("walk");
             while position > 0 && position < goal {
                 if rng.chance(self.up) {
@@ -255,8 +432,15 @@ mod tests {
                 } else {
                     position -= 1;
                 }
+                peak = peak.max(position);
             }
-            Ok((position >= goal).then_some(position))
+            Ok(match target {
+                Target::Level(level) if f64::from(position) >= level => Reached::Level(position),
+                _ => Reached::End {
+                    event: position >= self.top,
+                    peak: f64::from(peak),
+                },
+            })
         }
     }
 
@@ -290,7 +474,10 @@ mod tests {
         // The same budget of plain Monte Carlo sees nothing and can only say
         // "below 1.9e-4", 400 times the truth.
         let plain = monte_carlo(42, estimate.runs, |seed| {
-            let hit = ruin.run(None, seed, Target::Event)?.is_some();
+            let hit = matches!(
+                ruin.run(None, seed, Target::Event)?,
+                Reached::End { event: true, .. }
+            );
             Ok::<_, ()>(Trial {
                 failed: hit,
                 margin: if hit { -1.0 } else { 1.0 },
@@ -351,6 +538,84 @@ mod tests {
                 .install(|| splitting(&ruin, &config, 5).unwrap())
         };
         assert_eq!(run(1), run(4));
+    }
+
+    #[test]
+    fn levels_from_a_pilot_give_an_interval_that_covers_the_truth() {
+        // p = 1 / (2^16 - 1) = 1.5e-5, levels unknown: the pilot finds them.
+        let ruin = Ruin {
+            up: 1.0 / 3.0,
+            top: 16,
+        };
+        let exact = ruin.exact();
+        let pilot = choose_levels(&ruin, &PilotConfig::default(), 3).unwrap();
+        assert!(pilot.levels.len() >= 3, "{pilot:?}");
+        assert!(pilot.levels.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(*pilot.levels.last().unwrap() < 16.0, "{pilot:?}");
+        let config = SplittingConfig {
+            levels: pilot.levels.clone(),
+            particles: 100,
+            replications: 10,
+        };
+        let estimate = splitting(&ruin, &config, 3).unwrap();
+        let interval = estimate.probability;
+        assert!(
+            interval.low <= exact && exact <= interval.high && interval.low > 0.0,
+            "exact {exact:e} outside {estimate:?}"
+        );
+        assert!(
+            pilot.runs + estimate.runs < 20_000,
+            "{pilot:?} {estimate:?}"
+        );
+    }
+
+    /// The ruin, plus a failure that skips every level: a run from the start
+    /// fails at once with probability `leak`.
+    struct Leaky {
+        ruin: Ruin,
+        leak: f64,
+    }
+
+    impl Splittable for Leaky {
+        type Point = u32;
+        type Error = ();
+
+        fn run(&self, from: Option<&u32>, seed: u64, target: Target) -> Result<Reached<u32>, ()> {
+            if from.is_none() && RngFactory::new(seed).stream("leak").chance(self.leak) {
+                return Ok(Reached::End {
+                    event: true,
+                    peak: 1.0,
+                });
+            }
+            self.ruin.run(from, seed, target)
+        }
+    }
+
+    #[test]
+    fn a_failure_that_bypasses_the_levels_still_counts() {
+        // P = leak + (1 - leak) p_ruin = 0.002 + 0.998 / 2047 = 2.49e-3:
+        // four fifths of the failures never cross a level. A product of
+        // stage fractions alone would say 4.9e-4.
+        let leaky = Leaky {
+            ruin: Ruin {
+                up: 1.0 / 3.0,
+                top: 11,
+            },
+            leak: 0.002,
+        };
+        let exact = leaky.leak + (1.0 - leaky.leak) * leaky.ruin.exact();
+        let config = SplittingConfig {
+            levels: vec![3.0, 5.0, 7.0, 9.0],
+            particles: 1_000,
+            replications: 10,
+        };
+        let estimate = splitting(&leaky, &config, 11).unwrap();
+        let interval = estimate.probability;
+        assert!(
+            interval.low <= exact && exact <= interval.high,
+            "exact {exact:e} outside {estimate:?}"
+        );
+        assert!(estimate.bypasses[0] > 0, "{estimate:?}");
     }
 
     #[test]

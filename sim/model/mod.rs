@@ -10,4 +10,7 @@ pub mod health;
 pub mod regions;
 pub mod world;
 
-pub use world::{run, DatabaseReport, DatabaseSample, RunError, RunOutput};
+pub use world::{
+    run, run_observed, Control, DatabaseReport, DatabaseSample, Observer, Probe, RunError,
+    RunOutput,
+};

@@ -8,6 +8,7 @@ mod database_routing;
 mod database_runs;
 mod databases;
 mod determinism;
+mod estimate;
 mod explore;
 mod fuzz;
 mod golden;

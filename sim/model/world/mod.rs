@@ -396,6 +396,8 @@ struct World<'a> {
     databases: Option<Box<database::Databases>>,
     /// The topology's live state; `None` for a single-region scenario.
     regions: Option<Regions<'a>>,
+    /// The run's random streams, kept to reseed them (`Control::Reseed`).
+    rngs: RngFactory,
 }
 
 /// Whether load shedding refuses a call arriving behind `queued` others.
@@ -412,6 +414,71 @@ fn shed_on_arrival(config: &crate::scenario::Service, queued: usize) -> bool {
 
 /// Runs `scenario` with `seed` to completion.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    run_observed(scenario, seed, &mut NoObserver).map(|output| output.expect("never stopped"))
+}
+
+/// What an `Observer` sees after each event: the run so far.
+pub struct Probe<'w, 'a> {
+    world: &'w World<'a>,
+    /// Events processed so far (the one just handled included).
+    pub events: u64,
+}
+
+impl Probe<'_, '_> {
+    /// Virtual time of the event just handled.
+    pub fn now(&self) -> SimTime {
+        self.world.now
+    }
+
+    /// Requests that ended other than in success so far (errors, timeouts,
+    /// rejections, fallbacks).
+    pub fn requests_failed(&self) -> u64 {
+        let totals = &self.world.recorder.totals;
+        totals.total() - totals.get(Outcome::Success)
+    }
+
+    /// Calls waiting in every instance's queue now.
+    pub fn queued_calls(&self) -> u64 {
+        self.world.queued_calls()
+    }
+}
+
+/// What an `Observer` asks of the run after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Go on with every random stream reseeded with this salt
+    /// (`RngFactory::reseed`).
+    Reseed(u64),
+    /// Stop now; `run_observed` returns `None`.
+    Stop,
+}
+
+/// Watches a run event by event (rare-event splitting uses it to find level
+/// crossings, replay to one and reseed there).
+pub trait Observer {
+    /// Called after each event is handled.
+    fn after_event(&mut self, probe: &Probe) -> Control;
+}
+
+/// The observer of a plain run.
+struct NoObserver;
+
+impl Observer for NoObserver {
+    #[inline(always)]
+    fn after_event(&mut self, _: &Probe) -> Control {
+        Control::Continue
+    }
+}
+
+/// Runs `scenario` with `seed`, asking `observer` after each event whether
+/// to go on, reseed or stop: `None` when it stopped the run.
+pub fn run_observed<O: Observer>(
+    scenario: &Scenario,
+    seed: u64,
+    observer: &mut O,
+) -> Result<Option<RunOutput>, RunError> {
     let mut world = World::new(scenario, seed);
     let end = SimTime::ZERO + scenario.duration + scenario.limits.drain;
     let mut events = 0u64;
@@ -437,8 +504,17 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
                 at,
             });
         }
+        let probe = Probe {
+            world: &world,
+            events,
+        };
+        match observer.after_event(&probe) {
+            Control::Continue => {}
+            Control::Reseed(salt) => world.rngs.reseed(salt),
+            Control::Stop => return Ok(None),
+        }
     }
-    Ok(world.finish(events))
+    Ok(Some(world.finish(events)))
 }
 
 impl<'a> World<'a> {
@@ -541,6 +617,7 @@ impl<'a> World<'a> {
             ),
             databases,
             regions: Regions::new(scenario, &rngs),
+            rngs,
         };
         world.schedule_start();
         if world.databases.is_some() {
