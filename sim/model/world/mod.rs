@@ -412,7 +412,10 @@ fn shed_on_arrival(config: &crate::scenario::Service, queued: usize) -> bool {
     }
 }
 
-/// Runs `scenario` with `seed` to completion.
+/// Runs `scenario` with `seed` to completion. Never inlined, so that the
+/// instruction-count benchmark (`tests/integration/instructions.rs`) can
+/// count what runs inside it.
+#[inline(never)]
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
     run_observed(scenario, seed, &mut NoObserver).map(|output| output.expect("never stopped"))
 }
