@@ -620,24 +620,13 @@ fn availability_after_faults(run: &RunView, _metric: &Metric) -> Option<f64> {
     (finished > 0).then(|| success as f64 / finished as f64)
 }
 
-/// The faults whose recovery is their own: a fault is left out when
-/// another fault that ends later starts before the first has recovered (or
-/// overlaps it), since the first one's recovery then measures the second
-/// fault's damage too; the later fault stands for both.
+/// The faults whose recovery is their own: those no later fault
+/// supersedes (`metrics::summary::supersede`).
 fn judged_faults<'a>(run: &RunView<'a>) -> Vec<&'a crate::metrics::summary::FaultSummary> {
-    let faults = &run.summary.faults;
-    faults
+    run.summary
+        .faults
         .iter()
-        .enumerate()
-        .filter(|(index, fault)| {
-            let recovered_at = fault
-                .recovery_ms
-                .map_or(f64::INFINITY, |recovery| fault.end_ms + recovery);
-            !faults.iter().enumerate().any(|(other, later)| {
-                other != *index && later.end_ms > fault.end_ms && later.start_ms < recovered_at
-            })
-        })
-        .map(|(_, fault)| fault)
+        .filter(|fault| fault.superseded_by.is_none())
         .collect()
 }
 
@@ -663,7 +652,7 @@ fn recovery_ms(run: &RunView, _metric: &Metric) -> Option<f64> {
 }
 
 fn faults_recovered(run: &RunView, _metric: &Metric) -> Option<f64> {
-    let faults = &run.summary.faults;
+    let faults = judged_faults(run);
     let recovered = faults
         .iter()
         .filter(|fault| fault.metastability.verdict == crate::metrics::verdict::Verdict::Recovered)
@@ -877,6 +866,13 @@ mod tests {
         // The summary's recovery of the first outage runs into the second.
         let first = summary.faults[0].recovery_ms.expect("recovers");
         assert!(first >= 9_000.0, "{first}");
+        // So the summary marks it superseded by the second, which stands for both.
+        assert_eq!(summary.faults[0].superseded_by, Some(1));
+        assert_eq!(
+            summary.faults[0].metastability.verdict,
+            crate::metrics::verdict::Verdict::Superseded
+        );
+        assert_eq!(summary.faults[1].superseded_by, None);
         let view = RunView::new(&s, &output, &summary);
         let judged = judged_faults(&view);
         assert_eq!(judged.len(), 1);

@@ -221,6 +221,38 @@ pub struct FaultSummary {
     /// Recovered or not, and whether the load stayed up (`verdict.rs`).
     #[serde(flatten)]
     pub metastability: Metastability,
+    /// When another fault began before this one had recovered and ended
+    /// after it: that fault's index in `faults`, whose verdict and recovery
+    /// stand for both (this one's verdict is then `superseded`). See
+    /// `supersede`.
+    pub superseded_by: Option<usize>,
+}
+
+/// Marks each fault that a later one supersedes: another fault that ends
+/// later and starts before the first has recovered (or while it is on),
+/// since the first one's recovery then measures the second fault's damage
+/// too. Its verdict becomes `superseded`, pointing at the first such fault
+/// (in `faults` order); its `recovery_ms` stays as measured.
+pub fn supersede(faults: &mut [FaultSummary]) {
+    let later: Vec<Option<usize>> = faults
+        .iter()
+        .enumerate()
+        .map(|(index, fault)| {
+            let recovered_at = fault
+                .recovery_ms
+                .map_or(f64::INFINITY, |recovery| fault.end_ms + recovery);
+            faults.iter().enumerate().position(|(other, later)| {
+                other != index && later.end_ms > fault.end_ms && later.start_ms < recovered_at
+            })
+        })
+        .collect();
+    for (fault, later) in faults.iter_mut().zip(later) {
+        fault.superseded_by = later;
+        if later.is_some() {
+            fault.metastability.verdict = crate::metrics::verdict::Verdict::Superseded;
+            fault.metastability.still_failing_ms = None;
+        }
+    }
 }
 
 /// Windows in a row that must be healthy for the system to count as recovered.
@@ -355,7 +387,7 @@ impl Summary {
         let windows: Vec<(SimTime, SimTime)> =
             all_faults.iter().map(|(_, window)| *window).collect();
         let end_of_load = SimTime::ZERO + scenario.duration;
-        let faults = all_faults
+        let mut faults: Vec<FaultSummary> = all_faults
             .into_iter()
             .enumerate()
             .map(|(index, (label, (start, end)))| {
@@ -375,9 +407,11 @@ impl Summary {
                         recovery,
                         output.end,
                     ),
+                    superseded_by: None,
                 }
             })
             .collect();
+        supersede(&mut faults);
         Summary {
             version: VERSION.to_string(),
             scenario: scenario.name.clone(),

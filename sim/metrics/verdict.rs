@@ -47,6 +47,10 @@ pub enum Verdict {
     Recovered,
     /// No such run of healthy windows before the run ended.
     NotRecovered,
+    /// A later fault began before this one had recovered (or while it was
+    /// on) and ended after it, so no recovery of this fault alone can be
+    /// seen: the later fault's verdict stands for both (`superseded_by`).
+    Superseded,
 }
 
 impl Verdict {
@@ -55,6 +59,7 @@ impl Verdict {
         match self {
             Verdict::Recovered => "recovered",
             Verdict::NotRecovered => "not_recovered",
+            Verdict::Superseded => "superseded",
         }
     }
 }

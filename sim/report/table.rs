@@ -29,14 +29,21 @@ fn latency_line(latency: &LatencySummary) -> String {
 
 /// One fault's metastability verdict: recovered or not, and the load after
 /// the fault against the load before it.
-fn verdict_line(fault: &FaultSummary) -> String {
+fn verdict_line(fault: &FaultSummary, faults: &[FaultSummary]) -> String {
     let verdict = &fault.metastability;
     let mut line = match verdict.still_failing_ms {
         Some(ms) => format!(
             "not_recovered (still failing {:.1} s after the fault ended)",
             ms / 1_000.0
         ),
-        None => verdict.verdict.name().to_string(),
+        None => match fault.superseded_by {
+            Some(later) => format!(
+                "superseded by {} at {:.1} s (its verdict stands for both)",
+                faults.get(later).map_or("a later fault", |later| later.label.as_str()),
+                faults.get(later).map_or(0.0, |later| later.start_ms / 1_000.0)
+            ),
+            None => verdict.verdict.name().to_string(),
+        },
     };
     let load = |load: &Option<Load>| match load {
         Some(load) => format!(
@@ -171,7 +178,7 @@ pub fn render(summary: &Summary) -> String {
             fault.start_ms / 1_000.0,
             fault.end_ms / 1_000.0
         );
-        let _ = writeln!(out, "  verdict             {}", verdict_line(fault));
+        let _ = writeln!(out, "  verdict             {}", verdict_line(fault, &summary.faults));
     }
     out.push_str(&super::database::table_lines(&summary.databases));
     for (name, service) in &summary.services {
