@@ -39,8 +39,12 @@ fn verdict_line(fault: &FaultSummary, faults: &[FaultSummary]) -> String {
         None => match fault.superseded_by {
             Some(later) => format!(
                 "superseded by {} at {:.1} s (its verdict stands for both)",
-                faults.get(later).map_or("a later fault", |later| later.label.as_str()),
-                faults.get(later).map_or(0.0, |later| later.start_ms / 1_000.0)
+                faults
+                    .get(later)
+                    .map_or("a later fault", |later| later.label.as_str()),
+                faults
+                    .get(later)
+                    .map_or(0.0, |later| later.start_ms / 1_000.0)
             ),
             None => verdict.verdict.name().to_string(),
         },
@@ -178,7 +182,11 @@ pub fn render(summary: &Summary) -> String {
             fault.start_ms / 1_000.0,
             fault.end_ms / 1_000.0
         );
-        let _ = writeln!(out, "  verdict             {}", verdict_line(fault, &summary.faults));
+        let _ = writeln!(
+            out,
+            "  verdict             {}",
+            verdict_line(fault, &summary.faults)
+        );
     }
     out.push_str(&super::database::table_lines(&summary.databases));
     for (name, service) in &summary.services {

@@ -86,7 +86,7 @@ fn count(valgrind: &Path, scenario: &Path, dir: &Path) -> (u64, u64) {
     let output = Command::new(valgrind)
         .args([
             "--tool=callgrind",
-            "--toggle-collect=sim::model::world::run*",
+            "--toggle-collect=sim::model::world::run",
         ])
         .arg(format!("--callgrind-out-file={}", profile.display()))
         .arg(env!("CARGO_BIN_EXE_sim"))
