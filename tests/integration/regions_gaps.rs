@@ -4,23 +4,8 @@
 //! their way to an instance; health probes see packet loss; and a failover
 //! record's recovery counts only the clients that were on the failed region.
 
-use crate::support::{run_summary, scenario};
-use sim::metrics::{Outcome, WindowRow};
+use crate::support::{availability_between as availability, run_summary, scenario};
 use sim::model::regions::FailoverRecord;
-
-/// Success over finished requests in the windows starting in `[from_s, to_s)`.
-fn availability(rows: &[WindowRow], from_s: f64, to_s: f64) -> f64 {
-    let (ok, finished) = rows
-        .iter()
-        .filter(|row| (from_s..to_s).contains(&row.start.as_seconds_f64()))
-        .fold((0, 0), |(ok, finished), row| {
-            (
-                ok + row.outcomes.get(Outcome::Success),
-                finished + row.finished(),
-            )
-        });
-    ok as f64 / finished.max(1) as f64
-}
 
 const SERVICE: &str = r#"{"name": "api", "instances": 4, "workers": 20, "queue_capacity": 100,
       "service_time_ms": {"kind": "lognormal", "median_ms": 20, "sigma": 0.3}}"#;

@@ -3,9 +3,9 @@
 //! the wiring against closed forms: a single instance under an MTTF/MTTR
 //! failure process, and the DNS worst case (threshold x interval + cache).
 
-use crate::support::{run_summary, scenario};
+use crate::support::{availability_between as availability, run_summary, scenario};
 use sim::metrics::summary::Summary;
-use sim::metrics::{Outcome, WindowRow};
+use sim::metrics::WindowRow;
 use sim::model::regions::{FailoverRecord, RegionReport};
 use sim::model::RunOutput;
 use sim::scenario::Scenario;
@@ -42,20 +42,6 @@ fn failover(summary: &Summary) -> &FailoverRecord {
 
 fn region(report: &RegionReport, name: &str) -> usize {
     report.names.iter().position(|n| n == name).expect("region")
-}
-
-/// Success over finished requests in the windows starting in `[from_s, to_s)`.
-fn availability(rows: &[WindowRow], from_s: f64, to_s: f64) -> f64 {
-    let (ok, finished) = rows
-        .iter()
-        .filter(|row| (from_s..to_s).contains(&row.start.as_seconds_f64()))
-        .fold((0, 0), |(ok, finished), row| {
-            (
-                ok + row.outcomes.get(Outcome::Success),
-                finished + row.finished(),
-            )
-        });
-    ok as f64 / finished.max(1) as f64
 }
 
 // Three regions at 50% utilisation lose one: the survivors run at 0.75

@@ -241,3 +241,17 @@ pub fn policy_example(kind: &str, folder: &str, name: &str) -> Vec<serde_json::V
         .map(|line| serde_json::from_str(line).expect("each line is JSON"))
         .collect()
 }
+
+/// Success over finished requests in the windows starting in `[from_s, to_s)`.
+pub fn availability_between(rows: &[sim::metrics::WindowRow], from_s: f64, to_s: f64) -> f64 {
+    let (ok, finished) = rows
+        .iter()
+        .filter(|row| (from_s..to_s).contains(&row.start.as_seconds_f64()))
+        .fold((0, 0), |(ok, finished), row| {
+            (
+                ok + row.outcomes.get(sim::metrics::Outcome::Success),
+                finished + row.finished(),
+            )
+        });
+    ok as f64 / finished.max(1) as f64
+}
