@@ -474,6 +474,17 @@ impl Cluster {
     fn alive(&self, node: usize) -> bool {
         self.down[node] == 0
     }
+
+    /// Caller `caller` now sends to `primary` and has stopped checking;
+    /// when every caller does, the failover's routing phase ends at `now`.
+    fn caller_routed(&mut self, caller: usize, primary: usize, now: SimTime) {
+        let state = &mut self.callers[caller];
+        state.routed = primary;
+        state.checking = false;
+        if self.callers.iter().all(|caller| caller.routed == primary) {
+            self.ledger.routed(now);
+        }
+    }
 }
 
 impl<'a> World<'a> {

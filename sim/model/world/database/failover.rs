@@ -323,19 +323,12 @@ impl<'a> World<'a> {
             Some((changes_at, before)) if now < changes_at => before,
             _ => primary,
         };
-        let state = &mut cluster.callers[caller];
-        state.routed = answer;
         if answer == primary {
-            state.checking = false;
-            if cluster
-                .callers
-                .iter()
-                .all(|caller| caller.routed == primary)
-            {
-                cluster.ledger.routed(now);
-            }
+            cluster.caller_routed(caller, primary, now);
             return;
         }
+        let state = &mut cluster.callers[caller];
+        state.routed = answer;
         let Some(cache) = dns.cache_for() else {
             state.checking = false;
             return;
@@ -422,15 +415,7 @@ impl<'a> World<'a> {
         }
         state.passes = if passes { state.passes + 1 } else { 0 };
         if state.passes >= config.routing.rise {
-            state.routed = primary;
-            state.checking = false;
-            if cluster
-                .callers
-                .iter()
-                .all(|caller| caller.routed == primary)
-            {
-                cluster.ledger.routed(now);
-            }
+            cluster.caller_routed(caller, primary, now);
             return;
         }
         self.push_db(
