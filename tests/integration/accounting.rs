@@ -337,6 +337,56 @@ fn abandoned_calls_waiting_in_a_bulkhead_still_run() {
     assert_eq!(counters["queued"], summary.requests.issued - 1);
 }
 
+// Found by `fuzz_scenarios_briefly`: a hedge whose attempts go through two
+// one-slot bulkheads. When the outer bulkhead hands its slot to a waiting
+// attempt, that attempt's inner bulkhead call is created, and the hedge can
+// cancel it within the same event, before its start comes up. The inner
+// bulkhead never saw that call; cancelling it used to release a slot it did
+// not hold (a debug assertion, and `cancelled_running` counted in release).
+// A layer now hears `on_cancel` only for calls it started.
+#[test]
+fn a_call_cancelled_before_it_started_is_not_cancelled_in_its_layer() {
+    let scenario = scenario(
+        r#"{
+        "description": "hedge over two one-slot bulkheads",
+        "duration_ms": 10000,
+        "network": { "latency_ms": { "kind": "exponential", "mean_ms": 5.35206590477033 } },
+        "services": [{ "name": "s0", "workers": 1, "queue_capacity": 0,
+                       "service_time_ms": { "kind": "constant", "value_ms": 0 } }],
+        "clients": [{ "name": "c0", "target": "s0",
+                      "load": { "kind": "closed_loop", "users": 13,
+                                "think_time_ms": { "kind": "exponential", "mean_ms": 50 } },
+                      "policies": [{ "kind": "hedge", "attempts_max": 2, "delay_ms": 17.511557316782092 },
+                                   { "kind": "bulkhead", "max_concurrent": 1, "max_queue": 1 },
+                                   { "kind": "bulkhead", "max_concurrent": 1, "max_queue": 2 }] }]
+    }"#,
+    );
+    let (output, summary) = run_summary(&scenario, 0);
+    assert_eq!(summary.requests.total(), summary.requests.issued);
+    for index in [1, 2] {
+        let counters = layer_counters(&output, "client/c0", index);
+        // Every offered call ran, was rejected, or left the queue; only a
+        // call that ran can be cancelled while running.
+        assert_eq!(
+            counters["offered"],
+            counters["executed"] + counters["rejected"] + counters["cancelled_queued"],
+            "bulkhead {index}: {counters:?}"
+        );
+        assert!(
+            counters["cancelled_running"] <= counters["executed"],
+            "bulkhead {index}: {counters:?}"
+        );
+    }
+    // The hedge cancelled attempts that held the outer slot (80 at this
+    // seed), each before its inner call started: the inner bulkhead counts
+    // no cancellation (it used to count 80 calls it never ran).
+    assert!(layer_counters(&output, "client/c0", 1)["cancelled_running"] > 0);
+    assert_eq!(
+        layer_counters(&output, "client/c0", 2)["cancelled_running"],
+        0
+    );
+}
+
 // An AIMD limit in front of a service that sheds load (no queue) backs off
 // on the service's queue_full replies: most of the excess is rejected on the
 // client side before it reaches the service, and every call is counted.

@@ -56,9 +56,10 @@ impl<'a> World<'a> {
     }
 
     pub(super) fn start_frame(&mut self, frame: FrameKey) {
-        let Some(state) = self.frames.get(frame) else {
+        let Some(state) = self.frames.get_mut(frame) else {
             return;
         };
+        state.started = true;
         if state.depth as usize == self.stacks[state.stack as usize].layers.len() {
             self.send_attempt(frame);
         } else {
@@ -159,7 +160,8 @@ impl<'a> World<'a> {
             self.cancel(child);
         }
         let state = &self.frames[frame];
-        if (state.depth as usize) < self.stacks[state.stack as usize].layers.len() {
+        if state.started && (state.depth as usize) < self.stacks[state.stack as usize].layers.len()
+        {
             self.with_layer(frame, |layer, ctx| layer.on_cancel(ctx));
         }
         let state = self.frames.remove(frame).expect("live frame");

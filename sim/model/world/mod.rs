@@ -207,7 +207,13 @@ struct Frame {
     ordinal: u32,
     /// For a dependency call, the call's index in its service's list.
     dependency: u32,
-    depth: u16,
+    /// The layer's index in its stack (a stack has at most 16 policies).
+    depth: u8,
+    /// The layer's `on_start` ran (or the transport sent its attempt): a
+    /// frame created and cancelled within one event, before its start came
+    /// up in the work list, was never seen by its layer, which so has
+    /// nothing to undo (`World::cancel` skips `on_cancel`).
+    started: bool,
     parent_kind: ParentKind,
     /// The armed timer is a waiting deadline, disarmed when the frame is woken.
     timer_until_woken: bool,
@@ -215,7 +221,7 @@ struct Frame {
 
 impl Frame {
     fn new(stack: usize, depth: usize, parent: Parent, now: SimTime) -> Frame {
-        debug_assert!(u32::try_from(stack).is_ok() && u16::try_from(depth).is_ok());
+        debug_assert!(u32::try_from(stack).is_ok() && u8::try_from(depth).is_ok());
         let (parent_kind, parent_key, dependency) = match parent {
             Parent::Request(request) => (ParentKind::Request, request.data().as_ffi(), 0),
             Parent::Frame(frame) => (ParentKind::Frame, frame.data().as_ffi(), 0),
@@ -234,7 +240,8 @@ impl Frame {
             stack: stack as u32,
             ordinal: 1,
             dependency,
-            depth: depth as u16,
+            depth: depth as u8,
+            started: false,
             parent_kind,
             timer_until_woken: false,
         }
