@@ -84,6 +84,38 @@ fn held_calls_count_toward_the_in_flight_limit() {
     assert!(run(&hang_outage("{}"), 1).is_ok());
 }
 
+// A call abandoned by the chapter's timeout (which does not cancel its inner
+// call) keeps only its attempt, held by the hang: the transport frame that
+// waited for an answer nobody will read is freed when the timeout fires.
+// So each held call counts once toward the limit, not twice, and 2,000
+// calls in flight last about twice as long as without a timeout above.
+#[test]
+fn abandoned_calls_hold_only_their_attempt() {
+    // `hang_outage` with a 100 ms chapter timeout on the client.
+    let scenario = scenario(
+        r#"{
+          "description": "a hang outage holds every call; callers time out",
+          "duration_ms": 20000,
+          "services": [{"name": "api", "service_time_ms": {"kind": "constant", "value_ms": 1}}],
+          "clients": [{"name": "users", "target": "api",
+                        "load": {"kind": "open_loop", "arrival": "uniform", "rate": {"kind": "constant", "rps": 1000}},
+                        "policies": [{"kind": "timeout", "timeout_ms": 100}]}],
+          "faults": [{"kind": "outage", "service": "api", "start_ms": 1000, "end_ms": 100000, "mode": "hang"}],
+          "limits": {"in_flight_max": 2000}
+        }"#,
+    );
+    let error = run(&scenario, 1).err().expect("the limit stops the run");
+    let RunError::InFlightLimit { at, .. } = error else {
+        panic!("expected the in-flight limit, got {error:?}");
+    };
+    // About 1,800 held attempts plus 100 ms of calls still waiting (a top
+    // frame, a transport frame and an attempt each): 1 s + about 1.8 s.
+    assert!(
+        at > SimTime::from_ms(2_700) && at < SimTime::from_ms(2_950),
+        "stopped at {at}"
+    );
+}
+
 // A burst larger than the in-flight limit stops the run inside the burst,
 // without first creating every request of it.
 #[test]

@@ -205,6 +205,39 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Frees the abandoned transport frames among `children` (inner calls
+    /// still running when their parent completed without cancelling them,
+    /// as the chapter's `Promise.race` timeout does) at once, instead of
+    /// when their answer arrives. Such a frame only waits for an answer
+    /// that will find no parent and be dropped; its attempt runs on
+    /// regardless and, released here, answers nobody (`reply_to` is null).
+    /// A thundering herd's hang leaves one per held call: freeing them
+    /// keeps the frame table, and the cache lines the run touches, at the
+    /// size of the calls someone still waits for. Only where nothing else
+    /// looks at a caller's transport frame: with a topology the regions
+    /// adapter reads its stack on the way back, and database callers keep
+    /// their ops by frame, so those keep the frame until the answer.
+    /// Layer frames are kept: an abandoned breaker still records the
+    /// outcome, an abandoned retry still retries.
+    fn release_abandoned(&mut self, children: &[FrameKey]) {
+        if self.regions.is_some() || self.databases.is_some() {
+            return;
+        }
+        for &child in children {
+            let Some(state) = self.frames.get(child) else {
+                continue;
+            };
+            if (state.depth as usize) < self.stacks[state.stack as usize].layers.len() {
+                continue;
+            }
+            let state = self.frames.remove(child).expect("live frame");
+            debug_assert!(state.timer.is_none() && state.delayed_start.is_none());
+            if let Some(record) = state.job.and_then(|job| self.jobs.get_mut(job)) {
+                record.reply_to = FrameKey::null();
+            }
+        }
+    }
+
     /// Ends `frame` with `reply`, cancels its timers and hands the reply to
     /// its parent. Inner frames still running are abandoned: when they end,
     /// their parent is gone and their reply is dropped.
@@ -215,6 +248,9 @@ impl<'a> World<'a> {
         }
         if let Some(start) = state.delayed_start {
             self.queue.cancel(start);
+        }
+        if !state.children.is_empty() {
+            self.release_abandoned(&state.children);
         }
         match state.parent() {
             Parent::Request(request) => self.finish_request(request, reply),
