@@ -47,19 +47,25 @@
 //! far-future events pop after every other event, in push order among
 //! themselves, with their true time.
 //!
-//! ## Lanes for deadlines
+//! ## Lanes for repeated delays
 //!
-//! A deadline is pushed at `now + timeout` with a timeout that is usually the
-//! same for every call of a layer, so deadlines mostly arrive in time order.
-//! A late event whose key is above the last key of one of a few FIFO lanes is
-//! appended there instead of entering the heap: a lane is sorted by
-//! construction, and popping or dropping its front costs O(1). The heap then
-//! holds only the ordinary events (network, service times, arrivals), a
-//! fraction of the keys, because the cancelled deadlines that outnumber them
-//! wait in the lanes. `pop` takes the least of the heap's top and the lanes'
-//! fronts, so the order is exactly `(time, sequence)` whichever structure an
-//! event went to. Deadlines out of order (adaptive timeouts, several
-//! different timeouts beyond the number of lanes) go to the heap.
+//! Most pending events are scheduled a fixed delay ahead: a timeout's
+//! deadline (`push_late`, the same timeout for every call of a layer), a
+//! retry's backoff without jitter (`push_after`: 1 s, 2 s, 4 s). Events
+//! scheduled the same delay `d` ahead arrive in key order: `now` never
+//! decreases and sequence numbers grow, so `(now + d, sequence)` does too.
+//! Such events go to a FIFO lane tagged with their delay (and late flag)
+//! instead of the heap: a lane is sorted by construction, and pushing to its
+//! back or popping its front costs O(1). A delay claims a free lane (an
+//! empty one) when it is pushed twice in a row without a lane, so that a
+//! jittered backoff or an adaptive timeout, whose delays never repeat, does
+//! not take lanes from the delays that do; those go to the heap, as do the
+//! events of `push` (network and service times, drawn at random). The heap
+//! then holds only a fraction of the keys: the cancelled deadlines that
+//! outnumber everything else, and the retries of a thundering herd, wait in
+//! lanes. `pop` takes the least of the heap's top and the lanes' fronts, so
+//! the order is exactly `(time, sequence)` whichever structure an event went
+//! to.
 //!
 //! Memory stays bounded by the pending events, not by the cancelled ones:
 //! when stale keys outnumber live ones (and there are more than a few
@@ -72,7 +78,7 @@
 //! Ids are never reused: a slot whose generation reaches `u32::MAX` is
 //! retired instead of freed.
 
-use super::clock::SimTime;
+use super::clock::{SimDuration, SimTime};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::num::NonZeroU64;
@@ -141,9 +147,17 @@ fn key_at(key: Key) -> u64 {
 /// queues never pay for a rebuild.
 const STALE_SWEEP_MIN: usize = 4096;
 
-/// FIFO lanes for deadlines that arrive in time order (see the module doc):
-/// one per distinct timeout a model typically has in play at once.
+/// FIFO lanes for events scheduled a repeated delay ahead (see the module
+/// doc): one per distinct timeout or backoff step a model typically has in
+/// play at once.
 const LANES: usize = 4;
+
+/// A lane's tag: the delay its events were scheduled ahead (microseconds)
+/// and whether they are late.
+type Tag = (u64, bool);
+
+/// No delay: the tag of a lane never claimed, and of no pending miss.
+const NO_TAG: Tag = (u64::MAX, false);
 
 /// Where one pending event waits. `generation` changes whenever the event
 /// leaves (pops or is cancelled), so ids that name an earlier occupant no
@@ -158,10 +172,14 @@ struct Slot<E> {
 /// A min-queue of events keyed by `(time, sequence)`.
 pub struct EventQueue<E> {
     heap: BinaryHeap<Reverse<Key>>,
-    /// Late events in time order, each lane sorted by key.
+    /// Events scheduled a repeated delay ahead, each lane sorted by key.
     lanes: [VecDeque<Key>; LANES],
+    /// The delay each lane holds; an empty lane may be claimed anew.
+    tags: [Tag; LANES],
     /// Lanes ever used: the first `lanes_used` lanes; later ones are empty.
     lanes_used: usize,
+    /// The last delay pushed without a lane: pushed again, it claims one.
+    missed: Tag,
     slots: Vec<Slot<E>>,
     /// Slots free for reuse, most recently freed last (warm in cache).
     free: Vec<u32>,
@@ -189,7 +207,9 @@ impl<E> EventQueue<E> {
         EventQueue {
             heap: BinaryHeap::new(),
             lanes: Default::default(),
+            tags: [NO_TAG; LANES],
             lanes_used: 0,
+            missed: NO_TAG,
             slots: Vec::new(),
             free: Vec::new(),
             far: BTreeMap::new(),
@@ -200,37 +220,70 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// Schedules `event` at `at`, which must not be in the past.
+    /// Schedules `event` at `at`, which must not be in the past. For events
+    /// whose delay is drawn at random; `push_after` for a delay that repeats.
     pub fn push(&mut self, at: SimTime, event: E) -> EventId {
-        let seq = self.seq_next;
-        self.seq_next += 1;
-        assert!(seq < LATE_FLAG, "fewer than 2^45 events pushed");
+        let seq = self.next_seq();
         let (key, id) = self.store(at, seq, event);
         self.heap.push(Reverse(key));
         id
     }
 
+    /// Schedules `event` `delay` after now (the time of the last popped
+    /// event), where `delay` is likely to repeat (a backoff step): the same
+    /// order as `push(now + delay, event)`, but such events wait in a lane
+    /// rather than the heap (see the module doc).
+    pub fn push_after(&mut self, delay: SimDuration, event: E) -> EventId {
+        let seq = self.next_seq();
+        let (key, id) = self.store(self.now + delay, seq, event);
+        self.place((delay.0, false), key);
+        id
+    }
+
     /// Schedules `event` at `at` to pop after every ordinary event at `at`,
     /// even those pushed after it (see the module doc); FIFO among late
-    /// events.
+    /// events. A deadline: its delay from now usually repeats, so it goes
+    /// to a lane like `push_after`'s events.
     pub fn push_late(&mut self, at: SimTime, event: E) -> EventId {
         let seq = self.seq_late_next;
         self.seq_late_next += 1;
         assert!(seq < LATE_FLAG, "fewer than 2^45 late events pushed");
         let (key, id) = self.store(at, LATE_FLAG | seq, event);
-        // The first lane this key extends in order, or else the heap.
-        match self
-            .lanes
+        self.place((at.0 - self.now.0, true), key);
+        id
+    }
+
+    /// The next ordinary sequence number.
+    fn next_seq(&mut self) -> u64 {
+        let seq = self.seq_next;
+        self.seq_next += 1;
+        assert!(seq < LATE_FLAG, "fewer than 2^45 events pushed");
+        seq
+    }
+
+    /// Puts `key`, scheduled with delay and lateness `tag`, in the lane of
+    /// that tag, or a lane it claims, or else the heap.
+    fn place(&mut self, tag: Tag, key: Key) {
+        if let Some(index) = self.tags[..self.lanes_used]
             .iter()
-            .position(|lane| lane.back().is_none_or(|&last| last < key))
+            .position(|&lane| lane == tag)
         {
-            Some(index) => {
+            let lane = &mut self.lanes[index];
+            debug_assert!(lane.back().is_none_or(|&last| last < key));
+            lane.push_back(key);
+            return;
+        }
+        if self.missed == tag {
+            if let Some(index) = self.lanes.iter().position(VecDeque::is_empty) {
+                self.tags[index] = tag;
                 self.lanes[index].push_back(key);
                 self.lanes_used = self.lanes_used.max(index + 1);
+                self.missed = NO_TAG;
+                return;
             }
-            None => self.heap.push(Reverse(key)),
         }
-        id
+        self.missed = tag;
+        self.heap.push(Reverse(key));
     }
 
     /// Puts `event` in a free slot; returns its key and id.
@@ -522,37 +575,63 @@ mod tests {
         assert!(queue.slots.len() <= 2);
     }
 
-    // Deadlines in time order go to lanes, out of order to the heap; the pop
+    // A delay pushed twice in a row claims a lane, later pushes of it join
+    // that lane, and delays that do not repeat go to the heap; the pop
     // order is the same `(time, sequence)` order either way.
     #[test]
-    fn deadlines_in_and_out_of_order_pop_by_time_then_sequence() {
+    fn repeated_delays_go_to_lanes_and_pop_by_time_then_sequence() {
         let mut queue = EventQueue::new();
-        let times = [50, 60, 40, 60, 30, 20, 10, 70, 5, 60];
-        for (index, &at) in times.iter().enumerate() {
-            queue.push_late(SimTime(at), index);
+        // Deadlines 50 ahead (late) and backoffs 30 ahead (ordinary), pushed
+        // at times 0, 10, 20; random delays in between.
+        let mut expected = Vec::new();
+        for (step, now) in [0u64, 10, 20].into_iter().enumerate() {
+            if now > 0 {
+                queue.push(SimTime(now), (now, "tick"));
+                assert_eq!(queue.pop(), Some((SimTime(now), (now, "tick"))));
+            }
+            queue.push_late(SimTime(now + 50), (now, "deadline"));
+            queue.push_late(SimTime(now + 50), (now, "deadline 2"));
+            queue.push_after(SimDuration(30), (now, "backoff"));
+            queue.push_after(SimDuration(30), (now, "backoff 2"));
+            queue.push(SimTime(now + 100 + step as u64), (now, "random"));
+            expected.extend([
+                (now + 50, (now, "deadline")),
+                (now + 50, (now, "deadline 2")),
+                (now + 30, (now, "backoff")),
+                (now + 30, (now, "backoff 2")),
+                (now + 100 + step as u64, (now, "random")),
+            ]);
         }
-        queue.push(SimTime(60), 100);
-        assert!(queue.lanes.iter().all(|lane| !lane.is_empty()));
-        assert!(!queue.heap.is_empty());
+        // Two lanes, one per repeated delay; the heap holds the first push
+        // of each and the random events.
+        assert_eq!(queue.lanes_used, 2);
+        assert_eq!(queue.tags[..2], [(50, true), (30, false)]);
+        assert_eq!(queue.lanes[0].len(), 5);
+        assert_eq!(queue.lanes[1].len(), 5);
+        assert_eq!(queue.heap.len(), 5);
+        // Late events pop after the ordinary events of their instant, each
+        // kind in push order: a stable sort by (time, late) gives that.
+        expected.sort_by_key(|&(at, (_, name))| (at, name.starts_with("deadline")));
         let popped: Vec<_> = std::iter::from_fn(|| queue.pop())
-            .map(|(at, index)| (at.0, index))
+            .map(|(at, event)| (at.0, event))
             .collect();
-        assert_eq!(
-            popped,
-            vec![
-                (5, 8),
-                (10, 6),
-                (20, 5),
-                (30, 4),
-                (40, 2),
-                (50, 0),
-                (60, 100),
-                (60, 1),
-                (60, 3),
-                (60, 9),
-                (70, 7)
-            ]
-        );
+        assert_eq!(popped, expected);
+    }
+
+    // A jittered delay never repeats, so it takes no lane from the delays
+    // that do.
+    #[test]
+    fn delays_that_never_repeat_take_no_lane() {
+        let mut queue = EventQueue::new();
+        for delay in 1..100 {
+            queue.push_after(SimDuration(delay), delay);
+        }
+        assert_eq!(queue.lanes_used, 0);
+        assert_eq!(queue.heap.len(), 99);
+        let popped: Vec<_> = std::iter::from_fn(|| queue.pop())
+            .map(|(_, delay)| delay)
+            .collect();
+        assert_eq!(popped, (1..100).collect::<Vec<_>>());
     }
 
     // A deadline pushed first still pops after an answer pushed later at the
@@ -618,6 +697,7 @@ mod tests {
     enum Op {
         Push(u64),
         PushLate(u64),
+        PushAfter(u64),
         /// Cancel the pushed event with this index (modulo the count).
         Cancel(usize),
         Pop,
@@ -627,6 +707,8 @@ mod tests {
         prop_oneof![
             3 => (0u64..50).prop_map(Op::Push),
             2 => (0u64..50).prop_map(Op::PushLate),
+            // Few distinct delays, so that lanes are claimed and reused.
+            2 => (0u64..4).prop_map(|step| Op::PushAfter(step * 10)),
             2 => any::<usize>().prop_map(Op::Cancel),
             3 => Just(Op::Pop),
         ]
@@ -675,6 +757,10 @@ mod tests {
                     Op::PushLate(delay) => {
                         let at = SimTime(lazy.now().0 + delay);
                         ids.push((lazy.push_late(at, index), indexed.push_late(at, index)));
+                    }
+                    Op::PushAfter(delay) => {
+                        let at = SimTime(lazy.now().0 + delay);
+                        ids.push((lazy.push_after(SimDuration(delay), index), indexed.push(at, index)));
                     }
                     Op::Cancel(which) if !ids.is_empty() => {
                         let (lazy_id, indexed_id) = ids[which % ids.len()];

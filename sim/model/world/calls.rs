@@ -108,9 +108,9 @@ impl<'a> World<'a> {
             Step::Forward => self.spawn_child(frame),
             Step::ForwardAfter(delay) if delay == SimDuration::ZERO => self.spawn_child(frame),
             Step::ForwardAfter(delay) => {
-                let id = self
-                    .queue
-                    .push(self.now + delay, Event::FrameStart { frame });
+                // A backoff step: its delay repeats (engine::queue's lanes).
+                debug_assert_eq!(self.queue.now(), self.now);
+                let id = self.queue.push_after(delay, Event::FrameStart { frame });
                 let previous = self.frames[frame].delayed_start.replace(id);
                 debug_assert!(previous.is_none(), "two delayed starts for one frame");
             }
