@@ -212,3 +212,41 @@ fn invalid_dns_routing_and_primary_failures_name_file_path_and_allowed_values() 
         "databases[0].primary_failures.mttf_ms: must be a finite number in [1, 1000000000000] (got 0)",
     );
 }
+
+// The chapter's failover on a timeout finds the timed-out attempt's
+// operation through the adapter's frame-to-operation index. With hundreds
+// of operations in flight at once, every one slow enough to time out, each
+// timed-out first attempt fails over exactly once (a promotion, or a
+// redundant "promotion" of the node already primary) and sends exactly one
+// retry: an index out of step would miss operations (no retry sent, writes
+// issued fall short) or find another frame's retry (no failover).
+#[test]
+fn chapter_failover_runs_once_per_timed_out_attempt_with_many_in_flight() {
+    let slow = scenario(
+        r#"{"description": "d", "duration_ms": 5000,
+        "network": {"latency_ms": {"kind": "constant", "value_ms": 1500}},
+        "services": [{"name": "api", "instances": 3, "workers": 1024,
+            "service_time_ms": {"kind": "constant", "value_ms": 1},
+            "dependencies": {"calls": [{"database": "db", "policies": [{"kind": "timeout", "timeout_ms": 1000}]}]}}],
+        "clients": [{"name": "c", "target": "api",
+            "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 400}}}],
+        "databases": [{"name": "db", "zone_delay_ms": 1,
+            "detection": {"kind": "chapter"},
+            "operation_ms": {"kind": "constant", "value_ms": 10},
+            "nodes": [{"name": "a", "region": "r", "zone": "1"}, {"name": "b", "region": "r", "zone": "2"},
+                      {"name": "c", "region": "r", "zone": "3"}],
+            "clients": {"write_fraction": 1.0}}]}"#,
+    );
+    for seed in 1..=3 {
+        let (_, summary) = run_summary(&slow, seed);
+        let db = cluster(&summary, "db");
+        let calls = summary.attempts - summary.client_attempts;
+        assert!(calls > 1_500, "seed {seed}: {calls} calls");
+        assert_eq!(
+            db.failovers_total + db.redundant_promotions,
+            calls,
+            "seed {seed}"
+        );
+        assert_eq!(db.writes.issued, 2 * calls, "seed {seed}");
+    }
+}
