@@ -55,7 +55,9 @@
 //! each window edge (`NetworkEdge`) to re-link the replicas, take nodes in
 //! an outage down and up, note a primary cut off, and let a healed old
 //! primary rejoin (Patroni's and Sentinel's managers do; the chapter's
-//! does not).
+//! does not). A `failures` process on a region or zone takes the same path
+//! at each of its edges (`World::region_event` calls it), since its down
+//! windows are drawn during the run.
 //!
 //! Memory: one `Op` per call in flight (bounded by the frames that wait
 //! for them), waiting writes pruned when their caller gave up, one sample
