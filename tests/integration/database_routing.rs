@@ -212,3 +212,178 @@ fn invalid_dns_routing_and_primary_failures_name_file_path_and_allowed_values() 
         "databases[0].primary_failures.mttf_ms: must be a finite number in [1, 1000000000000] (got 0)",
     );
 }
+
+// The chapter's failover on a timeout finds the timed-out attempt's
+// operation through the adapter's frame-to-operation index. With hundreds
+// of operations in flight at once, every one slow enough to time out, each
+// timed-out first attempt fails over exactly once (a promotion, or a
+// redundant "promotion" of the node already primary) and sends exactly one
+// retry: an index out of step would miss operations (no retry sent, writes
+// issued fall short) or find another frame's retry (no failover).
+#[test]
+fn chapter_failover_runs_once_per_timed_out_attempt_with_many_in_flight() {
+    let slow = scenario(
+        r#"{"description": "d", "duration_ms": 5000,
+        "network": {"latency_ms": {"kind": "constant", "value_ms": 1500}},
+        "services": [{"name": "api", "instances": 3, "workers": 1024,
+            "service_time_ms": {"kind": "constant", "value_ms": 1},
+            "dependencies": {"calls": [{"database": "db", "policies": [{"kind": "timeout", "timeout_ms": 1000}]}]}}],
+        "clients": [{"name": "c", "target": "api",
+            "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 400}}}],
+        "databases": [{"name": "db", "zone_delay_ms": 1,
+            "detection": {"kind": "chapter"},
+            "operation_ms": {"kind": "constant", "value_ms": 10},
+            "nodes": [{"name": "a", "region": "r", "zone": "1"}, {"name": "b", "region": "r", "zone": "2"},
+                      {"name": "c", "region": "r", "zone": "3"}],
+            "clients": {"write_fraction": 1.0}}]}"#,
+    );
+    for seed in 1..=3 {
+        let (_, summary) = run_summary(&slow, seed);
+        let db = cluster(&summary, "db");
+        let calls = summary.attempts - summary.client_attempts;
+        assert!(calls > 1_500, "seed {seed}: {calls} calls");
+        assert_eq!(
+            db.failovers_total + db.redundant_promotions,
+            calls,
+            "seed {seed}"
+        );
+        assert_eq!(db.writes.issued, 2 * calls, "seed {seed}");
+    }
+}
+
+/// A partition from 30 s to 90 s cuts zone a (the primary pg-a, and one of
+/// the three Sentinel-style observers) off from zones b and c, but not from
+/// zone d. The api has one instance in zone b and one in zone d; callers
+/// find the primary through DNS (`routing` is the cluster's `routing`
+/// object); no fencing. The observers in b and c promote pg-b while pg-a,
+/// alive, still takes the writes of whoever can reach it.
+fn live_old_primary_with_routing(routing: &str) -> Scenario {
+    scenario(&format!(
+        r#"{{"description": "d", "duration_ms": 120000, "window_ms": 1000,
+        "network": {{"latency_ms": {{"kind": "constant", "value_ms": 0.5}}}},
+        "services": [{{"name": "api", "instances": 2, "workers": 64,
+            "service_time_ms": {{"kind": "constant", "value_ms": 1}},
+            "dependencies": {{"calls": [{{"database": "db", "policies": [{{"kind": "timeout", "timeout_ms": 1000}}]}}]}}}}],
+        "clients": [{{"name": "c", "target": "api",
+            "load": {{"kind": "open_loop", "rate": {{"kind": "constant", "rps": 500}}}}}}],
+        "topology": {{
+            "regions": [{{"name": "us-east-1", "zones": ["a", "b", "c", "d"]}}],
+            "latency": {{"preset": "aws-2026-11"}},
+            "placements": [{{"service": "api", "place": "us-east-1/b", "instances": 1}},
+                           {{"service": "api", "place": "us-east-1/d", "instances": 1}}],
+            "faults": [
+                {{"kind": "partition", "from": "us-east-1/a", "to": "us-east-1/b", "start_ms": 30000, "end_ms": 90000}},
+                {{"kind": "partition", "from": "us-east-1/a", "to": "us-east-1/c", "start_ms": 30000, "end_ms": 90000}}]}},
+        "databases": [{{"name": "db",
+            "routing": {routing},
+            "nodes": [{{"name": "pg-a", "region": "us-east-1", "zone": "a"}},
+                      {{"name": "pg-b", "region": "us-east-1", "zone": "b"}},
+                      {{"name": "pg-c", "region": "us-east-1", "zone": "c"}}],
+            "replication": {{"mode": "async"}},
+            "detection": {{"kind": "quorum", "quorum": 2, "down_after_ms": 5000,
+                "observers": [{{"region": "us-east-1", "zone": "a"}}, {{"region": "us-east-1", "zone": "b"}},
+                              {{"region": "us-east-1", "zone": "c"}}]}},
+            "clients": {{"write_fraction": 0.5}},
+            "fencing": "none"}}]}}"#
+    ))
+}
+
+/// The windows (their start, ms) in which the old primary acknowledged
+/// divergent writes, and the promotion instant, ms.
+fn divergent_windows(scenario: &Scenario, seed: u64) -> (Vec<f64>, f64, DatabaseSummary) {
+    let (output, summary) = run_summary(scenario, seed);
+    let db = cluster(&summary, "db").clone();
+    let failover = &db.failovers[0];
+    let promoted_ms = failover.failure_ms + failover.detection_ms + failover.promotion_ms;
+    let windows = output.databases[0]
+        .windows
+        .iter()
+        .enumerate()
+        .filter(|(_, counts)| counts.divergent > 0)
+        .map(|(index, _)| index as f64 * 1_000.0)
+        .collect();
+    (windows, promoted_ms, db)
+}
+
+// Split brain under DNS routing with a live old primary and no fencing:
+// after the promotion, the caller in zone d, whose cached answer still names
+// pg-a and which can still reach it, keeps writing there; pg-a acknowledges
+// (nobody stopped it) and every such write is divergent, counted as such.
+// They stop once the caller's cache expires (at most the TTL after the
+// record changes, `update_ms` after the promotion): it resolves pg-b. A
+// `forever` cache never moves: divergent writes go on until the partition
+// heals at 90 s and pg-a rejoins as a replica (Sentinel's and Patroni's
+// managers rewind it), well after any TTL.
+#[test]
+fn dns_callers_split_brain_on_a_live_old_primary_until_their_caches_expire() {
+    let ttl = live_old_primary_with_routing(
+        r#"{"kind": "dns", "ttl_ms": 5000, "update_ms": 1000, "resolver": "ttl"}"#,
+    );
+    let forever = live_old_primary_with_routing(r#"{"kind": "dns", "resolver": "forever"}"#);
+    let mut divergent_total = 0;
+    for seed in 1..=5 {
+        let (windows, promoted_ms, db) = divergent_windows(&ttl, seed);
+        assert_eq!(db.failovers.len(), 1, "seed {seed}: {:?}", db.failovers);
+        let failover = &db.failovers[0];
+        assert_eq!(
+            (failover.from.as_str(), failover.to.as_str()),
+            ("pg-a", "pg-b")
+        );
+        // pg-a was cut off from the observers' majority at the partition.
+        assert_eq!(failover.failure_ms, 30_000.0, "seed {seed}");
+        assert!(!failover.false_failover, "seed {seed}");
+        // pg-a stays writable until it rejoins at the heal: two writable
+        // primaries from the promotion to 90 s, whoever writes to it.
+        assert!(
+            (db.split_brain_seconds - (90_000.0 - promoted_ms) / 1_000.0).abs() < 1.0,
+            "seed {seed}: {} s from {promoted_ms} ms",
+            db.split_brain_seconds
+        );
+        // Every divergent write is counted, in the failover and in total.
+        assert_eq!(
+            failover.divergent_writes, db.writes.divergent,
+            "seed {seed}"
+        );
+        divergent_total += db.writes.divergent;
+        // None before the promotion, none after the cache expired: the
+        // record changes 1 s after the promotion, the cache holds 5 s.
+        if let (Some(&first), Some(&last)) = (windows.first(), windows.last()) {
+            assert!(
+                first + 1_000.0 > promoted_ms,
+                "seed {seed}: {first} vs {promoted_ms}"
+            );
+            assert!(
+                last <= promoted_ms + 1_000.0 + 5_000.0,
+                "seed {seed}: divergent writes in the window at {last} ms, promoted at {promoted_ms} ms"
+            );
+        }
+        // At most the zone-d instance's writes over that time: 250 calls/s,
+        // half writes, for 6 s.
+        assert!(
+            db.writes.divergent <= 125 * 6 + 50,
+            "seed {seed}: {}",
+            db.writes.divergent
+        );
+        // The ledger adds up.
+        let writes = &db.writes;
+        assert_eq!(
+            writes.issued,
+            writes.acknowledged + writes.divergent + writes.failed + writes.pending,
+            "seed {seed}: {writes:?}"
+        );
+        // Once every cache moved, routing is done.
+        let routing_ms = failover.routing_ms.expect("every cache expires");
+        assert!(routing_ms <= 6_000.0, "seed {seed}: {routing_ms}");
+    }
+    // The caller in zone d re-resolves a uniform time into its cache, so
+    // over five seeds it wrote to pg-a for a while.
+    assert!(divergent_total > 100, "{divergent_total}");
+    let (windows, promoted_ms, db) = divergent_windows(&forever, 1);
+    assert_eq!(db.failovers[0].routing_ms, None);
+    assert!(windows
+        .first()
+        .is_some_and(|&first| first + 1_000.0 > promoted_ms));
+    assert_eq!(windows.last(), Some(&89_000.0), "{windows:?}");
+    // Half of zone d's 250 calls/s for the ~54 s from promotion to heal.
+    assert!(db.writes.divergent > 125 * 50, "{}", db.writes.divergent);
+}

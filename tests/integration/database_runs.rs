@@ -270,3 +270,93 @@ proptest! {
         prop_assert_eq!(db.writes.divergent, 0);
     }
 }
+
+/// The primary pg-a in us-east-1, replicas pg-b and pg-c in us-west-2, where
+/// the api runs; us-east-1 fails at random (MTTF 120 s, MTTR 300 s) over a
+/// 600 s run. Patroni's defaults.
+fn primary_region_failures() -> Scenario {
+    scenario(
+        r#"{"description": "d", "duration_ms": 600000, "window_ms": 1000,
+        "services": [{"name": "api", "instances": 2, "workers": 64,
+            "service_time_ms": {"kind": "constant", "value_ms": 1},
+            "dependencies": {"calls": [{"database": "db", "policies": [{"kind": "timeout", "timeout_ms": 1000}]}]}}],
+        "clients": [{"name": "c", "target": "api",
+            "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 200}}}],
+        "topology": {
+            "regions": [{"name": "us-east-1", "zones": ["a"]}, {"name": "us-west-2", "zones": ["a", "b"]}],
+            "latency": {"preset": "aws-2026-11"},
+            "placements": [{"service": "api", "place": "us-west-2", "instances": 2}],
+            "clients": [{"client": "c", "origin": "us-west-2"}],
+            "faults": [{"kind": "failures", "place": "us-east-1", "mttf_ms": 120000, "mttr_ms": 300000}]},
+        "databases": [{"name": "db",
+            "nodes": [{"name": "pg-a", "region": "us-east-1", "zone": "a"},
+                      {"name": "pg-b", "region": "us-west-2", "zone": "a"},
+                      {"name": "pg-c", "region": "us-west-2", "zone": "b"}],
+            "clients": {"write_fraction": 0.5}}]}"#,
+    )
+}
+
+// A topology failure process reaches the database: when us-east-1 fails
+// from its MTTF process, the primary placed there goes down with it (as in
+// a scripted region outage), Patroni's lease expires, a replica in
+// us-west-2 is promoted and the callers move; the failover's failure
+// instant is the region's failure. At the repair pg-a comes back as a
+// replica. Later failures of us-east-1 hit only a replica: no failover.
+#[test]
+fn a_region_failure_process_crashes_the_primary_placed_there_and_fails_over() {
+    use sim::model::world::{ROLE_DOWN, ROLE_REPLICA};
+    let failing = primary_region_failures();
+    let mut failed_over = 0;
+    for seed in SEEDS {
+        let (output, summary) = run_summary(&failing, seed);
+        let regions = summary.regions.as_ref().expect("a topology");
+        let first = regions
+            .failovers
+            .iter()
+            .find(|record| record.fault == "failures")
+            .expect("us-east-1 fails within 600 s");
+        assert_eq!(first.region, "us-east-1");
+        let db = cluster(&summary, "db");
+        assert_ledger_adds_up(db);
+        let down_ms = first.fault_end_ms.unwrap_or(600_000.0) - first.fault_ms;
+        // Patroni's defaults: the lease (30 s) expires at most a loop (10 s)
+        // after the crash, then the replica replays and takes the role.
+        if down_ms < 45_000.0 {
+            continue;
+        }
+        failed_over += 1;
+        assert_eq!(db.failovers.len(), 1, "seed {seed}: {:?}", db.failovers);
+        let failover = &db.failovers[0];
+        assert_eq!(failover.from, "pg-a", "seed {seed}");
+        assert!(
+            ["pg-b", "pg-c"].contains(&failover.to.as_str()),
+            "seed {seed}"
+        );
+        assert!(failover.cross_region, "seed {seed}");
+        assert_eq!(failover.failure_ms, first.fault_ms, "seed {seed}");
+        assert!(!failover.false_failover, "seed {seed}");
+        assert!(
+            (20_000.0..=40_000.0).contains(&failover.detection_ms),
+            "seed {seed}: {failover:?}"
+        );
+        // The writes pg-a acknowledged and had not shipped are lost, and
+        // RTO runs from the region's failure to the callers' move.
+        assert_eq!(failover.lost_writes, db.writes.lost, "seed {seed}");
+        let routing_ms = failover.routing_ms.expect("the callers move");
+        assert!(
+            (failover.rto_ms - (failover.detection_ms + failover.promotion_ms + routing_ms)).abs()
+                < 1.0,
+            "seed {seed}: {failover:?}"
+        );
+        // The node is down while its region is, and a replica after.
+        let samples = &output.databases[0].samples;
+        let window = |ms: f64| (ms / 1_000.0) as usize;
+        assert_eq!(samples[window(first.fault_ms) + 1].roles[0], ROLE_DOWN);
+        if let Some(end_ms) = first.fault_end_ms {
+            if let Some(after) = samples.get(window(end_ms) + 1) {
+                assert_eq!(after.roles[0], ROLE_REPLICA, "seed {seed}");
+            }
+        }
+    }
+    assert!(failed_over >= 3, "{failed_over} of 5 seeds failed over");
+}

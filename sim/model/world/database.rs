@@ -55,7 +55,9 @@
 //! each window edge (`NetworkEdge`) to re-link the replicas, take nodes in
 //! an outage down and up, note a primary cut off, and let a healed old
 //! primary rejoin (Patroni's and Sentinel's managers do; the chapter's
-//! does not).
+//! does not). A `failures` process on a region or zone takes the same path
+//! at each of its edges (`World::region_event` calls it), since its down
+//! windows are drawn during the run.
 //!
 //! Memory: one `Op` per call in flight (bounded by the frames that wait
 //! for them), waiting writes pruned when their caller gave up, one sample
@@ -76,6 +78,7 @@ use crate::scenario::Target;
 use crate::topology::faults::TopologyFault;
 use crate::topology::network::Delivery;
 use crate::topology::Place;
+use slotmap::SecondaryMap;
 
 mod failover;
 
@@ -258,7 +261,70 @@ struct Cluster {
 /// latency matrix, one set of fault windows, one place for latency draws).
 pub(super) struct Databases {
     clusters: Vec<Cluster>,
-    ops: SlotMap<OpKey, Op>,
+    ops: Ops,
+}
+
+/// The operations in flight, and for each frame the operation its latest
+/// attempt sent, so that `database_timeout` finds a timed-out attempt's
+/// operation in O(1) rather than by scanning every operation in flight.
+///
+/// `insert` and `remove` are the only ways in and out, so the index stays in
+/// step: an entry names a live operation of that frame. A frame has one
+/// operation at a time, except after `database_timeout` sends the chapter's
+/// retry for a frame whose first operation is still out: the entry then
+/// names the retry, and removing the first operation leaves it alone.
+/// Either one has `retry` set, so a lookup would answer the same for both.
+///
+/// Memory: the index is a `SecondaryMap` over the frames' slots, 12 bytes
+/// per slot up to the frames' slot count (bounded by
+/// `limits.in_flight_max`). A transport frame is charged in
+/// `in_flight_call_bytes` for a request slot and a policy entry it does not
+/// use (88 bytes); its operation's slot (40) and index entry fit in them, so
+/// the estimate is unchanged (the sizes are pinned by a test below).
+struct Ops {
+    slots: SlotMap<OpKey, Op>,
+    by_frame: SecondaryMap<FrameKey, OpKey>,
+}
+
+impl Ops {
+    fn new() -> Ops {
+        Ops {
+            slots: SlotMap::with_key(),
+            by_frame: SecondaryMap::new(),
+        }
+    }
+
+    fn insert(&mut self, op: Op) -> OpKey {
+        let frame = op.frame;
+        let key = self.slots.insert(op);
+        let previous = self.by_frame.insert(frame, key);
+        // Only the chapter's retry joins an operation of its frame still out,
+        // and that one has had its `catch` (`retry` set).
+        debug_assert!(previous
+            .and_then(|previous| self.slots.get(previous))
+            .is_none_or(|previous| previous.retry));
+        key
+    }
+
+    fn remove(&mut self, key: OpKey) -> Option<Op> {
+        let op = self.slots.remove(key)?;
+        if self.by_frame.get(op.frame) == Some(&key) {
+            self.by_frame.remove(op.frame);
+        }
+        Some(op)
+    }
+
+    fn get(&self, key: OpKey) -> Option<&Op> {
+        self.slots.get(key)
+    }
+
+    /// The operation the latest attempt of `frame` sent, if it is still out.
+    fn of_frame_mut(&mut self, frame: FrameKey) -> Option<&mut Op> {
+        let key = *self.by_frame.get(frame)?;
+        let op = self.slots.get_mut(key);
+        debug_assert!(op.as_ref().is_some_and(|op| op.frame == frame));
+        op
+    }
 }
 
 impl Databases {
@@ -327,7 +393,7 @@ impl Databases {
         }
         Some(Box::new(Databases {
             clusters,
-            ops: SlotMap::with_key(),
+            ops: Ops::new(),
         }))
     }
 }
@@ -932,17 +998,13 @@ impl<'a> World<'a> {
         let children = self.frames[frame].children.clone();
         for child in children {
             let databases = self.db();
-            let attempt = databases
-                .ops
-                .iter_mut()
-                .find(|(_, op)| op.frame == child)
-                .map(|(_, op)| {
-                    // Its `catch` runs now: a later error of the same
-                    // attempt must not fail over a second time.
-                    let first = (op.retry, op.write);
-                    op.retry = true;
-                    first
-                });
+            let attempt = databases.ops.of_frame_mut(child).map(|op| {
+                // Its `catch` runs now: a later error of the same
+                // attempt must not fail over a second time.
+                let first = (op.retry, op.write);
+                op.retry = true;
+                first
+            });
             if let Some((true, _)) = attempt {
                 // The retry after a failover is not inside a `try`.
                 continue;
@@ -950,8 +1012,10 @@ impl<'a> World<'a> {
             let Some(node) = self.chapter_failover(index, caller, QueryError::Timeout) else {
                 continue;
             };
-            // An attempt dropped on the way has no op left: its retry is
-            // not sent (the chapter would resend the same query).
+            // An attempt dropped on the way, or already answered at its
+            // node (the answer, carrying the operation's time, is on its
+            // way back), has no op left: its retry is not sent (the chapter
+            // would resend the same query).
             if let Some((_, write)) = attempt {
                 self.chapter_retry(child, target.cluster, target.caller, node, write);
             }
@@ -1117,4 +1181,25 @@ fn next_check(now: SimTime, phase: SimDuration, interval: SimDuration) -> SimTim
     let since = now.as_micros().saturating_sub(phase.as_micros());
     let k = since.div_ceil(interval);
     SimTime(phase.as_micros() + k * interval).max(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    // An operation in flight and its index entry stay within the 88 bytes a
+    // transport frame is charged for and does not use (see `Ops`): a slot
+    // map stores the operation with a 4-byte version, the secondary map the
+    // key with one.
+    #[test]
+    fn an_operation_and_its_index_entry_fit_in_a_transport_frames_spare_charge() {
+        assert_eq!(size_of::<Op>(), 32);
+        assert_eq!(size_of::<OpKey>(), 8);
+        let op_slot = (size_of::<Op>() + 4).next_multiple_of(8);
+        let index_entry = size_of::<OpKey>() + 4;
+        let spare = (size_of::<Request>() + 4).next_multiple_of(8) + 64;
+        assert_eq!(spare, 88);
+        assert!(op_slot + index_entry <= spare);
+    }
 }

@@ -2,8 +2,11 @@
 //! each a call into the regions adapter (`model::regions`). Only reached
 //! when the scenario has a `topology` (`World::regions` is `Some`).
 
+use super::database::DatabaseEvent;
 use super::*;
 use crate::model::regions::{Effect, Leg};
+use crate::topology::failure::FailureTarget;
+use crate::topology::faults::TopologyFault;
 use crate::topology::Place;
 
 impl<'a> World<'a> {
@@ -95,5 +98,27 @@ impl<'a> World<'a> {
                 Effect::Restart(service, instance) => self.restart(service, instance),
             }
         }
+        if self.databases.is_some() && self.fails_a_place(event) {
+            // A region or zone failing or coming back takes the database
+            // nodes placed there down or up: the path a scripted outage's
+            // edge takes (detection, promotion, lost writes and RTO follow).
+            self.database_event(DatabaseEvent::NetworkEdge);
+        }
+    }
+
+    /// Whether `event` is a failure process's edge on a region or zone (not
+    /// on one instance).
+    fn fails_a_place(&self, event: RegionEvent) -> bool {
+        let RegionEvent::FailureEdge { fault, .. } = event else {
+            return false;
+        };
+        let topology = self.scenario.topology.as_ref().expect("a topology");
+        matches!(
+            topology.faults.get(fault as usize),
+            Some(TopologyFault::Failures {
+                target: FailureTarget::Place(_),
+                ..
+            })
+        )
     }
 }
