@@ -243,16 +243,19 @@ impl<'a> World<'a> {
     /// their parent is gone and their reply is dropped.
     pub(super) fn complete(&mut self, frame: FrameKey, reply: Reply) {
         let state = self.frames.remove(frame).expect("live frame");
+        // The fields used below, taken apart: lending the whole frame to
+        // `release_abandoned` made the compiler copy all of it to the stack.
+        let (parent, ordinal, children) = (state.parent(), state.ordinal, state.children);
         if let Some(timer) = state.timer {
             self.queue.cancel(timer);
         }
         if let Some(start) = state.delayed_start {
             self.queue.cancel(start);
         }
-        if !state.children.is_empty() {
-            self.release_abandoned(&state.children);
+        if !children.is_empty() {
+            self.release_abandoned(&children);
         }
-        match state.parent() {
+        match parent {
             Parent::Request(request) => self.finish_request(request, reply),
             Parent::Frame(parent) => {
                 // A parent that completed earlier abandoned this frame: drop the reply.
@@ -265,8 +268,7 @@ impl<'a> World<'a> {
                         parent_state.children.swap_remove(position);
                         parent_state.call.outstanding -= 1;
                     }
-                    self.work
-                        .push_back(Work::Deliver(parent, reply, state.ordinal));
+                    self.work.push_back(Work::Deliver(parent, reply, ordinal));
                 }
             }
             Parent::Dependency(job, index) => {
