@@ -48,15 +48,16 @@ fn nested_hedges_stop_at_the_in_flight_limit() {
 }
 
 /// A scenario whose calls to `api` are held by a hang outage from 1 s to
-/// 100 s, with `limits` as given.
-fn hang_outage(limits: &str) -> Scenario {
+/// 100 s, with the client's `policies` and `limits` as given.
+fn hang_outage(policies: &str, limits: &str) -> Scenario {
     scenario(&format!(
         r#"{{
           "description": "a hang outage holds every call",
           "duration_ms": 20000,
           "services": [{{"name": "api", "service_time_ms": {{"kind": "constant", "value_ms": 1}}}}],
           "clients": [{{"name": "users", "target": "api",
-                        "load": {{"kind": "open_loop", "arrival": "uniform", "rate": {{"kind": "constant", "rps": 1000}}}}}}],
+                        "load": {{"kind": "open_loop", "arrival": "uniform", "rate": {{"kind": "constant", "rps": 1000}}}},
+                        "policies": {policies}}}],
           "faults": [{{"kind": "outage", "service": "api", "start_ms": 1000, "end_ms": 100000, "mode": "hang"}}],
           "limits": {limits}
         }}"#
@@ -69,7 +70,7 @@ fn hang_outage(limits: &str) -> Scenario {
 // transport frame and an attempt), and the run stops there.
 #[test]
 fn held_calls_count_toward_the_in_flight_limit() {
-    let error = run(&hang_outage(r#"{"in_flight_max": 2000}"#), 1)
+    let error = run(&hang_outage("[]", r#"{"in_flight_max": 2000}"#), 1)
         .err()
         .expect("the limit stops the run");
     let RunError::InFlightLimit { in_flight_max, at } = error else {
@@ -81,7 +82,7 @@ fn held_calls_count_toward_the_in_flight_limit() {
         "stopped at {at}"
     );
     // With the default limit the same outage runs to the end.
-    assert!(run(&hang_outage("{}"), 1).is_ok());
+    assert!(run(&hang_outage("[]", "{}"), 1).is_ok());
 }
 
 // A call abandoned by the chapter's timeout (which does not cancel its inner
@@ -91,18 +92,10 @@ fn held_calls_count_toward_the_in_flight_limit() {
 // calls in flight last about twice as long as without a timeout above.
 #[test]
 fn abandoned_calls_hold_only_their_attempt() {
-    // `hang_outage` with a 100 ms chapter timeout on the client.
-    let scenario = scenario(
-        r#"{
-          "description": "a hang outage holds every call; callers time out",
-          "duration_ms": 20000,
-          "services": [{"name": "api", "service_time_ms": {"kind": "constant", "value_ms": 1}}],
-          "clients": [{"name": "users", "target": "api",
-                        "load": {"kind": "open_loop", "arrival": "uniform", "rate": {"kind": "constant", "rps": 1000}},
-                        "policies": [{"kind": "timeout", "timeout_ms": 100}]}],
-          "faults": [{"kind": "outage", "service": "api", "start_ms": 1000, "end_ms": 100000, "mode": "hang"}],
-          "limits": {"in_flight_max": 2000}
-        }"#,
+    // A 100 ms chapter timeout on the client.
+    let scenario = hang_outage(
+        r#"[{"kind": "timeout", "timeout_ms": 100}]"#,
+        r#"{"in_flight_max": 2000}"#,
     );
     let error = run(&scenario, 1).err().expect("the limit stops the run");
     let RunError::InFlightLimit { at, .. } = error else {
