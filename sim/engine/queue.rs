@@ -249,7 +249,7 @@ impl<E> EventQueue<E> {
         self.seq_late_next += 1;
         assert!(seq < LATE_FLAG, "fewer than 2^45 late events pushed");
         let (key, id) = self.store(at, LATE_FLAG | seq, event);
-        self.place((at.0 - self.now.0, true), key);
+        self.place((at.0.saturating_sub(self.now.0), true), key);
         id
     }
 
