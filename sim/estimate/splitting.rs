@@ -11,7 +11,7 @@
 //! count.
 
 use super::{seed, Probability, Z_95};
-use crate::sweep::stats::t_975;
+use crate::sweep::stats::t_interval;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -176,13 +176,7 @@ pub fn splitting<P: Splittable>(
             if survivors.is_empty() {
                 break;
             }
-            let pick_seed = seed(stage_seed ^ PICK_SALT, 0);
-            starts = (0..config.particles as u64)
-                .map(|index| {
-                    let pick = seed(pick_seed, index) % survivors.len() as u64;
-                    Some(survivors[pick as usize].clone())
-                })
-                .collect();
+            starts = restart_points(&survivors, config.particles, stage_seed);
         }
         estimates.push(estimate);
     }
@@ -197,24 +191,10 @@ pub fn splitting<P: Splittable>(
             }
         })
         .collect();
-    let count = estimates.len() as f64;
-    let mean = estimates.iter().sum::<f64>() / count;
-    let sd = if estimates.len() > 1 {
-        (estimates
-            .iter()
-            .map(|value| (value - mean).powi(2))
-            .sum::<f64>()
-            / (count - 1.0))
-            .sqrt()
-    } else {
-        0.0
-    };
-    let standard_error = sd / count.sqrt();
-    let half = if estimates.len() > 1 {
-        t_975(estimates.len() - 1) * standard_error
-    } else {
-        f64::INFINITY
-    };
+    // One replication has no spread to measure: the interval is all of [0, 1].
+    let interval = t_interval(&estimates).expect("at least one replication");
+    let mean = interval.mean;
+    let standard_error = interval.sd / (interval.n as f64).sqrt();
     let particles_total = (config.particles * config.replications) as f64;
     Ok(Splitting {
         levels: config.levels.clone(),
@@ -223,8 +203,8 @@ pub fn splitting<P: Splittable>(
         runs,
         probability: Probability {
             estimate: mean,
-            low: (mean - half).clamp(0.0, 1.0),
-            high: (mean + half).clamp(0.0, 1.0),
+            low: interval.low.map_or(0.0, |low| low.clamp(0.0, 1.0)),
+            high: interval.high.map_or(1.0, |high| high.clamp(0.0, 1.0)),
         },
         replication_estimates: estimates,
         independent_stages: independent_stages(&stage_fractions, particles_total),
@@ -356,15 +336,22 @@ pub fn choose_levels<P: Splittable>(
         if survivors.is_empty() {
             break;
         }
-        let pick_seed = seed(stage_seed ^ PICK_SALT, 0);
-        starts = (0..config.particles as u64)
-            .map(|index| {
-                let pick = seed(pick_seed, index) % survivors.len() as u64;
-                Some(survivors[pick as usize].clone())
-            })
-            .collect();
+        starts = restart_points(&survivors, config.particles, stage_seed);
     }
     Ok(Pilot { levels, runs })
+}
+
+/// The next stage's `particles` starts, drawn uniformly with replacement
+/// from the points where this stage's survivors crossed its level, by a
+/// stream apart from the runs' seeds.
+fn restart_points<T: Clone>(survivors: &[T], particles: usize, stage_seed: u64) -> Vec<Option<T>> {
+    let pick_seed = seed(stage_seed ^ PICK_SALT, 0);
+    (0..particles as u64)
+        .map(|index| {
+            let pick = seed(pick_seed, index) % survivors.len() as u64;
+            Some(survivors[pick as usize].clone())
+        })
+        .collect()
 }
 
 /// The log-normal 95% interval of a product of stage fractions, each from
