@@ -191,24 +191,28 @@ impl<'a> Regions<'a> {
                 None => true,
             }
         };
+        // The probe from checker stand `stand` to `region` passes: the region
+        // serves and the probe gets through the network.
+        let passes = |regions: &mut Regions, stand, region: RegionId| -> bool {
+            serving(regions, region)
+                && regions.network.probe_delivered(
+                    now,
+                    (router, checker),
+                    stand,
+                    region,
+                    &mut regions.probe_rngs[router],
+                )
+        };
         match &self.routers[router] {
             RouterState::Dns(dns) => {
                 let settings = dns.settings();
                 let stand = settings.checkers[checker];
                 let endpoints = settings.endpoints.clone();
                 let interval = settings.interval;
-                let mut results = Vec::with_capacity(endpoints.len());
-                for &region in &endpoints {
-                    let ok = serving(self, region)
-                        && self.network.probe_delivered(
-                            now,
-                            (router, checker),
-                            stand,
-                            region,
-                            &mut self.probe_rngs[router],
-                        );
-                    results.push(ok);
-                }
+                let results: Vec<bool> = endpoints
+                    .iter()
+                    .map(|&region| passes(self, stand, region))
+                    .collect();
                 for (endpoint, ok) in results.into_iter().enumerate() {
                     let RouterState::Dns(dns) = &mut self.routers[router] else {
                         unreachable!()
@@ -225,14 +229,7 @@ impl<'a> Regions<'a> {
                 let stand = settings.checkers[checker];
                 let interval = settings.interval;
                 let shift = settings.shift;
-                let ok = serving(self, region)
-                    && self.network.probe_delivered(
-                        now,
-                        (router, checker),
-                        stand,
-                        region,
-                        &mut self.probe_rngs[router],
-                    );
+                let ok = passes(self, stand, region);
                 let RouterState::Anycast(anycast) = &mut self.routers[router] else {
                     unreachable!()
                 };
