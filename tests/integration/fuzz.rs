@@ -14,7 +14,10 @@
 //!   `RUN_EVENTS_MAX` (so it cannot hang), and every request has exactly one
 //!   outcome; a run stopped by the limit says so in one line.
 //!
-//! `fuzz_scenarios_briefly` runs a few hundred cases in the normal suite.
+//! `fuzz_scenarios_briefly` runs a few hundred cases in the normal suite,
+//! the same ones on every run (proptest's fixed seed, or
+//! `PROPTEST_RNG_SEED`), so that CI never fails on a case unrelated to
+//! the change it tests; the long run below draws a fresh seed.
 //! `fuzz_scenarios_at_length` is ignored by default; it runs
 //! `SIM_FUZZ_CASES` cases (default 100,000) with a watchdog that aborts,
 //! printing the input, if one case takes longer than `SIM_FUZZ_WATCHDOG_S`
@@ -22,7 +25,7 @@
 
 use crate::properties::{distribution, policy, scenario_json};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Value};
 use sim::metrics::summary::Summary;
 use sim::scenario::Scenario;
@@ -348,7 +351,19 @@ fn check(bytes: &[u8], seed: u64, tally: &mut Tally) -> Result<(), TestCaseError
 
 /// Runs `cases` fuzz cases; with `watchdog_s`, a thread aborts the process
 /// (printing the input) if one case runs longer than that.
-fn fuzz(cases: u32, watchdog_s: Option<u64>) -> Tally {
+/// How `fuzz` seeds proptest's generator.
+#[derive(Clone, Copy)]
+enum Seeding {
+    /// The same cases on every run (unless `PROPTEST_RNG_SEED` names a
+    /// seed): the normal suite must not fail on a case unrelated to the
+    /// change under test.
+    Fixed,
+    /// A fresh seed each run unless `PROPTEST_RNG_SEED` names one: the long
+    /// run explores.
+    Fresh,
+}
+
+fn fuzz(cases: u32, watchdog_s: Option<u64>, seeding: Seeding) -> Tally {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let done = Arc::new(AtomicU64::new(0));
     let current: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
@@ -382,7 +397,13 @@ fn fuzz(cases: u32, watchdog_s: Option<u64>) -> Tally {
         failure_persistence: None,
         ..Config::default()
     };
-    let mut runner = TestRunner::new(config);
+    let named_seed = std::env::var_os("PROPTEST_RNG_SEED").is_some();
+    let mut runner = match seeding {
+        Seeding::Fixed if !named_seed => {
+            TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+        }
+        _ => TestRunner::new(config),
+    };
     let result = runner.run(&input(), |(bytes, seed)| {
         if watchdog_s.is_some() {
             *current.lock().expect("lock") = bytes.clone();
@@ -407,7 +428,7 @@ fn fuzz(cases: u32, watchdog_s: Option<u64>) -> Tally {
 // naming the file, bounded runs that account for every request.
 #[test]
 fn fuzz_scenarios_briefly() {
-    let tally = fuzz(300, None);
+    let tally = fuzz(300, None, Seeding::Fixed);
     // Shrinking reruns cases, so only lower bounds hold; both paths are used.
     assert!(tally.refused > 0, "{tally:?}");
     assert!(tally.ran + tally.stopped_at_limit > 0, "{tally:?}");
@@ -426,7 +447,7 @@ fn fuzz_scenarios_at_length() {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(60);
-    let tally = fuzz(cases, Some(watchdog_s));
+    let tally = fuzz(cases, Some(watchdog_s), Seeding::Fresh);
     eprintln!(
         "fuzz: {cases} cases: {} refused, {} ran, {} stopped at the event limit; no panic, hang or abort",
         tally.refused, tally.ran, tally.stopped_at_limit
