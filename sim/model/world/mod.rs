@@ -742,7 +742,8 @@ impl<'a> World<'a> {
                         )
                     {
                         // The chapter's failover catches timeouts too.
-                        self.database_timeout(frame);
+                        let cancelling = matches!(step, Step::CompleteCancelling(_));
+                        self.database_timeout(frame, cancelling);
                     }
                     self.apply(frame, step);
                 }
@@ -753,6 +754,9 @@ impl<'a> World<'a> {
                 // The transport frame is gone if the run ended it; otherwise
                 // the reply completes it and climbs the stack.
                 if self.frames.contains_key(frame) {
+                    if self.databases.is_some() {
+                        self.database_frame_ended(frame);
+                    }
                     self.complete(frame, reply);
                 }
             }
