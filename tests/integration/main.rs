@@ -5,6 +5,7 @@ mod bounded;
 mod browser;
 mod cli;
 mod database_chapter;
+mod database_faults;
 mod database_routing;
 mod database_runs;
 mod databases;

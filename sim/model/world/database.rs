@@ -188,6 +188,11 @@ struct Pending {
     detected_at: SimTime,
 }
 
+/// `DrawnFault::kind` of a crash of the cluster's `primary_failures` process.
+const PRIMARY_FAILURE: &str = "primary_failure";
+/// `DrawnFault::kind` of a `failures` process's down window over a node.
+const PLACE_FAILURE: &str = "failure";
+
 /// Role code of a replica in the role timeline (`DatabaseSample::roles`).
 pub const ROLE_REPLICA: u8 = 0;
 /// The current primary.
@@ -211,6 +216,27 @@ pub struct DatabaseSample {
     /// Per node: role code (`ROLE_*`).
     pub roles: Vec<u8>,
 }
+
+/// A node crash drawn during the run (not a scheduled fault), for
+/// `summary.json`'s `faults` (`metrics::database::drawn_fault_windows`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawnFault {
+    /// `primary_failure` (the cluster's `primary_failures` process crashed
+    /// its primary) or `failure` (a region or zone `failures` process drew
+    /// a down window over the node's place).
+    pub kind: &'static str,
+    /// The node's index.
+    pub node: usize,
+    /// When the node went down.
+    pub start: SimTime,
+    /// When it came back (the repair, the down window's end); `None` if it
+    /// was still down when the run ended.
+    pub end: Option<SimTime>,
+}
+
+/// The most drawn faults kept per cluster (the regions adapter's cap on the
+/// failure windows it keeps); later ones are counted only.
+pub const DRAWN_FAULTS_KEPT_MAX: usize = crate::model::regions::FAULT_WINDOWS_KEPT_MAX;
 
 /// What one cluster did in a run.
 #[derive(Clone, Debug)]
@@ -237,6 +263,11 @@ pub struct DatabaseReport {
     pub redundant_promotions: u64,
     /// Per window: summed call latency (µs) and calls answered.
     pub latency_windows: Vec<(u64, u64)>,
+    /// The node crashes drawn during the run, in the order they began (the
+    /// first `DRAWN_FAULTS_KEPT_MAX`).
+    pub drawn_faults: Vec<DrawnFault>,
+    /// Drawn crashes beyond the first `DRAWN_FAULTS_KEPT_MAX`: counted only.
+    pub drawn_faults_not_kept: u64,
 }
 
 struct Cluster {
@@ -274,6 +305,8 @@ struct Cluster {
     promotions_withheld: u64,
     promotions_refused: u64,
     redundant_promotions: u64,
+    drawn_faults: Vec<DrawnFault>,
+    drawn_faults_not_kept: u64,
 }
 
 /// Every cluster of a run. The network is the regions adapter's (one
@@ -598,6 +631,35 @@ impl Cluster {
             promotions_withheld: 0,
             promotions_refused: 0,
             redundant_promotions: 0,
+            drawn_faults: Vec::new(),
+            drawn_faults_not_kept: 0,
+        }
+    }
+
+    /// `node` went down at `now` for a drawn fault of `kind`: kept while
+    /// fewer than `DRAWN_FAULTS_KEPT_MAX` are, else counted.
+    fn fault_drawn(&mut self, kind: &'static str, node: usize, now: SimTime) {
+        if self.drawn_faults.len() < DRAWN_FAULTS_KEPT_MAX {
+            self.drawn_faults.push(DrawnFault {
+                kind,
+                node,
+                start: now,
+                end: None,
+            });
+        } else {
+            self.drawn_faults_not_kept += 1;
+        }
+    }
+
+    /// `node`'s drawn fault of `kind` ended at `now` (if it was kept).
+    fn fault_repaired(&mut self, kind: &'static str, node: usize, now: SimTime) {
+        let open = self
+            .drawn_faults
+            .iter_mut()
+            .rev()
+            .find(|fault| fault.kind == kind && fault.node == node && fault.end.is_none());
+        if let Some(fault) = open {
+            fault.end = Some(now);
         }
     }
 
@@ -826,6 +888,8 @@ impl<'a> World<'a> {
             DatabaseEvent::PrimaryFailure { cluster } => self.primary_failure(cluster as usize),
             DatabaseEvent::NodeRepair { cluster, node } => {
                 let (index, node) = (cluster as usize, node as usize);
+                let now = self.now;
+                self.db().clusters[index].fault_repaired(PRIMARY_FAILURE, node, now);
                 self.node_up(index, node);
                 self.settle(index);
                 self.check_primary(index);
@@ -1261,6 +1325,8 @@ impl<'a> World<'a> {
                     promotions_refused: cluster.promotions_refused,
                     redundant_promotions: cluster.redundant_promotions,
                     latency_windows: std::mem::take(&mut cluster.latency_windows),
+                    drawn_faults: std::mem::take(&mut cluster.drawn_faults),
+                    drawn_faults_not_kept: cluster.drawn_faults_not_kept,
                 }
             })
             .collect()

@@ -52,8 +52,8 @@ mod regions;
 mod service;
 
 pub use database::{
-    DatabaseReport, DatabaseSample, ROLE_DOWN, ROLE_FENCED, ROLE_PRIMARY, ROLE_REPLICA,
-    ROLE_STALE_PRIMARY,
+    DatabaseReport, DatabaseSample, DrawnFault, DRAWN_FAULTS_KEPT_MAX, ROLE_DOWN, ROLE_FENCED,
+    ROLE_PRIMARY, ROLE_REPLICA, ROLE_STALE_PRIMARY,
 };
 
 new_key_type! {
