@@ -102,6 +102,15 @@ pub struct DatabaseSummary {
     pub rto_seconds_max: f64,
     /// Each failover, in time order.
     pub failovers: Vec<FailoverSummary>,
+    /// Node crashes drawn during the run beyond the first
+    /// `DRAWN_FAULTS_KEPT_MAX` of the cluster, which are listed in the
+    /// summary's `faults`: counted, not listed. Written only when some were.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub drawn_faults_not_kept: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 fn round3(value: f64) -> f64 {
@@ -219,7 +228,39 @@ fn summarise(
         rpo_seconds_max: round3(report.summary.rpo_seconds_max),
         rto_seconds_max: round3(report.summary.rto_seconds_max),
         failovers,
+        drawn_faults_not_kept: report.drawn_faults_not_kept,
     }
+}
+
+/// The database node crashes drawn during the run (`DatabaseReport::
+/// drawn_faults`: the cluster's `primary_failures`, and a region or zone
+/// `failures` process's down windows over its nodes) as fault windows, after
+/// the scheduled ones (`fault_windows`), cluster by cluster, each in the
+/// order they began: labelled as the scheduled ones, `<kind> <database>/
+/// <node>` (`primary_failure orders/pg-a`, `failure orders/pg-b`), from the
+/// crash to the repair (or the down window's end); one still down when the
+/// run ended ends where it starts, as a scheduled crash that stays down.
+/// At most `DRAWN_FAULTS_KEPT_MAX` per cluster; the rest are counted in its
+/// `drawn_faults_not_kept`.
+pub fn drawn_fault_windows(
+    scenario: &Scenario,
+    output: &RunOutput,
+) -> Vec<(String, crate::engine::SimTime, crate::engine::SimTime)> {
+    output
+        .databases
+        .iter()
+        .zip(&scenario.databases)
+        .flat_map(|(report, cluster)| {
+            report.drawn_faults.iter().map(move |fault| {
+                let node = &cluster.nodes[fault.node].name;
+                (
+                    format!("{} {}/{node}", fault.kind, cluster.name),
+                    fault.start,
+                    fault.end.unwrap_or(fault.start),
+                )
+            })
+        })
+        .collect()
 }
 
 /// The database faults of `scenario` as fault windows for the metastability

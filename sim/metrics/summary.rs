@@ -373,7 +373,8 @@ impl Summary {
                 (stack.name.clone(), layers)
             })
             .collect();
-        // Service faults, then database faults (`metrics::database`).
+        // Service faults, then database faults, scheduled, then drawn
+        // during the run (`metrics::database`).
         let all_faults: Vec<(String, (SimTime, SimTime))> = scenario
             .faults
             .iter()
@@ -381,6 +382,7 @@ impl Summary {
             .chain(
                 super::database::fault_windows(scenario)
                     .into_iter()
+                    .chain(super::database::drawn_fault_windows(scenario, output))
                     .map(|(label, start, end)| (label, (start, end))),
             )
             .collect();

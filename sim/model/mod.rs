@@ -11,6 +11,6 @@ pub mod regions;
 pub mod world;
 
 pub use world::{
-    run, run_observed, Control, DatabaseReport, DatabaseSample, Observer, Probe, RunError,
-    RunOutput,
+    run, run_observed, Control, DatabaseReport, DatabaseSample, DrawnFault, Observer, Probe,
+    RunError, RunOutput, DRAWN_FAULTS_KEPT_MAX,
 };

@@ -4,6 +4,8 @@ mod accounting;
 mod bounded;
 mod browser;
 mod cli;
+mod database_chapter;
+mod database_faults;
 mod database_routing;
 mod database_runs;
 mod databases;

@@ -471,6 +471,16 @@ impl<'a> Regions<'a> {
         self.network.deliver(now, from, to, rng)
     }
 
+    /// Whether `place` is down at `now` only because a `failures` process
+    /// drew a down window over it (no scheduled outage covers it).
+    pub fn down_by_failures(&self, now: SimTime, place: Place) -> bool {
+        self.outages.down(now, place).is_none()
+            && self
+                .failing
+                .iter()
+                .any(|(_, scope, _)| scope.contains(place))
+    }
+
     /// How `place` is down at `now`, if it is: a scripted region or zone
     /// outage, or a failure process's down window.
     pub fn down(&self, now: SimTime, place: Place) -> Option<OutageMode> {

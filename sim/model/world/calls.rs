@@ -174,6 +174,9 @@ impl<'a> World<'a> {
         if let Some(job) = state.job {
             self.withdraw(job);
         }
+        if self.databases.is_some() {
+            self.database_frame_ended(frame);
+        }
     }
 
     /// The caller gave up on `job`: drop it if it has not reached a worker.

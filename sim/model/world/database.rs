@@ -60,7 +60,8 @@
 //! windows are drawn during the run.
 //!
 //! Memory: one `Op` per call in flight (bounded by the frames that wait
-//! for them), waiting writes pruned when their caller gave up, one sample
+//! for them), one `Attempt` per live transport frame (forgotten when the
+//! frame ends), waiting writes pruned when their caller gave up, one sample
 //! per node per time-series window.
 
 use super::*;
@@ -134,9 +135,27 @@ struct Op {
     caller: u32,
     node: u32,
     write: bool,
-    /// The chapter's single retry after a failover: its answer is final.
+    /// The chapter's single retry after a failover, or a first attempt
+    /// whose `catch` already ran: its answer is final.
     retry: bool,
+    /// Its frame's timeout abandoned it (`on_timeout: abandon`) after the
+    /// chapter's `catch` had sent the retry: nobody withdraws it, so it
+    /// runs at its node even when its frame has ended meanwhile (the other
+    /// attempt's answer ended it).
+    abandoned: bool,
     sent_at: SimTime,
+}
+
+/// What a database transport frame's attempt was, kept from its send until
+/// the frame ends: its operation may be gone long before (answered at the
+/// node with the answer on its way back, dropped on the way there, lost on
+/// the way back), and a timeout's `catch` must still resend the same query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Attempt {
+    write: bool,
+    /// Its `catch` ran (a failover, whatever came of it, and the retry):
+    /// the attempt is now the retry, which is not inside a `try`.
+    caught: bool,
 }
 
 /// One calling service instance (per dependency call) of a cluster.
@@ -169,6 +188,11 @@ struct Pending {
     detected_at: SimTime,
 }
 
+/// `DrawnFault::kind` of a crash of the cluster's `primary_failures` process.
+const PRIMARY_FAILURE: &str = "primary_failure";
+/// `DrawnFault::kind` of a `failures` process's down window over a node.
+const PLACE_FAILURE: &str = "failure";
+
 /// Role code of a replica in the role timeline (`DatabaseSample::roles`).
 pub const ROLE_REPLICA: u8 = 0;
 /// The current primary.
@@ -192,6 +216,27 @@ pub struct DatabaseSample {
     /// Per node: role code (`ROLE_*`).
     pub roles: Vec<u8>,
 }
+
+/// A node crash drawn during the run (not a scheduled fault), for
+/// `summary.json`'s `faults` (`metrics::database::drawn_fault_windows`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawnFault {
+    /// `primary_failure` (the cluster's `primary_failures` process crashed
+    /// its primary) or `failure` (a region or zone `failures` process drew
+    /// a down window over the node's place).
+    pub kind: &'static str,
+    /// The node's index.
+    pub node: usize,
+    /// When the node went down.
+    pub start: SimTime,
+    /// When it came back (the repair, the down window's end); `None` if it
+    /// was still down when the run ended.
+    pub end: Option<SimTime>,
+}
+
+/// The most drawn faults kept per cluster (the regions adapter's cap on the
+/// failure windows it keeps); later ones are counted only.
+pub const DRAWN_FAULTS_KEPT_MAX: usize = crate::model::regions::FAULT_WINDOWS_KEPT_MAX;
 
 /// What one cluster did in a run.
 #[derive(Clone, Debug)]
@@ -218,6 +263,11 @@ pub struct DatabaseReport {
     pub redundant_promotions: u64,
     /// Per window: summed call latency (µs) and calls answered.
     pub latency_windows: Vec<(u64, u64)>,
+    /// The node crashes drawn during the run, in the order they began (the
+    /// first `DRAWN_FAULTS_KEPT_MAX`).
+    pub drawn_faults: Vec<DrawnFault>,
+    /// Drawn crashes beyond the first `DRAWN_FAULTS_KEPT_MAX`: counted only.
+    pub drawn_faults_not_kept: u64,
 }
 
 struct Cluster {
@@ -255,6 +305,8 @@ struct Cluster {
     promotions_withheld: u64,
     promotions_refused: u64,
     redundant_promotions: u64,
+    drawn_faults: Vec<DrawnFault>,
+    drawn_faults_not_kept: u64,
 }
 
 /// Every cluster of a run. The network is the regions adapter's (one
@@ -264,26 +316,34 @@ pub(super) struct Databases {
     ops: Ops,
 }
 
-/// The operations in flight, and for each frame the operation its latest
+/// The operations in flight, for each frame the operation its latest
 /// attempt sent, so that `database_timeout` finds a timed-out attempt's
-/// operation in O(1) rather than by scanning every operation in flight.
+/// operation in O(1) rather than by scanning every operation in flight, and
+/// for each chapter frame what its attempt was (`Attempt`).
 ///
-/// `insert` and `remove` are the only ways in and out, so the index stays in
-/// step: an entry names a live operation of that frame. A frame has one
-/// operation at a time, except after `database_timeout` sends the chapter's
-/// retry for a frame whose first operation is still out: the entry then
-/// names the retry, and removing the first operation leaves it alone.
-/// Either one has `retry` set, so a lookup would answer the same for both.
+/// `insert` and `remove` are the only ways in and out of `slots` and
+/// `by_frame`, so the index stays in step: an entry names a live operation
+/// of that frame. A frame has one operation at a time, except after
+/// `database_timeout` sends the chapter's retry for a frame whose first
+/// operation is still out: the entry then names the retry, and removing the
+/// first operation leaves it alone. Either one has `retry` set, so a lookup
+/// would answer the same for both.
 ///
-/// Memory: the index is a `SecondaryMap` over the frames' slots, 12 bytes
-/// per slot up to the frames' slot count (bounded by
+/// `attempts` has an entry from `begin` (the transport frame sends) to
+/// `end` (`World::database_frame_ended`: its answer arrived or it was
+/// cancelled), so at most one per live frame, whether or not its operation
+/// is still out.
+///
+/// Memory: the maps are `SecondaryMap`s over the frames' slots, 12 and 8
+/// bytes per slot up to the frames' slot count (bounded by
 /// `limits.in_flight_max`). A transport frame is charged in
 /// `in_flight_call_bytes` for a request slot and a policy entry it does not
-/// use (88 bytes); its operation's slot (40) and index entry fit in them, so
-/// the estimate is unchanged (the sizes are pinned by a test below).
+/// use (88 bytes); its operation's slot (40) and both entries fit in them,
+/// so the estimate is unchanged (the sizes are pinned by a test below).
 struct Ops {
     slots: SlotMap<OpKey, Op>,
     by_frame: SecondaryMap<FrameKey, OpKey>,
+    attempts: SecondaryMap<FrameKey, Attempt>,
 }
 
 impl Ops {
@@ -291,6 +351,7 @@ impl Ops {
         Ops {
             slots: SlotMap::with_key(),
             by_frame: SecondaryMap::new(),
+            attempts: SecondaryMap::new(),
         }
     }
 
@@ -318,12 +379,48 @@ impl Ops {
         self.slots.get(key)
     }
 
+    fn get_mut(&mut self, key: OpKey) -> Option<&mut Op> {
+        self.slots.get_mut(key)
+    }
+
     /// The operation the latest attempt of `frame` sent, if it is still out.
     fn of_frame_mut(&mut self, frame: FrameKey) -> Option<&mut Op> {
         let key = *self.by_frame.get(frame)?;
         let op = self.slots.get_mut(key);
         debug_assert!(op.as_ref().is_some_and(|op| op.frame == frame));
         op
+    }
+
+    /// Transport frame `frame` sends its attempt (one per frame).
+    fn begin(&mut self, frame: FrameKey, write: bool) {
+        let previous = self.attempts.insert(
+            frame,
+            Attempt {
+                write,
+                caught: false,
+            },
+        );
+        debug_assert!(previous.is_none(), "two attempts for one frame");
+    }
+
+    /// The chapter's `catch` runs for `frame`'s attempt: returns the
+    /// attempt as it was (`None` if the frame sent none) and marks it, and
+    /// the operation still out for it, caught. With `abandoned`, that
+    /// operation runs at its node even after the frame has ended.
+    fn catch(&mut self, frame: FrameKey, abandoned: bool) -> Option<Attempt> {
+        if let Some(op) = self.of_frame_mut(frame) {
+            op.retry = true;
+            op.abandoned |= abandoned;
+        }
+        let attempt = self.attempts.get_mut(frame)?;
+        let before = *attempt;
+        attempt.caught = true;
+        Some(before)
+    }
+
+    /// `frame` has ended: forget its attempt.
+    fn end(&mut self, frame: FrameKey) {
+        self.attempts.remove(frame);
     }
 }
 
@@ -534,6 +631,35 @@ impl Cluster {
             promotions_withheld: 0,
             promotions_refused: 0,
             redundant_promotions: 0,
+            drawn_faults: Vec::new(),
+            drawn_faults_not_kept: 0,
+        }
+    }
+
+    /// `node` went down at `now` for a drawn fault of `kind`: kept while
+    /// fewer than `DRAWN_FAULTS_KEPT_MAX` are, else counted.
+    fn fault_drawn(&mut self, kind: &'static str, node: usize, now: SimTime) {
+        if self.drawn_faults.len() < DRAWN_FAULTS_KEPT_MAX {
+            self.drawn_faults.push(DrawnFault {
+                kind,
+                node,
+                start: now,
+                end: None,
+            });
+        } else {
+            self.drawn_faults_not_kept += 1;
+        }
+    }
+
+    /// `node`'s drawn fault of `kind` ended at `now` (if it was kept).
+    fn fault_repaired(&mut self, kind: &'static str, node: usize, now: SimTime) {
+        let open = self
+            .drawn_faults
+            .iter_mut()
+            .rev()
+            .find(|fault| fault.kind == kind && fault.node == node && fault.end.is_none());
+        if let Some(fault) = open {
+            fault.end = Some(now);
         }
     }
 
@@ -681,9 +807,12 @@ impl<'a> World<'a> {
                 }
             }
         };
+        self.db().ops.begin(frame, write);
         self.send_op(frame, target, node, write, false, latency);
     }
 
+    /// Sends `frame`'s operation to `node`; its key, unless the network
+    /// dropped it on the way.
     fn send_op(
         &mut self,
         frame: FrameKey,
@@ -692,7 +821,7 @@ impl<'a> World<'a> {
         write: bool,
         retry: bool,
         latency: SimDuration,
-    ) {
+    ) -> Option<OpKey> {
         let now = self.now;
         let config = &self.scenario.databases[target.cluster as usize];
         let databases = self.databases.as_mut().expect("databases");
@@ -705,7 +834,7 @@ impl<'a> World<'a> {
             now,
         ) else {
             // Dropped on the way: nobody answers; the caller's timeout ends it.
-            return;
+            return None;
         };
         let op = databases.ops.insert(Op {
             frame,
@@ -714,9 +843,18 @@ impl<'a> World<'a> {
             node: node as u32,
             write,
             retry,
+            abandoned: false,
             sent_at: now,
         });
         self.push_db(now + latency + hop, DatabaseEvent::Op { op });
+        Some(op)
+    }
+
+    /// A transport frame has ended (its answer arrived, or it was
+    /// cancelled): the adapter forgets its attempt. Called for every
+    /// transport frame of a run with databases; a no-op for the others.
+    pub(super) fn database_frame_ended(&mut self, frame: FrameKey) {
+        self.db().ops.end(frame);
     }
 
     pub(super) fn database_event(&mut self, event: DatabaseEvent) {
@@ -750,6 +888,8 @@ impl<'a> World<'a> {
             DatabaseEvent::PrimaryFailure { cluster } => self.primary_failure(cluster as usize),
             DatabaseEvent::NodeRepair { cluster, node } => {
                 let (index, node) = (cluster as usize, node as usize);
+                let now = self.now;
+                self.db().clusters[index].fault_repaired(PRIMARY_FAILURE, node, now);
                 self.node_up(index, node);
                 self.settle(index);
                 self.check_primary(index);
@@ -829,7 +969,7 @@ impl<'a> World<'a> {
             op.caller as usize,
             op.frame,
         );
-        if !self.frames.contains_key(frame) {
+        if !op.abandoned && !self.frames.contains_key(frame) {
             // Cancelled on the way: the connection closed before it arrived.
             self.db().ops.remove(key);
             return;
@@ -897,6 +1037,12 @@ impl<'a> World<'a> {
         if !chapter || retry {
             return self.answer(key, Reply::Error { retryable }, true);
         }
+        // The attempt's `catch` runs now, once: a timeout of the same
+        // attempt (its error answer may still be on its way back) must not
+        // fail over again.
+        let frame = self.db().ops.get(key).expect("live op").frame;
+        let attempt = self.db().ops.catch(frame, false);
+        debug_assert!(attempt.is_some_and(|attempt| !attempt.caught));
         let Some(node) = self.chapter_failover(index, caller, error) else {
             return self.answer(key, Reply::Error { retryable }, true);
         };
@@ -907,6 +1053,7 @@ impl<'a> World<'a> {
     }
 
     /// The chapter's second `executeQuery` on `node`: one attempt, no try.
+    /// Its operation's key, unless the network dropped it.
     fn chapter_retry(
         &mut self,
         frame: FrameKey,
@@ -914,14 +1061,14 @@ impl<'a> World<'a> {
         caller: u32,
         node: usize,
         write: bool,
-    ) {
+    ) -> Option<OpKey> {
         let stack = self.frames[frame].stack as usize;
         let latency = self
             .scenario
             .network_latency
             .sample(&mut self.stacks[stack].network);
         let target = DatabaseCaller { cluster, caller };
-        self.send_op(frame, target, node, write, true, latency);
+        self.send_op(frame, target, node, write, true, latency)
     }
 
     /// The chapter's `catch (error) { await this.failover(); ... }` for
@@ -972,15 +1119,26 @@ impl<'a> World<'a> {
     }
 
     /// A timeout layer directly around a database call ended its attempt
-    /// (`frame` is the timeout layer's frame). With the chapter's failover
-    /// this is an error inside its `try` like any other (`catch (error)`
-    /// does not look at it): it fails over and sends its one retry. The
-    /// caller already has its timeout answer, so the retry's reply reaches
-    /// nobody (and with `on_timeout: cancel` it is withdrawn on the way),
-    /// but the promotion and, with abandon, the retried write happen.
-    /// Timeouts further out (around retries, say) wrap the whole `query`
-    /// and are not seen by its `catch`.
-    pub(super) fn database_timeout(&mut self, frame: FrameKey) {
+    /// (`frame` is the timeout layer's frame; `cancelling` when it cancels
+    /// its call, `on_timeout: cancel`). With the chapter's failover this is
+    /// an error inside its `try` like any other (`catch (error)` does not
+    /// look at it): it fails over and resends the same query, once per
+    /// attempt, whether the first operation is still out, was answered at
+    /// its node (the answer, carrying the operation's time, is on its way
+    /// back), was dropped on the way there or its answer lost on the way
+    /// back: the attempt (`Attempt`) outlives its operation. An attempt
+    /// whose `catch` already ran (an error answered at the node failed it
+    /// over) is the retry, which is not inside a `try`: nothing more.
+    ///
+    /// The caller already has its timeout answer, so the retry's reply
+    /// reaches nobody. With `on_timeout: cancel` the retry is withdrawn on
+    /// the way, as the first operation is (the connection closes); with
+    /// abandon, nobody withdraws either: both run at their nodes (the
+    /// retried write happens at the new primary) even if the first answer
+    /// ends the frame before the retry arrives. Timeouts further out
+    /// (around retries, say) wrap the whole `query` and are not seen by its
+    /// `catch`.
+    pub(super) fn database_timeout(&mut self, frame: FrameKey, cancelling: bool) {
         let Some(state) = self.frames.get(frame) else {
             return;
         };
@@ -995,29 +1153,27 @@ impl<'a> World<'a> {
         if self.db().clusters[index].callers[caller].chapter.is_none() {
             return;
         }
+        let abandoned = !cancelling;
         let children = self.frames[frame].children.clone();
         for child in children {
-            let databases = self.db();
-            let attempt = databases.ops.of_frame_mut(child).map(|op| {
-                // Its `catch` runs now: a later error of the same
-                // attempt must not fail over a second time.
-                let first = (op.retry, op.write);
-                op.retry = true;
-                first
-            });
-            if let Some((true, _)) = attempt {
+            // Its `catch` runs now: a later error of the same attempt must
+            // not fail over a second time.
+            let Some(attempt) = self.db().ops.catch(child, abandoned) else {
+                // The transport has not sent yet: nothing to catch.
+                continue;
+            };
+            if attempt.caught {
                 // The retry after a failover is not inside a `try`.
                 continue;
             }
             let Some(node) = self.chapter_failover(index, caller, QueryError::Timeout) else {
+                // No healthy replica: `failover()` throws, no retry.
                 continue;
             };
-            // An attempt dropped on the way, or already answered at its
-            // node (the answer, carrying the operation's time, is on its
-            // way back), has no op left: its retry is not sent (the chapter
-            // would resend the same query).
-            if let Some((_, write)) = attempt {
-                self.chapter_retry(child, target.cluster, target.caller, node, write);
+            let retry =
+                self.chapter_retry(child, target.cluster, target.caller, node, attempt.write);
+            if let Some(op) = retry.and_then(|key| self.db().ops.get_mut(key)) {
+                op.abandoned = abandoned;
             }
         }
     }
@@ -1169,6 +1325,8 @@ impl<'a> World<'a> {
                     promotions_refused: cluster.promotions_refused,
                     redundant_promotions: cluster.redundant_promotions,
                     latency_windows: std::mem::take(&mut cluster.latency_windows),
+                    drawn_faults: std::mem::take(&mut cluster.drawn_faults),
+                    drawn_faults_not_kept: cluster.drawn_faults_not_kept,
                 }
             })
             .collect()
@@ -1188,18 +1346,110 @@ mod tests {
     use super::*;
     use std::mem::size_of;
 
-    // An operation in flight and its index entry stay within the 88 bytes a
-    // transport frame is charged for and does not use (see `Ops`): a slot
-    // map stores the operation with a 4-byte version, the secondary map the
-    // key with one.
+    // An operation in flight, its index entry and its frame's attempt stay
+    // within the 88 bytes a transport frame is charged for and does not use
+    // (see `Ops`): a slot map stores the operation with a 4-byte version,
+    // a secondary map each value with one.
     #[test]
-    fn an_operation_and_its_index_entry_fit_in_a_transport_frames_spare_charge() {
+    fn an_operation_and_its_index_entries_fit_in_a_transport_frames_spare_charge() {
         assert_eq!(size_of::<Op>(), 32);
         assert_eq!(size_of::<OpKey>(), 8);
+        assert_eq!(size_of::<Attempt>(), 2);
         let op_slot = (size_of::<Op>() + 4).next_multiple_of(8);
         let index_entry = size_of::<OpKey>() + 4;
+        let attempt_entry = (size_of::<Attempt>() + 4).next_multiple_of(4);
         let spare = (size_of::<Request>() + 4).next_multiple_of(8) + 64;
         assert_eq!(spare, 88);
-        assert!(op_slot + index_entry <= spare);
+        assert!(op_slot + index_entry + attempt_entry <= spare);
+    }
+
+    fn op(frame: FrameKey, write: bool, retry: bool) -> Op {
+        Op {
+            frame,
+            cluster: 0,
+            caller: 0,
+            node: 0,
+            write,
+            retry,
+            abandoned: false,
+            sent_at: SimTime::ZERO,
+        }
+    }
+
+    // The attempt outlives its operation: answered at the node (its answer
+    // on the way back) or never sent (dropped on the way), a timeout's
+    // `catch` still finds whether it was a write, once.
+    #[test]
+    fn an_attempt_is_caught_once_after_its_operation_is_gone() {
+        let mut frames: SlotMap<FrameKey, ()> = SlotMap::with_key();
+        let (answered, dropped) = (frames.insert(()), frames.insert(()));
+        let mut ops = Ops::new();
+        ops.begin(answered, true);
+        let key = ops.insert(op(answered, true, false));
+        assert!(ops.remove(key).is_some());
+        assert!(ops.of_frame_mut(answered).is_none());
+        ops.begin(dropped, false);
+        let first = Attempt {
+            write: true,
+            caught: false,
+        };
+        assert_eq!(ops.catch(answered, true), Some(first));
+        assert_eq!(
+            ops.catch(answered, true),
+            Some(Attempt {
+                caught: true,
+                ..first
+            })
+        );
+        assert_eq!(
+            ops.catch(dropped, false),
+            Some(Attempt {
+                write: false,
+                caught: false
+            })
+        );
+    }
+
+    // A catch while the first operation is still out marks it final (and
+    // abandoned, with abandon); the retry then joins it in the index, and
+    // the first one's answer leaves the index naming the retry.
+    #[test]
+    fn a_catch_with_the_first_operation_out_keeps_the_index_on_the_retry() {
+        let mut frames: SlotMap<FrameKey, ()> = SlotMap::with_key();
+        let frame = frames.insert(());
+        let mut ops = Ops::new();
+        ops.begin(frame, true);
+        let first = ops.insert(op(frame, true, false));
+        assert!(ops
+            .catch(frame, true)
+            .is_some_and(|attempt| !attempt.caught));
+        let marked = ops.get(first).expect("still out");
+        assert!(marked.retry && marked.abandoned);
+        let retry = ops.insert(op(frame, true, true));
+        assert!(ops.remove(first).is_some());
+        assert_eq!(ops.by_frame.get(frame), Some(&retry));
+        assert!(ops.catch(frame, true).is_some_and(|attempt| attempt.caught));
+        assert!(ops.remove(retry).is_some());
+        assert!(ops.by_frame.is_empty() && ops.slots.is_empty());
+    }
+
+    // An ended frame's attempt is gone, and a new frame in its slot starts
+    // afresh: the attempts held are those of live frames only.
+    #[test]
+    fn an_ended_frames_attempt_is_forgotten() {
+        let mut frames: SlotMap<FrameKey, ()> = SlotMap::with_key();
+        let mut ops = Ops::new();
+        for _ in 0..1_000 {
+            let frame = frames.insert(());
+            ops.begin(frame, true);
+            assert!(ops.catch(frame, false).is_some());
+            frames.remove(frame);
+            ops.end(frame);
+            assert_eq!(ops.catch(frame, false), None);
+        }
+        assert!(ops.attempts.is_empty());
+        // One frame at a time reuses one slot: the map does not grow with
+        // the frames that came and went.
+        assert!(ops.attempts.capacity() < 64, "{}", ops.attempts.capacity());
     }
 }

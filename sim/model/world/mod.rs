@@ -52,8 +52,8 @@ mod regions;
 mod service;
 
 pub use database::{
-    DatabaseReport, DatabaseSample, ROLE_DOWN, ROLE_FENCED, ROLE_PRIMARY, ROLE_REPLICA,
-    ROLE_STALE_PRIMARY,
+    DatabaseReport, DatabaseSample, DrawnFault, DRAWN_FAULTS_KEPT_MAX, ROLE_DOWN, ROLE_FENCED,
+    ROLE_PRIMARY, ROLE_REPLICA, ROLE_STALE_PRIMARY,
 };
 
 new_key_type! {
@@ -742,7 +742,8 @@ impl<'a> World<'a> {
                         )
                     {
                         // The chapter's failover catches timeouts too.
-                        self.database_timeout(frame);
+                        let cancelling = matches!(step, Step::CompleteCancelling(_));
+                        self.database_timeout(frame, cancelling);
                     }
                     self.apply(frame, step);
                 }
@@ -753,6 +754,9 @@ impl<'a> World<'a> {
                 // The transport frame is gone if the run ended it; otherwise
                 // the reply completes it and climbs the stack.
                 if self.frames.contains_key(frame) {
+                    if self.databases.is_some() {
+                        self.database_frame_ended(frame);
+                    }
                     self.complete(frame, reply);
                 }
             }

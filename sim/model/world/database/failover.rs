@@ -383,6 +383,7 @@ impl<'a> World<'a> {
             .as_mut()
             .expect("a crash process")
             .repair(now);
+        self.db().clusters[index].fault_drawn(PRIMARY_FAILURE, primary, now);
         self.node_down(index, primary);
         self.settle(index);
         self.check_primary(index);
@@ -532,14 +533,25 @@ impl<'a> World<'a> {
                 .regions
                 .as_ref()
                 .is_some_and(|regions| regions.down(now, site).is_some());
+            // A down window a `failures` process drew (not a scheduled
+            // outage, which the scenario lists) is a fault of the run.
+            let drawn = out
+                && self
+                    .regions
+                    .as_ref()
+                    .is_some_and(|regions| regions.down_by_failures(now, site));
             let cluster = &mut self.db().clusters[index];
             // An outage counts as one extra reason to be down.
             let was_out = cluster.outage[node];
             if out && !was_out {
                 cluster.outage[node] = true;
+                if drawn {
+                    cluster.fault_drawn(PLACE_FAILURE, node, now);
+                }
                 self.node_down(index, node);
             } else if !out && was_out {
                 cluster.outage[node] = false;
+                cluster.fault_repaired(PLACE_FAILURE, node, now);
                 self.node_up(index, node);
             }
         }

@@ -1,0 +1,114 @@
+//! Database node crashes drawn during the run (a cluster's
+//! `primary_failures`, a zone's `failures` process reaching its nodes) are
+//! listed in `summary.json`'s `faults`, after the scheduled ones, as the
+//! scheduled database faults are: label `<kind> <database>/<node>`, start,
+//! end, and their verdict.
+
+use crate::support::{run_summary, scenario};
+use sim::metrics::summary::{FaultSummary, Summary};
+
+fn drawn<'a>(summary: &'a Summary, prefix: &str) -> Vec<&'a FaultSummary> {
+    summary
+        .faults
+        .iter()
+        .filter(|fault| fault.label.starts_with(prefix))
+        .collect()
+}
+
+// The primary crashes with MTTF 200 s and is repaired after 100 s on
+// average; a managed failover takes 10 s. Each crash is listed, on the
+// node that was primary, from the crash to its repair, and each failover
+// record begins at a listed crash of its old primary (a crash repaired
+// before the failover completes, or with the other nodes down, has none).
+#[test]
+fn primary_failures_are_listed_in_faults_matching_the_failover_records() {
+    let crashing = scenario(
+        r#"{"description": "d", "duration_ms": 2000000, "window_ms": 10000,
+        "services": [{"name": "api", "instances": 1, "workers": 16,
+            "service_time_ms": {"kind": "constant", "value_ms": 1},
+            "dependencies": {"calls": [{"database": "db", "policies": [{"kind": "timeout", "timeout_ms": 1000}]}]}}],
+        "clients": [{"name": "c", "target": "api",
+            "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 1}}}],
+        "databases": [{"name": "db", "zone_delay_ms": 1,
+            "detection": {"kind": "managed", "failover_ms": {"kind": "constant", "value_ms": 10000}},
+            "primary_failures": {"mttf_ms": 200000, "mttr_ms": 100000},
+            "nodes": [{"name": "a", "region": "r", "zone": "1"}, {"name": "b", "region": "r", "zone": "2"},
+                      {"name": "c", "region": "r", "zone": "3"}],
+            "clients": {"write_fraction": 0.5}}]}"#,
+    );
+    for seed in 1..=3 {
+        let (_, summary) = run_summary(&crashing, seed);
+        let db = &summary.databases["db"];
+        let crashes = drawn(&summary, "primary_failure db/");
+        assert_eq!(crashes.len(), summary.faults.len(), "seed {seed}");
+        assert!(crashes.len() >= 3, "seed {seed}: {crashes:?}");
+        assert!(!db.failovers.is_empty(), "seed {seed}");
+        assert_eq!(db.drawn_faults_not_kept, 0);
+        for pair in crashes.windows(2) {
+            assert!(pair[0].start_ms <= pair[1].start_ms, "seed {seed}");
+        }
+        for crash in &crashes {
+            assert!(crash.end_ms >= crash.start_ms, "seed {seed}: {crash:?}");
+        }
+        for record in &db.failovers {
+            let label = format!("primary_failure db/{}", record.from);
+            assert!(
+                crashes
+                    .iter()
+                    .any(|crash| crash.label == label && crash.start_ms == record.failure_ms),
+                "seed {seed}: {record:?} has no listed crash in {crashes:?}"
+            );
+        }
+        // A repaired crash ends at its repair; one whose repair falls after
+        // the run ends where it starts.
+        let repaired = crashes.iter().filter(|c| c.end_ms > c.start_ms).count();
+        assert!(repaired * 2 > crashes.len(), "seed {seed}: {crashes:?}");
+    }
+}
+
+// A zone `failures` process over the primary's zone takes pg-a down in
+// each of its down windows: each window is listed as `failure db/pg-a`,
+// the nodes elsewhere have none, and the first window longer than the
+// failover time begins where the first failover's record does.
+#[test]
+fn a_zone_failures_process_reaching_a_node_is_listed_in_faults() {
+    let failing = scenario(
+        r#"{"description": "d", "duration_ms": 600000, "window_ms": 1000,
+        "network": {"latency_ms": {"kind": "constant", "value_ms": 0.5}},
+        "services": [{"name": "api", "instances": 1, "workers": 64,
+            "service_time_ms": {"kind": "constant", "value_ms": 1},
+            "dependencies": {"calls": [{"database": "db", "policies": [{"kind": "timeout", "timeout_ms": 1000}]}]}}],
+        "clients": [{"name": "c", "target": "api",
+            "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 20}}}],
+        "topology": {
+            "regions": [{"name": "us-east-1", "zones": ["a", "b", "c"]}],
+            "latency": {"preset": "aws-2026-11"},
+            "placements": [{"service": "api", "place": "us-east-1/c", "instances": 1}],
+            "faults": [{"kind": "failures", "place": "us-east-1/a", "mttf_ms": 60000, "mttr_ms": 20000}]},
+        "databases": [{"name": "db",
+            "nodes": [{"name": "pg-a", "region": "us-east-1", "zone": "a"},
+                      {"name": "pg-b", "region": "us-east-1", "zone": "b"},
+                      {"name": "pg-c", "region": "us-east-1", "zone": "c"}],
+            "detection": {"kind": "managed", "failover_ms": {"kind": "constant", "value_ms": 5000}},
+            "clients": {"write_fraction": 0.5}}]}"#,
+    );
+    for seed in 1..=3 {
+        let (_, summary) = run_summary(&failing, seed);
+        let db = &summary.databases["db"];
+        let windows = drawn(&summary, "failure db/pg-a");
+        assert!(windows.len() >= 3, "seed {seed}: {:?}", summary.faults);
+        assert_eq!(windows.len(), summary.faults.len(), "seed {seed}");
+        for window in &windows {
+            assert!(window.end_ms >= window.start_ms, "seed {seed}: {window:?}");
+        }
+        // The first window longer than the failover time fails pg-a over
+        // (a shorter one ends before the failover completes).
+        let long = windows
+            .iter()
+            .find(|window| window.end_ms - window.start_ms > 5_000.0)
+            .expect("a long down window");
+        let first = db.failovers.first().expect("a failover");
+        assert_eq!(first.from, "pg-a");
+        assert_eq!(first.failure_ms, long.start_ms, "seed {seed}");
+    }
+}
