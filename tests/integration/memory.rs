@@ -4,6 +4,7 @@
 
 use crate::support::{scenario, scenario_files, temp_dir, Sim};
 use sim::engine::SimTime;
+use sim::metrics::Outcome;
 use sim::model::{run, RunError};
 use sim::scenario::memory::{self, MIB};
 use sim::scenario::Scenario;
@@ -281,4 +282,45 @@ fn input_files_over_the_cap_are_refused() {
             "error: /dev/zero: cannot read file: not a regular file (it is a character device)",
         )
         .run();
+}
+
+// With a topology, an attempt the network drops on the way leaves a
+// transport frame that nothing will ever answer. Under the chapter's
+// abandoning timeout it used to stay for the rest of the run: a 20 s
+// partition at 1,000 calls a second piled up one frame per call and hit a
+// limit of 2,000 calls in flight after about 2 s. Freed when the timeout
+// abandons it, each call holds its frames for 100 ms, and the run ends.
+#[test]
+fn attempts_dropped_by_a_partition_do_not_pile_up() {
+    let scenario = scenario(
+        r#"{
+          "description": "a partition drops every call to the api",
+          "duration_ms": 20000,
+          "services": [{"name": "api", "service_time_ms": {"kind": "constant", "value_ms": 1}}],
+          "clients": [{"name": "users", "target": "api",
+                       "load": {"kind": "open_loop", "arrival": "uniform", "rate": {"kind": "constant", "rps": 1000}},
+                       "policies": [{"kind": "timeout", "timeout_ms": 100}]}],
+          "topology": {
+            "regions": [{"name": "us-east-1"}, {"name": "us-west-2"}],
+            "latency": {"preset": "aws-2026-11"},
+            "placements": [{"service": "api", "place": "us-east-1", "instances": 1}],
+            "routers": [{"kind": "dns", "name": "route53", "endpoints": ["us-east-1"],
+                         "checkers": ["us-west-2"], "interval_ms": 10000, "failure_threshold": 3,
+                         "ttl_ms": 30000, "policy": {"kind": "failover", "order": ["us-east-1"], "failback": true}}],
+            "clients": [{"client": "users", "origin": "us-west-2", "router": "route53"}],
+            "faults": [{"kind": "partition", "from": "us-east-1", "to": "us-west-2",
+                        "start_ms": 0, "end_ms": 30000}]
+          },
+          "limits": {"in_flight_max": 2000}
+        }"#,
+    );
+    let output = run(&scenario, 1).expect("the run ends without reaching the limit");
+    let totals = &output.recorder.totals;
+    assert_eq!(totals.total(), output.recorder.issued);
+    assert!(output.recorder.issued > 19_000);
+    assert_eq!(
+        totals.get(Outcome::Timeout),
+        totals.total(),
+        "the partition drops every call"
+    );
 }

@@ -216,21 +216,28 @@ impl<'a> World<'a> {
     /// regardless and, released here, answers nobody (`reply_to` is null).
     /// A thundering herd's hang leaves one per held call: freeing them
     /// keeps the frame table, and the cache lines the run touches, at the
-    /// size of the calls someone still waits for. Only where nothing else
-    /// looks at a caller's transport frame: with a topology the regions
-    /// adapter reads its stack on the way back, and database callers keep
-    /// their ops by frame, so those keep the frame until the answer.
-    /// Layer frames are kept: an abandoned breaker still records the
-    /// outcome, an abandoned retry still retries.
+    /// size of the calls someone still waits for. With a topology, only
+    /// frames whose attempt no longer runs (dropped by the network on the
+    /// way, or answered with the answer on its way back): the regions
+    /// adapter reads a running attempt's frame when its answer leaves the
+    /// service (`reply_leg`), and whether it finds it decides whether that
+    /// leg is drawn. So a long partition under abandoning timeouts does not
+    /// leave one frame per dropped attempt for the rest of the run. Database
+    /// callers keep their operations by frame, so with databases frames stay
+    /// until their answer. Layer frames are kept: an abandoned breaker still
+    /// records the outcome, an abandoned retry still retries.
     fn release_abandoned(&mut self, children: &[FrameKey]) {
-        if self.regions.is_some() || self.databases.is_some() {
+        if self.databases.is_some() {
             return;
         }
+        let topology = self.regions.is_some();
         for &child in children {
             let Some(state) = self.frames.get(child) else {
                 continue;
             };
-            if (state.depth as usize) < self.stacks[state.stack as usize].layers.len() {
+            if (state.depth as usize) < self.stacks[state.stack as usize].layers.len()
+                || (topology && state.job.is_some())
+            {
                 continue;
             }
             let state = self.frames.remove(child).expect("live frame");
