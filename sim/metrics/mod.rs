@@ -9,6 +9,7 @@
 pub mod database;
 pub mod histogram;
 pub mod summary;
+pub mod topology;
 pub mod verdict;
 
 use crate::engine::{SimDuration, SimTime};

@@ -374,7 +374,8 @@ impl Summary {
             })
             .collect();
         // Service faults, then database faults, scheduled, then drawn
-        // during the run (`metrics::database`).
+        // during the run (`metrics::database`), then topology faults,
+        // scheduled and drawn, by start (`metrics::topology`).
         let all_faults: Vec<(String, (SimTime, SimTime))> = scenario
             .faults
             .iter()
@@ -383,6 +384,7 @@ impl Summary {
                 super::database::fault_windows(scenario)
                     .into_iter()
                     .chain(super::database::drawn_fault_windows(scenario, output))
+                    .chain(super::topology::fault_windows(scenario, output))
                     .map(|(label, start, end)| (label, (start, end))),
             )
             .collect();

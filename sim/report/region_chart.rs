@@ -189,6 +189,8 @@ mod tests {
             failovers_not_kept: 0,
             fault_windows: vec![("region outage us-east-1".into(), 1_000.0, 2_000.0)],
             routers: BTreeMap::new(),
+            drawn_faults: Vec::new(),
+            drawn_faults_not_kept: 0,
         };
         let first = regions_png("test", 1.0, &report).unwrap();
         assert_eq!(first, regions_png("test", 1.0, &report).unwrap());

@@ -33,4 +33,5 @@ mod slurm;
 mod support;
 mod sweeps;
 mod timeouts;
+mod topology_faults;
 mod verdict;

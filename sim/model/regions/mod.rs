@@ -42,15 +42,19 @@
 //! - `failover.rs`: failure processes and failover records: opening one
 //!   (outages, partitions, checker cuts, failures), detection and the DNS
 //!   tail count, closing it; at most `FAILOVERS_KEPT_MAX` are kept.
+//! - `drawn.rs`: the down windows the failure processes draw, kept for
+//!   `summary.json`'s `faults` (at most `FAULT_WINDOWS_KEPT_MAX`).
 //! - `report.rs`: the series the report reads (busy workers, routed and
 //!   answered attempts per window, per-client outcomes) and closing the
 //!   books at the end (`report`): `RegionReport`, `RegionsSummary`, the
 //!   capacity verdict, recovery over the clients a failover hit.
 
+mod drawn;
 mod failover;
 mod report;
 mod routing;
 
+pub use drawn::DrawnWindow;
 pub use failover::{FailoverRecord, FAILOVERS_KEPT_MAX};
 pub use report::{
     CapacityVerdict, RegionReport, RegionsSummary, CLIENT_SERIES_MAX, FAULT_WINDOWS_KEPT_MAX,
@@ -207,6 +211,11 @@ pub struct Regions<'a> {
     client_windows: Vec<u64>,
     /// Client names, in the scenario's order.
     client_names: Vec<String>,
+    /// The failure processes' down windows, in the order they began (the
+    /// first `FAULT_WINDOWS_KEPT_MAX`; `drawn.rs`).
+    drawn: Vec<DrawnWindow>,
+    /// Down windows beyond those: counted only.
+    drawn_not_kept: u64,
 }
 
 impl<'a> Regions<'a> {
@@ -415,6 +424,8 @@ impl<'a> Regions<'a> {
             client_routed: vec![0; scenario.clients.len() * regions],
             client_windows: Vec::new(),
             client_names: scenario.clients.iter().map(|c| c.name.clone()).collect(),
+            drawn: Vec::new(),
+            drawn_not_kept: 0,
         };
         adapter.verdict_service = adapter
             .router_services
@@ -682,6 +693,17 @@ impl<'a> Regions<'a> {
                 else {
                     return (next, effects);
                 };
+                // A place a scheduled outage already has down is not listed
+                // again (the scenario lists that outage).
+                let scheduled = match target {
+                    FailureTarget::Place(place) => self.outages.down(now, *place).is_some(),
+                    FailureTarget::Instance(..) => false,
+                };
+                if up {
+                    self.window_repaired(now, fault);
+                } else if !scheduled {
+                    self.window_drawn(now, fault);
+                }
                 let failure = &mut self.failures[position];
                 if up {
                     let (fail_at, repair_at) = failure.process.next_window();

@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::routing::RouterState;
-use super::{FailoverRecord, RegionCounters, Regions};
+use super::{DrawnWindow, FailoverRecord, RegionCounters, Regions};
 
 /// The capacity verdict after a failover.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -73,6 +73,13 @@ pub struct RegionReport {
     pub fault_windows: Vec<(String, f64, f64)>,
     /// Per router (by name): its counters.
     pub routers: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// The down windows the `failures` processes drew, in the order they
+    /// began (the first `FAULT_WINDOWS_KEPT_MAX`; one that began while a
+    /// scheduled outage already had its place down is not among them).
+    pub drawn_faults: Vec<DrawnWindow>,
+    /// Drawn down windows beyond the first `FAULT_WINDOWS_KEPT_MAX`:
+    /// counted only.
+    pub drawn_faults_not_kept: u64,
 }
 
 /// The `regions` section of `summary.json`.
@@ -89,6 +96,11 @@ pub struct RegionsSummary {
     pub failovers_not_kept: u64,
     /// Per router, by name: its counters.
     pub routers: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// Down windows the `failures` processes drew beyond the first
+    /// `FAULT_WINDOWS_KEPT_MAX`, which are listed in the summary's `faults`:
+    /// counted, not listed. Written only when some were.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub drawn_faults_not_kept: u64,
 }
 
 fn is_zero(count: &u64) -> bool {
@@ -108,6 +120,7 @@ impl RegionReport {
             failovers: self.failovers.clone(),
             failovers_not_kept: self.failovers_not_kept,
             routers: self.routers.clone(),
+            drawn_faults_not_kept: self.drawn_faults_not_kept,
         }
     }
 }
@@ -383,6 +396,8 @@ impl<'a> Regions<'a> {
             failovers,
             fault_windows,
             routers,
+            drawn_faults: self.drawn,
+            drawn_faults_not_kept: self.drawn_not_kept,
         }
     }
 }
