@@ -98,14 +98,7 @@ pub fn fault_windows(scenario: &Scenario, output: &RunOutput) -> Vec<(String, Si
     };
     let mut windows: Vec<(SimTime, usize, String, SimTime)> = Vec::new();
     for (index, fault) in topology.faults.iter().enumerate() {
-        let window = match fault {
-            TopologyFault::Outage { window, .. } => *window,
-            TopologyFault::Partition(p) => p.window,
-            TopologyFault::Degradation(d) => d.window,
-            TopologyFault::CheckerCut(cut) => cut.window,
-            TopologyFault::Failures { .. } => continue,
-        };
-        if let Some(text) = label(topology, fault) {
+        if let (Some(window), Some(text)) = (fault.window(), label(topology, fault)) {
             windows.push((window.start, index, text, window.end));
         }
     }

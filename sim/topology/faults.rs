@@ -42,6 +42,20 @@ pub enum TopologyFault {
     },
 }
 
+impl TopologyFault {
+    /// When a scheduled fault is in effect; `None` for a `failures`
+    /// process, whose windows are drawn during the run.
+    pub fn window(&self) -> Option<Window> {
+        match self {
+            TopologyFault::Outage { window, .. } => Some(*window),
+            TopologyFault::Partition(partition) => Some(partition.window),
+            TopologyFault::Degradation(degradation) => Some(degradation.window),
+            TopologyFault::CheckerCut(cut) => Some(cut.window),
+            TopologyFault::Failures { .. } => None,
+        }
+    }
+}
+
 /// Builds the network: the matrix plus every network fault, in file order.
 pub fn network(matrix: LatencyMatrix, faults: &[TopologyFault]) -> Network {
     let mut network = Network::new(matrix);

@@ -632,12 +632,8 @@ impl<'a> Regions<'a> {
             }
         }
         for (index, fault) in self.topology.faults.iter().enumerate() {
-            let window = match fault {
-                TopologyFault::Outage { window, .. } => *window,
-                TopologyFault::Partition(partition) => partition.window,
-                TopologyFault::Degradation(degradation) => degradation.window,
-                TopologyFault::CheckerCut(cut) => cut.window,
-                TopologyFault::Failures { .. } => continue,
+            let Some(window) = fault.window() else {
+                continue;
             };
             let fault = index as u32;
             events.push((window.start, RegionEvent::FaultEdge { fault, begin: true }));
