@@ -213,7 +213,7 @@ impl<'a> World<'a> {
     /// as the chapter's `Promise.race` timeout does) at once, instead of
     /// when their answer arrives. Such a frame only waits for an answer
     /// that will find no parent and be dropped; its attempt runs on
-    /// regardless and, released here, answers nobody (`reply_to` is null).
+    /// regardless and, released here, answers nobody (its `reply_to` names a freed frame).
     /// A thundering herd's hang leaves one per held call: freeing them
     /// keeps the frame table, and the cache lines the run touches, at the
     /// size of the calls someone still waits for. With a topology, only
@@ -240,11 +240,11 @@ impl<'a> World<'a> {
             {
                 continue;
             }
+            // Its attempt keeps `reply_to`, now a stale key that finds no
+            // frame (slot-map keys are versioned): writing a null there
+            // instead cost a cache miss on the job per abandoned call.
             let state = self.frames.remove(child).expect("live frame");
             debug_assert!(state.timer.is_none() && state.delayed_start.is_none());
-            if let Some(record) = state.job.and_then(|job| self.jobs.get_mut(job)) {
-                record.reply_to = FrameKey::null();
-            }
         }
     }
 
