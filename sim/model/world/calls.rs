@@ -236,7 +236,7 @@ impl<'a> World<'a> {
                 continue;
             };
             if (state.depth as usize) < self.stacks[state.stack as usize].layers.len()
-                || (topology && state.job.is_some())
+                || (topology && state.job.is_some_and(|job| self.jobs.contains_key(job)))
             {
                 continue;
             }

@@ -200,7 +200,10 @@ struct Frame {
     delayed_start: Option<EventId>,
     /// Inner invocations started and not yet returned.
     children: SmallVec<[FrameKey; 2]>,
-    /// The attempt a transport frame sent, while it may still be withdrawn.
+    /// The attempt a transport frame sent. Not cleared when the attempt ends
+    /// (answered, withdrawn or dropped): the key then finds no job (slot-map
+    /// keys are versioned), which is how `withdraw` and `release_abandoned`
+    /// tell a running attempt from a finished one.
     job: Option<JobKey>,
     stack: u32,
     /// This frame's start order among its parent's inner calls (1 for the first).

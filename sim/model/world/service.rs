@@ -430,10 +430,11 @@ impl<'a> World<'a> {
 
     /// Sends `reply` back to the job's caller and forgets the job.
     pub(super) fn respond(&mut self, job: JobKey, reply: Reply) {
+        // The caller's frame is not touched (its `job` now names a removed
+        // job, which `withdraw` and `release_abandoned` see as gone): a held
+        // call's frame is long out of cache, and loading it here cost a miss
+        // per answer.
         let record = self.jobs.remove(job).expect("live job");
-        if let Some(frame) = self.frames.get_mut(record.reply_to) {
-            frame.job = None;
-        }
         let mut latency = self
             .scenario
             .network_latency
