@@ -1,10 +1,12 @@
 //! The journal of a sweep: `journal.jsonl` in the sweep's folder, one JSON
 //! line per finished point x seed after a header line that identifies the
-//! sweep. Lines are appended and fsynced as runs finish, so a sweep killed at
-//! any moment (kill -9, power loss) restarts where it stopped: a torn last
-//! line is dropped and that run done again; every other line is kept. The
-//! final files are always rendered from the journal, which is rewritten,
-//! sorted by (point, seed), when the sweep completes.
+//! sweep. Lines are appended as runs finish and fsynced by a thread of their
+//! own (`BackgroundSync`), so a sweep killed at any moment restarts where it
+//! stopped: after kill -9 every appended line is kept (the kernel has it);
+//! after a power loss, every line but those appended since the last fsync,
+//! a few milliseconds' worth. A torn last line is dropped and that run done
+//! again. The final files are always rendered from the journal, which is
+//! rewritten, sorted by (point, seed), when the sweep completes.
 //!
 //! Numbers are written as strings in Rust's shortest round-trip form, so
 //! they read back bit-exact and a resumed or merged sweep renders the same
@@ -17,6 +19,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// The journal's file name inside a sweep folder.
 pub const FILE_NAME: &str = "journal.jsonl";
@@ -229,8 +232,8 @@ impl Writer {
     }
 
     /// Appends one finished run (one `write` of a whole line). It is on
-    /// disk once `Syncer::sync` returns; callers sync outside any lock so
-    /// that threads wait for the disk together rather than in turn.
+    /// disk once a `Syncer::sync` begun after it returns (`BackgroundSync`
+    /// runs them, so that no worker waits for the disk).
     pub fn append(&mut self, record: &Record) -> Result<(), String> {
         let path = &self.path;
         self.file
@@ -276,6 +279,122 @@ impl Syncer {
     }
 }
 
+/// Fsyncs the journal on a thread of its own, so that the workers of a
+/// sweep never wait for the disk: a worker appends its line and says so
+/// (`appended`); the thread syncs whatever was appended since its last sync
+/// (one fsync for every line that came in while the previous one ran: a
+/// group commit). Waiting for each line's fsync in the worker that wrote it
+/// cost a 2-core sweep of 0.05 s runs about 7% of its time (161 fsyncs,
+/// 0.48 s of 6.4 s), and a 16-core one far more.
+pub struct BackgroundSync {
+    shared: Arc<(Mutex<SyncState>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the workers and the sync thread share.
+#[derive(Default)]
+struct SyncState {
+    /// Lines appended so far.
+    appended: u64,
+    /// Lines on disk: all of the first `synced` appended.
+    synced: u64,
+    /// No more lines will come: sync what is left and stop.
+    done: bool,
+    /// The first fsync that failed; the thread stops there.
+    error: Option<String>,
+}
+
+impl BackgroundSync {
+    /// Starts the thread that syncs through `syncer`.
+    pub fn start(syncer: Syncer) -> BackgroundSync {
+        let shared = Arc::new((Mutex::new(SyncState::default()), Condvar::new()));
+        let theirs = Arc::clone(&shared);
+        let thread = std::thread::spawn(move || sync_loop(&syncer, &theirs));
+        BackgroundSync {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// One more line was appended: it will be synced soon. Fails with the
+    /// error of an earlier fsync, if one failed, so that the sweep stops.
+    pub fn appended(&self) -> Result<(), String> {
+        let (lock, wake) = &*self.shared;
+        let mut state = lock_state(lock);
+        if let Some(error) = &state.error {
+            return Err(error.clone());
+        }
+        state.appended += 1;
+        wake.notify_one();
+        Ok(())
+    }
+
+    /// Waits until every appended line is on disk and stops the thread.
+    pub fn finish(mut self) -> Result<(), String> {
+        self.stop();
+        let state = lock_state(&self.shared.0);
+        match &state.error {
+            Some(error) => Err(error.clone()),
+            None if state.synced < state.appended => Err(format!(
+                "the sweep journal's sync thread stopped with {} lines not synced",
+                state.appended - state.synced
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) {
+        let (lock, wake) = &*self.shared;
+        lock_state(lock).done = true;
+        wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            // A panic in the loop leaves lines unsynced, which `finish` reports.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for BackgroundSync {
+    /// A sweep that stopped on an error still syncs what it appended.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The state, even if a worker panicked while holding it (the counters stay
+/// meaningful: each update is one statement).
+fn lock_state(lock: &Mutex<SyncState>) -> MutexGuard<'_, SyncState> {
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The sync thread: fsync whenever lines were appended since the last
+/// fsync; stop once told and all are synced, or at the first error.
+fn sync_loop(syncer: &Syncer, shared: &(Mutex<SyncState>, Condvar)) {
+    let (lock, wake) = shared;
+    let mut state = lock_state(lock);
+    loop {
+        while state.synced == state.appended && !state.done {
+            state = wake
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        if state.synced == state.appended {
+            return;
+        }
+        let target = state.appended;
+        drop(state);
+        let result = syncer.sync();
+        state = lock_state(lock);
+        match result {
+            Ok(()) => state.synced = target,
+            Err(error) => {
+                state.error = Some(error);
+                return;
+            }
+        }
+    }
+}
+
 /// The journal's text with records sorted by (point, seed).
 pub fn render(header: &Header, records: &[Record]) -> String {
     let mut text = header.to_line();
@@ -314,6 +433,60 @@ mod tests {
             metrics,
             cdf_ms: vec![1.0 / 3.0],
         }
+    }
+
+    // Every line appended is on disk when `finish` returns, and lines
+    // appended while an fsync runs are synced by the next one.
+    #[test]
+    fn background_sync_syncs_every_appended_line() {
+        let dir = std::env::temp_dir().join(format!("sim-journal-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let header = Header {
+            seeds: (0..50).collect(),
+            ..header()
+        };
+        let (writer, _) = Writer::open(&dir, &header).unwrap();
+        let background = BackgroundSync::start(writer.syncer().unwrap());
+        let writer = Mutex::new(writer);
+        std::thread::scope(|scope| {
+            for point in 0..2 {
+                let (writer, background) = (&writer, &background);
+                scope.spawn(move || {
+                    for seed in 0..50 {
+                        writer.lock().unwrap().append(&record(point, seed)).unwrap();
+                        background.appended().unwrap();
+                    }
+                });
+            }
+        });
+        {
+            let state = lock_state(&background.shared.0);
+            assert_eq!(state.appended, 100);
+            assert!(state.synced <= 100);
+        }
+        background.finish().unwrap();
+        let read = read(&dir.join(FILE_NAME)).unwrap();
+        assert_eq!(read.records.len(), 100);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    // A failed fsync stops the sweep at the next line and is reported.
+    #[test]
+    fn a_failed_sync_is_reported() {
+        let background = BackgroundSync {
+            shared: Arc::new((
+                Mutex::new(SyncState {
+                    error: Some("journal.jsonl: cannot write the sweep journal: disk full".into()),
+                    ..SyncState::default()
+                }),
+                Condvar::new(),
+            )),
+            thread: None,
+        };
+        let refused = background.appended().expect_err("refused");
+        assert!(refused.contains("disk full"), "{refused}");
+        let finished = background.finish().expect_err("reported");
+        assert!(finished.contains("disk full"), "{finished}");
     }
 
     // Records read back bit-exact, and a torn last line is dropped and cut

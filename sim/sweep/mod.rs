@@ -325,7 +325,8 @@ pub fn execute(
         .filter(|run| !finished.contains(run))
         .collect();
     let bar = progress_bar(pending.len() as u64, progress);
-    let syncer = writer.syncer().map_err(SweepError::Input)?;
+    // Lines are fsynced on a thread of their own: no worker waits for the disk.
+    let background = journal::BackgroundSync::start(writer.syncer().map_err(SweepError::Input)?);
     let writer = Mutex::new(writer);
     pending.par_iter().try_for_each(|(point, seed)| {
         let record = run_one(plan, *point, *seed)?;
@@ -334,7 +335,7 @@ pub fn execute(
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         writer.append(&record).map_err(SweepError::Input)?;
         drop(writer);
-        syncer.sync().map_err(SweepError::Input)?;
+        background.appended().map_err(SweepError::Input)?;
         if let Some(bar) = &bar {
             bar.inc(1);
         }
@@ -343,6 +344,7 @@ pub fn execute(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    background.finish().map_err(SweepError::Input)?;
     drop(writer);
     // The records come back from the journal, so a sweep that ran straight
     // through and one that resumed render from the same parsed values.
