@@ -4,7 +4,11 @@
 //! and the down windows the `failures` processes drew during the run
 //! (`RegionReport::drawn_faults`), together, by start and then in the
 //! order the scenario lists them. Each gets its recovery and verdict as
-//! every other fault does (`metrics::summary`).
+//! every other fault does (`metrics::summary`). The same windows, with
+//! the same labels and their kind, are what `regions.png` shades
+//! (`windows`, read by `report::region_chart`): one labeller for both.
+//! A database node that a region or zone window took down is not listed
+//! again (`lists_place_failure`, read by `metrics::database`).
 
 use crate::engine::SimTime;
 use crate::model::distribution::Distribution;
@@ -317,6 +321,65 @@ mod tests {
         assert_eq!(
             drawn_label(&checked, topology, &topology.faults[7]),
             "failure eu-west-1"
+        );
+        let kinds: Vec<WindowKind> = topology.faults.iter().map(WindowKind::of).collect();
+        assert_eq!(
+            kinds,
+            [
+                WindowKind::RegionOutage,
+                WindowKind::ZoneOutage,
+                WindowKind::Partition,
+                WindowKind::Partition,
+                WindowKind::Degradation,
+                WindowKind::Degradation,
+                WindowKind::CheckerPartition,
+                WindowKind::RegionFailure,
+            ]
+        );
+    }
+
+    // The chart's windows are the summary's: the scheduled ones with their
+    // labels and kinds, by start, without a report (no drawn windows).
+    #[test]
+    fn windows_carry_the_summary_labels_and_their_kinds() {
+        let checked = scenario(
+            r#"[{"kind": "partition", "from": "us-east-1", "to": "eu-west-1", "start_ms": 5000, "end_ms": 6000},
+                {"kind": "zone_outage", "zone": "us-east-1/a", "start_ms": 1000, "end_ms": 2000},
+                {"kind": "failures", "service": "api", "instance": 1, "mttf_ms": 1000, "mttr_ms": 1000}]"#,
+        );
+        let listed = windows(&checked, None);
+        let got: Vec<(WindowKind, &str, u64, Option<u64>)> = listed
+            .iter()
+            .map(|window| {
+                (
+                    window.kind,
+                    window.label.as_str(),
+                    window.start.0 / 1_000,
+                    window.end.map(|end| end.0 / 1_000),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    WindowKind::ZoneOutage,
+                    "zone_outage (fail-fast) us-east-1/a",
+                    1_000,
+                    Some(2_000)
+                ),
+                (
+                    WindowKind::Partition,
+                    "partition us-east-1 <-> eu-west-1",
+                    5_000,
+                    Some(6_000)
+                ),
+            ]
+        );
+        let topology = checked.topology.as_ref().unwrap();
+        assert_eq!(
+            WindowKind::of(&topology.faults[2]),
+            WindowKind::InstanceFailure
         );
     }
 }

@@ -252,7 +252,7 @@ fn draw_windows(
             chart
                 .draw_series(std::iter::once(Text::new(
                     text,
-                    (at_s + end_s * 0.003, below_lanes),
+                    ((at_s + end_s * 0.003).min(end_s * 0.97), below_lanes),
                     text_style(15.0, &BLACK),
                 )))
                 .map_err(draw_error)?;
