@@ -242,6 +242,14 @@ fn summarise(
 /// run ended ends where it starts, as a scheduled crash that stays down.
 /// At most `DRAWN_FAULTS_KEPT_MAX` per cluster; the rest are counted in its
 /// `drawn_faults_not_kept`.
+///
+/// Each real-world event is listed once, under its cause: a node's
+/// `failure` window is left out when the region or zone window that took
+/// it down is listed among the topology faults
+/// (`topology::lists_place_failure`: a `failures` window over a place
+/// containing the node, beginning when the node went down), as a scheduled
+/// outage is listed once as the place and never per node. It is listed
+/// only when its cause is not (beyond the topology's cap on drawn windows).
 pub fn drawn_fault_windows(
     scenario: &Scenario,
     output: &RunOutput,
@@ -251,14 +259,27 @@ pub fn drawn_fault_windows(
         .iter()
         .zip(&scenario.databases)
         .flat_map(|(report, cluster)| {
-            report.drawn_faults.iter().map(move |fault| {
-                let node = &cluster.nodes[fault.node].name;
-                (
-                    format!("{} {}/{node}", fault.kind, cluster.name),
-                    fault.start,
-                    fault.end.unwrap_or(fault.start),
-                )
-            })
+            let caused_by_a_listed_place = move |fault: &&crate::model::DrawnFault| {
+                fault.by_place_failure()
+                    && super::topology::lists_place_failure(
+                        scenario,
+                        output,
+                        cluster.nodes[fault.node].site,
+                        fault.start,
+                    )
+            };
+            report
+                .drawn_faults
+                .iter()
+                .filter(move |fault| !caused_by_a_listed_place(fault))
+                .map(move |fault| {
+                    let node = &cluster.nodes[fault.node].name;
+                    (
+                        format!("{} {}/{node}", fault.kind, cluster.name),
+                        fault.start,
+                        fault.end.unwrap_or(fault.start),
+                    )
+                })
         })
         .collect()
 }

@@ -4,10 +4,15 @@
 //! and the down windows the `failures` processes drew during the run
 //! (`RegionReport::drawn_faults`), together, by start and then in the
 //! order the scenario lists them. Each gets its recovery and verdict as
-//! every other fault does (`metrics::summary`).
+//! every other fault does (`metrics::summary`). The same windows, with
+//! the same labels and their kind, are what `regions.png` shades
+//! (`windows`, read by `report::region_chart`): one labeller for both.
+//! A database node that a region or zone window took down is not listed
+//! again (`lists_place_failure`, read by `metrics::database`).
 
 use crate::engine::SimTime;
 use crate::model::distribution::Distribution;
+use crate::model::regions::RegionReport;
 use crate::model::RunOutput;
 use crate::scenario::{OutageMode, Scenario};
 use crate::topology::failure::FailureTarget;
@@ -83,42 +88,179 @@ pub fn drawn_label(scenario: &Scenario, topology: &Topology, fault: &TopologyFau
     }
 }
 
-/// The topology faults of a run of `scenario` as fault windows (label,
-/// start, end): each scheduled one over its window, and each down window a
-/// `failures` process drew (the first `FAULT_WINDOWS_KEPT_MAX` of the run;
-/// the regions entry's `drawn_faults_not_kept` counts the rest) from the
-/// unit going down to its coming back (one still down when the run ended
-/// ends where it starts, as a database crash that stays down). A drawn
-/// window that began while a scheduled outage already had its place down
-/// is not listed: the scheduled one is. Sorted by start, then in the order
-/// the scenario lists the faults (a process's windows in time order).
-pub fn fault_windows(scenario: &Scenario, output: &RunOutput) -> Vec<(String, SimTime, SimTime)> {
+/// What a topology fault window is, for the regions chart's shading and
+/// legend (one entry per kind): the scheduled kinds as the scenario spells
+/// them, and a `failures` process's drawn windows by what went down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WindowKind {
+    /// A scheduled `region_outage`.
+    RegionOutage,
+    /// A scheduled `zone_outage`.
+    ZoneOutage,
+    /// A region's down window drawn by a `failures` process.
+    RegionFailure,
+    /// A zone's down window drawn by a `failures` process.
+    ZoneFailure,
+    /// One instance's down window drawn by a `failures` process.
+    InstanceFailure,
+    /// A scheduled `partition`.
+    Partition,
+    /// A scheduled `degradation`.
+    Degradation,
+    /// A scheduled `checker_partition`.
+    CheckerPartition,
+}
+
+impl WindowKind {
+    /// Every kind, in legend order.
+    pub const ALL: [WindowKind; 8] = [
+        WindowKind::RegionOutage,
+        WindowKind::ZoneOutage,
+        WindowKind::RegionFailure,
+        WindowKind::ZoneFailure,
+        WindowKind::InstanceFailure,
+        WindowKind::Partition,
+        WindowKind::Degradation,
+        WindowKind::CheckerPartition,
+    ];
+
+    /// The kind's name in the chart's legend: the scheduled ones as the
+    /// scenario spells them, the drawn ones `failure (<what>)`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowKind::RegionOutage => "region_outage",
+            WindowKind::ZoneOutage => "zone_outage",
+            WindowKind::RegionFailure => "failure (region)",
+            WindowKind::ZoneFailure => "failure (zone)",
+            WindowKind::InstanceFailure => "failure (instance)",
+            WindowKind::Partition => "partition",
+            WindowKind::Degradation => "degradation",
+            WindowKind::CheckerPartition => "checker_partition",
+        }
+    }
+
+    /// The kind of scheduled or `failures` fault `fault`.
+    pub fn of(fault: &TopologyFault) -> WindowKind {
+        match fault {
+            TopologyFault::Outage { scope, .. } if scope.zone.is_some() => WindowKind::ZoneOutage,
+            TopologyFault::Outage { .. } => WindowKind::RegionOutage,
+            TopologyFault::Partition(_) => WindowKind::Partition,
+            TopologyFault::Degradation(_) => WindowKind::Degradation,
+            TopologyFault::CheckerCut(_) => WindowKind::CheckerPartition,
+            TopologyFault::Failures {
+                target: FailureTarget::Instance(..),
+                ..
+            } => WindowKind::InstanceFailure,
+            TopologyFault::Failures {
+                target: FailureTarget::Place(place),
+                ..
+            } if place.zone.is_some() => WindowKind::ZoneFailure,
+            TopologyFault::Failures { .. } => WindowKind::RegionFailure,
+        }
+    }
+}
+
+/// One topology fault window of a run: what `summary.json` lists and
+/// `regions.png` shades.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopologyWindow {
+    /// What kind of fault it is.
+    pub kind: WindowKind,
+    /// Its label (`label`, `drawn_label`), the same in the summary and on
+    /// the chart.
+    pub label: String,
+    /// When it began.
+    pub start: SimTime,
+    /// When it ended; `None` for a drawn window still down when the run
+    /// ended.
+    pub end: Option<SimTime>,
+}
+
+/// The topology fault windows of a run of `scenario` whose regions adapter
+/// reported `report`: each scheduled one over its window, and each down
+/// window a `failures` process drew (the first `FAULT_WINDOWS_KEPT_MAX` of
+/// the run; the regions entry's `drawn_faults_not_kept` counts the rest)
+/// from the unit going down to its coming back. A drawn window that began
+/// while a scheduled outage already had its place down is not among them:
+/// the scheduled one is. Sorted by start, then in the order the scenario
+/// lists the faults (a process's windows in time order).
+pub fn windows(scenario: &Scenario, report: Option<&RegionReport>) -> Vec<TopologyWindow> {
     let Some(topology) = scenario.topology.as_ref() else {
         return Vec::new();
     };
-    let mut windows: Vec<(SimTime, usize, String, SimTime)> = Vec::new();
+    let mut windows: Vec<(usize, TopologyWindow)> = Vec::new();
     for (index, fault) in topology.faults.iter().enumerate() {
         if let (Some(window), Some(text)) = (fault.window(), label(topology, fault)) {
-            windows.push((window.start, index, text, window.end));
-        }
-    }
-    if let Some(report) = output.regions.as_ref() {
-        for drawn in &report.drawn_faults {
-            let fault = &topology.faults[drawn.fault];
             windows.push((
-                drawn.start,
-                drawn.fault,
-                drawn_label(scenario, topology, fault),
-                drawn.end.unwrap_or(drawn.start),
+                index,
+                TopologyWindow {
+                    kind: WindowKind::of(fault),
+                    label: text,
+                    start: window.start,
+                    end: Some(window.end),
+                },
             ));
         }
     }
+    for drawn in report.map_or(&[][..], |report| &report.drawn_faults) {
+        let fault = &topology.faults[drawn.fault];
+        windows.push((
+            drawn.fault,
+            TopologyWindow {
+                kind: WindowKind::of(fault),
+                label: drawn_label(scenario, topology, fault),
+                start: drawn.start,
+                end: drawn.end,
+            },
+        ));
+    }
     // Stable: a process's windows keep their (time) order.
-    windows.sort_by_key(|&(start, index, _, _)| (start, index));
-    windows
+    windows.sort_by_key(|(index, window)| (window.start, *index));
+    windows.into_iter().map(|(_, window)| window).collect()
+}
+
+/// The topology faults of a run of `scenario` as fault windows (label,
+/// start, end) for `summary.json`'s `faults`: `windows`, a drawn window
+/// still down when the run ended ending where it starts (as a database
+/// crash that stays down).
+pub fn fault_windows(scenario: &Scenario, output: &RunOutput) -> Vec<(String, SimTime, SimTime)> {
+    windows(scenario, output.regions.as_ref())
         .into_iter()
-        .map(|(start, _, text, end)| (text, start, end))
+        .map(|window| {
+            (
+                window.label,
+                window.start,
+                window.end.unwrap_or(window.start),
+            )
+        })
         .collect()
+}
+
+/// Whether a down window that a region or zone `failures` process drew
+/// over a place containing `site`, and that `fault_windows` lists, began at
+/// `start`: the topology fault that took a database node at `site` down at
+/// `start`, listed in its own right (`metrics::database::
+/// drawn_fault_windows` does not repeat the node's window).
+pub fn lists_place_failure(
+    scenario: &Scenario,
+    output: &RunOutput,
+    site: Place,
+    start: SimTime,
+) -> bool {
+    let (Some(topology), Some(report)) = (scenario.topology.as_ref(), output.regions.as_ref())
+    else {
+        return false;
+    };
+    report.drawn_faults.iter().any(|drawn| {
+        drawn.start == start
+            && matches!(
+                topology.faults[drawn.fault],
+                TopologyFault::Failures {
+                    target: FailureTarget::Place(place),
+                    ..
+                } if place.contains(site)
+            )
+    })
 }
 
 #[cfg(test)]
@@ -179,6 +321,65 @@ mod tests {
         assert_eq!(
             drawn_label(&checked, topology, &topology.faults[7]),
             "failure eu-west-1"
+        );
+        let kinds: Vec<WindowKind> = topology.faults.iter().map(WindowKind::of).collect();
+        assert_eq!(
+            kinds,
+            [
+                WindowKind::RegionOutage,
+                WindowKind::ZoneOutage,
+                WindowKind::Partition,
+                WindowKind::Partition,
+                WindowKind::Degradation,
+                WindowKind::Degradation,
+                WindowKind::CheckerPartition,
+                WindowKind::RegionFailure,
+            ]
+        );
+    }
+
+    // The chart's windows are the summary's: the scheduled ones with their
+    // labels and kinds, by start, without a report (no drawn windows).
+    #[test]
+    fn windows_carry_the_summary_labels_and_their_kinds() {
+        let checked = scenario(
+            r#"[{"kind": "partition", "from": "us-east-1", "to": "eu-west-1", "start_ms": 5000, "end_ms": 6000},
+                {"kind": "zone_outage", "zone": "us-east-1/a", "start_ms": 1000, "end_ms": 2000},
+                {"kind": "failures", "service": "api", "instance": 1, "mttf_ms": 1000, "mttr_ms": 1000}]"#,
+        );
+        let listed = windows(&checked, None);
+        let got: Vec<(WindowKind, &str, u64, Option<u64>)> = listed
+            .iter()
+            .map(|window| {
+                (
+                    window.kind,
+                    window.label.as_str(),
+                    window.start.0 / 1_000,
+                    window.end.map(|end| end.0 / 1_000),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    WindowKind::ZoneOutage,
+                    "zone_outage (fail-fast) us-east-1/a",
+                    1_000,
+                    Some(2_000)
+                ),
+                (
+                    WindowKind::Partition,
+                    "partition us-east-1 <-> eu-west-1",
+                    5_000,
+                    Some(6_000)
+                ),
+            ]
+        );
+        let topology = checked.topology.as_ref().unwrap();
+        assert_eq!(
+            WindowKind::of(&topology.faults[2]),
+            WindowKind::InstanceFailure
         );
     }
 }

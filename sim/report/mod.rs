@@ -110,7 +110,12 @@ pub fn render(
         if let Some(report) = regions {
             files.push(RenderedFile {
                 name: "regions.png",
-                bytes: region_chart::regions_png(&title, window_s, report)?,
+                bytes: region_chart::regions_png(
+                    &title,
+                    window_s,
+                    report,
+                    &crate::metrics::topology::windows(scenario, Some(report)),
+                )?,
             });
         }
     }

@@ -1,6 +1,6 @@
 //! The down windows the topology's `failures` processes draw during a run
 //! (a region, a zone or one instance going down and coming back), kept for
-//! `summary.json`'s `faults` (`metrics::topology::fault_windows`), as
+//! `summary.json`'s `faults` and `regions.png` (`metrics::topology::windows`), as
 //! the database adapter keeps its drawn crashes (`model::DrawnFault`). At
 //! most `FAULT_WINDOWS_KEPT_MAX` are kept per run; the rest are counted.
 

@@ -9,8 +9,6 @@
 use crate::engine::{SimDuration, SimTime};
 use crate::metrics::summary::{recovery_ms, RECOVERY_TOLERANCE, RECOVERY_WINDOWS};
 use crate::metrics::{Outcome, WindowRow};
-use crate::topology::faults::TopologyFault;
-use crate::topology::Place;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -44,8 +42,9 @@ pub struct CapacityVerdict {
 /// it has sits just below it (the gaps are the instants a queue is empty).
 pub const SATURATION_BUSY: f64 = 0.95;
 
-/// The most failure-process down windows kept for the chart's shading;
-/// later ones are counted in the failovers only.
+/// The most failure-process down windows kept per run (`drawn_faults`, for
+/// `summary.json`'s `faults` and the chart's shading); later ones are
+/// counted only (`drawn_faults_not_kept`).
 pub const FAULT_WINDOWS_KEPT_MAX: usize = 200;
 
 /// The clients (the first ones, in scenario order) whose requests are
@@ -69,8 +68,6 @@ pub struct RegionReport {
     pub failovers: Vec<FailoverRecord>,
     /// Failovers beyond the first `FAILOVERS_KEPT_MAX`: counted, not kept.
     pub failovers_not_kept: u64,
-    /// Topology fault windows for the chart: label, start and end in ms.
-    pub fault_windows: Vec<(String, f64, f64)>,
     /// Per router (by name): its counters.
     pub routers: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// The down windows the `failures` processes drew, in the order they
@@ -309,48 +306,6 @@ impl<'a> Regions<'a> {
                 });
             }
         }
-        let mut fault_windows = Vec::new();
-        for fault in &self.topology.faults {
-            let label = |kind: &str, from: Place, to: Option<Place>| match to {
-                Some(to) => format!(
-                    "{kind} {}->{}",
-                    self.topology.place_name(from),
-                    self.topology.place_name(to)
-                ),
-                None => format!("{kind} {}", self.topology.place_name(from)),
-            };
-            let (text, window) = match fault {
-                TopologyFault::Outage { scope, window, .. } => {
-                    let kind = if scope.zone.is_some() {
-                        "zone outage"
-                    } else {
-                        "region outage"
-                    };
-                    (label(kind, *scope, None), *window)
-                }
-                TopologyFault::Partition(p) => (label("partition", p.from, Some(p.to)), p.window),
-                TopologyFault::Degradation(d) => {
-                    (label("degradation", d.from, Some(d.to)), d.window)
-                }
-                TopologyFault::CheckerCut(cut) => (
-                    label("checker partition", Place::region(cut.region), None),
-                    cut.window,
-                ),
-                TopologyFault::Failures { .. } => continue,
-            };
-            fault_windows.push((text, window.start.as_ms_f64(), window.end.as_ms_f64()));
-        }
-        for (record, _) in failovers
-            .iter()
-            .filter(|record| record.fault == "failures")
-            .zip(0..FAULT_WINDOWS_KEPT_MAX)
-        {
-            fault_windows.push((
-                format!("failure {}", record.region),
-                record.fault_ms,
-                record.fault_end_ms.unwrap_or(end.as_ms_f64()),
-            ));
-        }
         let routers = self
             .topology
             .routers
@@ -394,7 +349,6 @@ impl<'a> Regions<'a> {
             ok,
             failovers_not_kept: self.failovers_total - failovers.len() as u64,
             failovers,
-            fault_windows,
             routers,
             drawn_faults: self.drawn,
             drawn_faults_not_kept: self.drawn_not_kept,

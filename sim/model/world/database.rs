@@ -234,6 +234,14 @@ pub struct DrawnFault {
     pub end: Option<SimTime>,
 }
 
+impl DrawnFault {
+    /// Whether a region or zone `failures` process took the node down (not
+    /// the cluster's own `primary_failures`).
+    pub fn by_place_failure(&self) -> bool {
+        self.kind == PLACE_FAILURE
+    }
+}
+
 /// The most drawn faults kept per cluster (the regions adapter's cap on the
 /// failure windows it keeps); later ones are counted only.
 pub const DRAWN_FAULTS_KEPT_MAX: usize = crate::model::regions::FAULT_WINDOWS_KEPT_MAX;
