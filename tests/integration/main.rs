@@ -4,6 +4,7 @@ mod accounting;
 mod bounded;
 mod browser;
 mod cli;
+mod database_abandon;
 mod database_chapter;
 mod database_faults;
 mod database_routing;

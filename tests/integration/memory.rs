@@ -324,3 +324,64 @@ fn attempts_dropped_by_a_partition_do_not_pile_up() {
         "the partition drops every call"
     );
 }
+
+/// One api instance in zone a calls the database `orders` (primary pg-a in
+/// zone b) at 1,000 calls a second through a 100 ms timeout that abandons
+/// (`on_timeout` as given); a partition cuts zone a from zone b for the
+/// whole run, so every operation sent to pg-a is dropped on the way. The
+/// lease detector's nodes (zones b and c) still see each other: nobody
+/// fails over, and every call times out.
+fn database_behind_a_partition(on_timeout: &str) -> Scenario {
+    scenario(&format!(
+        r#"{{"description": "a partition drops every database call of the api",
+        "duration_ms": 20000,
+        "network": {{"latency_ms": {{"kind": "constant", "value_ms": 0.5}}}},
+        "services": [{{"name": "api", "instances": 1, "workers": 1024,
+            "service_time_ms": {{"kind": "constant", "value_ms": 1}},
+            "dependencies": {{"calls": [{{"database": "orders", "policies": [
+                {{"kind": "timeout", "timeout_ms": 100, "on_timeout": "{on_timeout}"}}]}}]}}}}],
+        "clients": [{{"name": "users", "target": "api",
+            "load": {{"kind": "open_loop", "arrival": "uniform", "rate": {{"kind": "constant", "rps": 1000}}}}}}],
+        "topology": {{
+            "regions": [{{"name": "us-east-1", "zones": ["a", "b", "c"]}}],
+            "latency": {{"preset": "aws-2026-11"}},
+            "placements": [{{"service": "api", "place": "us-east-1/a", "instances": 1}}],
+            "faults": [{{"kind": "partition", "from": "us-east-1/a", "to": "us-east-1/b",
+                "start_ms": 0, "end_ms": 30000}}]}},
+        "databases": [{{"name": "orders",
+            "nodes": [{{"name": "pg-a", "region": "us-east-1", "zone": "b"}},
+                      {{"name": "pg-b", "region": "us-east-1", "zone": "c"}},
+                      {{"name": "pg-c", "region": "us-east-1", "zone": "c"}}],
+            "replication": {{"mode": "async"}},
+            "clients": {{"write_fraction": 0.5}}}}],
+        "limits": {{"in_flight_max": 2000}}}}"#
+    ))
+}
+
+// The database twin of `attempts_dropped_by_a_partition_do_not_pile_up`:
+// an abandoned database call whose operation was dropped on the way waits
+// for an answer that never comes. Its transport frame is freed when the
+// timeout abandons it, so 20 s of calls at 1,000 a second (20,000 dropped
+// operations) run within 2,000 calls in flight. Before the fix the
+// adapter kept every such frame and the run stopped with the in-flight
+// limit at about 2 s.
+#[test]
+fn database_attempts_dropped_by_a_partition_do_not_pile_up() {
+    for on_timeout in ["abandon", "cancel"] {
+        let scenario = database_behind_a_partition(on_timeout);
+        let output = run(&scenario, 1)
+            .unwrap_or_else(|error| panic!("{on_timeout}: the run hit a limit: {error:?}"));
+        let totals = &output.recorder.totals;
+        assert_eq!(totals.total(), output.recorder.issued, "{on_timeout}");
+        assert!(output.recorder.issued > 19_000, "{on_timeout}");
+        // The api's timeout fails the call: the client sees an error.
+        assert_eq!(
+            totals.get(Outcome::Error),
+            totals.total(),
+            "{on_timeout}: the partition drops every call"
+        );
+        let db = &output.databases[0];
+        assert_eq!(db.summary.totals.issued, 0, "{on_timeout}: {db:?}");
+        assert!(db.failovers.is_empty(), "{on_timeout}");
+    }
+}

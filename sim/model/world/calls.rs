@@ -222,22 +222,27 @@ impl<'a> World<'a> {
     /// adapter reads a running attempt's frame when its answer leaves the
     /// service (`reply_leg`), and whether it finds it decides whether that
     /// leg is drawn. So a long partition under abandoning timeouts does not
-    /// leave one frame per dropped attempt for the rest of the run. Database
-    /// callers keep their operations by frame, so with databases frames stay
-    /// until their answer. Layer frames are kept: an abandoned breaker still
-    /// records the outcome, an abandoned retry still retries.
+    /// leave one frame per dropped attempt for the rest of the run. A
+    /// database caller's frame likewise only once none of its operations is
+    /// out (`World::database_frame_idle`: dropped on the way, or answered
+    /// with the answer on its way back); one with an operation out is kept
+    /// until its answer, or freed by the adapter if that answer never comes
+    /// (`release_if_abandoned`). Layer frames are kept: an abandoned breaker
+    /// still records the outcome, an abandoned retry still retries.
     fn release_abandoned(&mut self, children: &[FrameKey]) {
-        if self.databases.is_some() {
-            return;
-        }
         let topology = self.regions.is_some();
         for &child in children {
             let Some(state) = self.frames.get(child) else {
                 continue;
             };
-            if (state.depth as usize) < self.stacks[state.stack as usize].layers.len()
+            let stack = &self.stacks[state.stack as usize];
+            if (state.depth as usize) < stack.layers.len()
                 || (topology && state.job.is_some_and(|job| self.jobs.contains_key(job)))
             {
+                continue;
+            }
+            let database = stack.database.is_some();
+            if database && !self.database_frame_idle(child) {
                 continue;
             }
             // Its attempt keeps `reply_to`, now a stale key that finds no
@@ -245,6 +250,9 @@ impl<'a> World<'a> {
             // instead cost a cache miss on the job per abandoned call.
             let state = self.frames.remove(child).expect("live frame");
             debug_assert!(state.timer.is_none() && state.delayed_start.is_none());
+            if database {
+                self.database_frame_ended(child);
+            }
         }
     }
 

@@ -62,7 +62,10 @@
 //! Memory: one `Op` per call in flight (bounded by the frames that wait
 //! for them), one `Attempt` per live transport frame (forgotten when the
 //! frame ends), waiting writes pruned when their caller gave up, one sample
-//! per node per time-series window.
+//! per node per time-series window. A frame its caller abandoned (a
+//! timeout with `on_timeout: abandon`) is freed as soon as none of its
+//! operations is out (`World::database_frame_idle`), so operations dropped
+//! on the way or answers lost on the way back leave nothing behind.
 
 use super::*;
 use crate::database::chapter::{ChapterFailover, Failover, QueryError};
@@ -156,6 +159,11 @@ struct Attempt {
     /// Its `catch` ran (a failover, whatever came of it, and the retry):
     /// the attempt is now the retry, which is not inside a `try`.
     caught: bool,
+    /// Its operations still out (0 to 2: the first and the chapter's
+    /// retry), so that an abandoned frame with none left can be freed
+    /// (`World::database_frame_idle`) even when `by_frame` has lost track
+    /// of the first after the retry's removal.
+    out: u8,
 }
 
 /// One calling service instance (per dependency call) of a cluster.
@@ -338,9 +346,11 @@ pub(super) struct Databases {
 /// would answer the same for both.
 ///
 /// `attempts` has an entry from `begin` (the transport frame sends) to
-/// `end` (`World::database_frame_ended`: its answer arrived or it was
-/// cancelled), so at most one per live frame, whether or not its operation
-/// is still out.
+/// `end` (`World::database_frame_ended`: its answer arrived, it was
+/// cancelled, or it was abandoned with nothing left out and freed), so at
+/// most one per live frame, whether or not its operation is still out; it
+/// counts the frame's operations still out (`Attempt::out`), and `held`
+/// sums those counts: the operations whose frame is live.
 ///
 /// Memory: the maps are `SecondaryMap`s over the frames' slots, 12 and 8
 /// bytes per slot up to the frames' slot count (bounded by
@@ -352,6 +362,8 @@ struct Ops {
     slots: SlotMap<OpKey, Op>,
     by_frame: SecondaryMap<FrameKey, OpKey>,
     attempts: SecondaryMap<FrameKey, Attempt>,
+    /// Operations out whose frame is live (the sum of `Attempt::out`).
+    held: usize,
 }
 
 impl Ops {
@@ -360,12 +372,20 @@ impl Ops {
             slots: SlotMap::with_key(),
             by_frame: SecondaryMap::new(),
             attempts: SecondaryMap::new(),
+            held: 0,
         }
     }
 
     fn insert(&mut self, op: Op) -> OpKey {
         let frame = op.frame;
         let key = self.slots.insert(op);
+        // Sent by a live frame (its first attempt or the chapter's retry).
+        let attempt = self.attempts.get_mut(frame);
+        debug_assert!(attempt.is_some(), "an operation of a frame that sent none");
+        if let Some(attempt) = attempt {
+            attempt.out += 1;
+            self.held += 1;
+        }
         let previous = self.by_frame.insert(frame, key);
         // Only the chapter's retry joins an operation of its frame still out,
         // and that one has had its `catch` (`retry` set).
@@ -379,6 +399,13 @@ impl Ops {
         let op = self.slots.remove(key)?;
         if self.by_frame.get(op.frame) == Some(&key) {
             self.by_frame.remove(op.frame);
+        }
+        // Its frame may have ended meanwhile (the slot map's versions tell
+        // a later frame in the same slot apart): then it was not counted.
+        if let Some(attempt) = self.attempts.get_mut(op.frame) {
+            debug_assert!(attempt.out > 0);
+            attempt.out -= 1;
+            self.held -= 1;
         }
         Some(op)
     }
@@ -406,6 +433,7 @@ impl Ops {
             Attempt {
                 write,
                 caught: false,
+                out: 0,
             },
         );
         debug_assert!(previous.is_none(), "two attempts for one frame");
@@ -426,9 +454,20 @@ impl Ops {
         Some(before)
     }
 
-    /// `frame` has ended: forget its attempt.
+    /// `frame` has ended: forget its attempt. Its operations still out
+    /// (abandoned ones, or writes waiting for acknowledgements) are no
+    /// longer held by a live frame.
     fn end(&mut self, frame: FrameKey) {
-        self.attempts.remove(frame);
+        if let Some(attempt) = self.attempts.remove(frame) {
+            self.held -= attempt.out as usize;
+        }
+    }
+
+    /// Whether `frame` sent its attempt and has no operation of it out.
+    fn idle(&self, frame: FrameKey) -> bool {
+        self.attempts
+            .get(frame)
+            .is_some_and(|attempt| attempt.out == 0)
     }
 }
 
@@ -816,7 +855,12 @@ impl<'a> World<'a> {
             }
         };
         self.db().ops.begin(frame, write);
-        self.send_op(frame, target, node, write, false, latency);
+        let sent = self.send_op(frame, target, node, write, false, latency);
+        if sent.is_none() {
+            // A frame its parent abandoned before it started (it was kept
+            // so that its operation is sent, as the caller's would be).
+            self.release_if_abandoned(frame);
+        }
     }
 
     /// Sends `frame`'s operation to `node`; its key, unless the network
@@ -863,6 +907,46 @@ impl<'a> World<'a> {
     /// transport frame of a run with databases; a no-op for the others.
     pub(super) fn database_frame_ended(&mut self, frame: FrameKey) {
         self.db().ops.end(frame);
+    }
+
+    /// Whether transport frame `frame` of a database stack, abandoned by
+    /// its parent, can be freed now: it has sent its attempt and none of
+    /// its operations is out. Such a frame only waits for an answer that
+    /// is already on its way back (which then finds no frame and is
+    /// dropped, as it would find no parent) or that never comes (its
+    /// operation was dropped on the way there or its answer lost on the
+    /// way back). A frame with an operation out is kept until that
+    /// operation's answer, because the adapter still reads it: `answer`
+    /// draws the way back from its stack's network stream and counts the
+    /// call's latency only for a live frame, `op_failed` sends the
+    /// chapter's retry only for one, and `op_arrive` drops an operation
+    /// whose frame is gone unless it is `abandoned`. Freeing it earlier
+    /// would change what the database does and what the run draws. A frame
+    /// that has not started yet is kept too: it still sends its operation.
+    pub(super) fn database_frame_idle(&self, frame: FrameKey) -> bool {
+        self.databases
+            .as_ref()
+            .is_some_and(|databases| databases.ops.idle(frame))
+    }
+
+    /// `frame`'s operations have ended and no answer is on its way back
+    /// (the last one lost on the way back, or the chapter's retry dropped
+    /// on the way there): if its parent abandoned it, nothing would ever
+    /// end it, so it is freed now (see `database_frame_idle`).
+    fn release_if_abandoned(&mut self, frame: FrameKey) {
+        let Some(state) = self.frames.get(frame) else {
+            return;
+        };
+        let Parent::Frame(parent) = state.parent() else {
+            return;
+        };
+        if self.frames.contains_key(parent) || !self.database_frame_idle(frame) {
+            return;
+        }
+        let state = self.frames.remove(frame).expect("live frame");
+        debug_assert!(state.timer.is_none() && state.delayed_start.is_none());
+        debug_assert!(state.job.is_none() && state.children.is_empty());
+        self.database_frame_ended(frame);
     }
 
     pub(super) fn database_event(&mut self, event: DatabaseEvent) {
@@ -933,6 +1017,7 @@ impl<'a> World<'a> {
             now + work,
         ) else {
             // The answer is lost on the way back.
+            self.release_if_abandoned(op.frame);
             return;
         };
         let stack = self.frames.get(op.frame).map(|frame| frame.stack as usize);
@@ -1057,6 +1142,8 @@ impl<'a> World<'a> {
         let op = self.db().ops.remove(key).expect("live op");
         if self.frames.contains_key(op.frame) {
             self.chapter_retry(op.frame, op.cluster, op.caller, node, op.write);
+            // The retry dropped on the way leaves an abandoned frame nothing.
+            self.release_if_abandoned(op.frame);
         }
     }
 
@@ -1240,10 +1327,23 @@ impl<'a> World<'a> {
         self.db().clusters[index].replication_due = Some((at, id));
     }
 
-    /// Drops waiting writes whose caller gave up, once they outnumber the
-    /// live frames: memory stays bounded by the calls in flight.
+    /// Drops waiting writes whose caller gave up, once they outnumber
+    /// twice the operations that live frames hold (`Ops::held`): memory
+    /// stays bounded by the calls in flight, and a scan leaves at most
+    /// `held` behind, so scans are rare.
+    ///
+    /// The threshold counts operations, not frames, because a dropped write
+    /// is never answered, and its answer would have drawn the operation's
+    /// time from the cluster's stream and the way back from the network's:
+    /// when pruning runs decides what later draws see. It was `2 x frames +
+    /// 64` while abandoned frames stayed until their answer; now that they
+    /// are freed once nothing of theirs is out, the number of frames would
+    /// move it, whereas the operations live frames hold are the same whether
+    /// such a frame is freed or not (it holds none). When this changed, no
+    /// committed scenario at the goldens' seed and no database test pruned
+    /// with either threshold.
     fn prune_waiting(&mut self, index: usize) {
-        let limit = 2 * self.frames.len() + 64;
+        let limit = 2 * self.db().ops.held + 64;
         let databases = self.databases.as_mut().expect("databases");
         let cluster = &mut databases.clusters[index];
         if cluster.waiting.len() <= limit {
@@ -1362,7 +1462,7 @@ mod tests {
     fn an_operation_and_its_index_entries_fit_in_a_transport_frames_spare_charge() {
         assert_eq!(size_of::<Op>(), 32);
         assert_eq!(size_of::<OpKey>(), 8);
-        assert_eq!(size_of::<Attempt>(), 2);
+        assert_eq!(size_of::<Attempt>(), 3);
         let op_slot = (size_of::<Op>() + 4).next_multiple_of(8);
         let index_entry = size_of::<OpKey>() + 4;
         let attempt_entry = (size_of::<Attempt>() + 4).next_multiple_of(4);
@@ -1400,6 +1500,7 @@ mod tests {
         let first = Attempt {
             write: true,
             caught: false,
+            out: 0,
         };
         assert_eq!(ops.catch(answered, true), Some(first));
         assert_eq!(
@@ -1413,7 +1514,8 @@ mod tests {
             ops.catch(dropped, false),
             Some(Attempt {
                 write: false,
-                caught: false
+                caught: false,
+                out: 0,
             })
         );
     }
@@ -1439,6 +1541,41 @@ mod tests {
         assert!(ops.catch(frame, true).is_some_and(|attempt| attempt.caught));
         assert!(ops.remove(retry).is_some());
         assert!(ops.by_frame.is_empty() && ops.slots.is_empty());
+    }
+
+    // A frame is idle (free to go once abandoned) only when it has sent its
+    // attempt and none of its operations is out, the retry's removal before
+    // the first's included (`by_frame` then names neither); `held` counts
+    // the operations of live frames only.
+    #[test]
+    fn a_frame_is_idle_only_with_nothing_out() {
+        let mut frames: SlotMap<FrameKey, ()> = SlotMap::with_key();
+        let frame = frames.insert(());
+        let mut ops = Ops::new();
+        assert!(!ops.idle(frame), "not sent yet");
+        ops.begin(frame, true);
+        assert!(ops.idle(frame), "dropped on the way");
+        let first = ops.insert(op(frame, true, false));
+        assert!(ops.catch(frame, true).is_some());
+        let retry = ops.insert(op(frame, true, true));
+        assert_eq!(ops.held, 2);
+        assert!(ops.remove(retry).is_some());
+        assert!(ops.by_frame.get(frame).is_none());
+        assert!(!ops.idle(frame), "the first is still out");
+        assert!(ops.remove(first).is_some());
+        assert!(ops.idle(frame));
+        assert_eq!(ops.held, 0);
+        // An operation outliving its frame is not held.
+        let other = frames.insert(());
+        ops.begin(other, false);
+        let late = ops.insert(op(other, false, false));
+        assert_eq!(ops.held, 1);
+        frames.remove(other);
+        ops.end(other);
+        assert_eq!(ops.held, 0);
+        assert!(!ops.idle(other));
+        assert!(ops.remove(late).is_some());
+        assert_eq!(ops.held, 0);
     }
 
     // An ended frame's attempt is gone, and a new frame in its slot starts
