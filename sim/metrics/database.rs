@@ -105,12 +105,8 @@ pub struct DatabaseSummary {
     /// Node crashes drawn during the run beyond the first
     /// `DRAWN_FAULTS_KEPT_MAX` of the cluster, which are listed in the
     /// summary's `faults`: counted, not listed. Written only when some were.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "super::is_zero")]
     pub drawn_faults_not_kept: u64,
-}
-
-fn is_zero(count: &u64) -> bool {
-    *count == 0
 }
 
 fn round3(value: f64) -> f64 {

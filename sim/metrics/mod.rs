@@ -18,6 +18,13 @@ use crate::policy::Reply;
 use histogram::LatencyHistogram;
 use serde::Serialize;
 
+/// Whether a count is zero: `skip_serializing_if` for counters written
+/// only when something happened (`failovers_not_kept`,
+/// `drawn_faults_not_kept`).
+pub(crate) fn is_zero(count: &u64) -> bool {
+    *count == 0
+}
+
 /// How one request ended. Every request ends in exactly one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -4,15 +4,11 @@
 //! scheduled database faults are: label `<kind> <database>/<node>`, start,
 //! end, and their verdict.
 
-use crate::support::{run_summary, scenario};
+use crate::support::{crashing_managed_cluster, faults_where, run_summary, scenario};
 use sim::metrics::summary::{FaultSummary, Summary};
 
 fn drawn<'a>(summary: &'a Summary, prefix: &str) -> Vec<&'a FaultSummary> {
-    summary
-        .faults
-        .iter()
-        .filter(|fault| fault.label.starts_with(prefix))
-        .collect()
+    faults_where(summary, |label| label.starts_with(prefix))
 }
 
 // The primary crashes with MTTF 200 s and is repaired after 100 s on
@@ -22,20 +18,7 @@ fn drawn<'a>(summary: &'a Summary, prefix: &str) -> Vec<&'a FaultSummary> {
 // before the failover completes, or with the other nodes down, has none).
 #[test]
 fn primary_failures_are_listed_in_faults_matching_the_failover_records() {
-    let crashing = scenario(
-        r#"{"description": "d", "duration_ms": 2000000, "window_ms": 10000,
-        "services": [{"name": "api", "instances": 1, "workers": 16,
-            "service_time_ms": {"kind": "constant", "value_ms": 1},
-            "dependencies": {"calls": [{"database": "db", "policies": [{"kind": "timeout", "timeout_ms": 1000}]}]}}],
-        "clients": [{"name": "c", "target": "api",
-            "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 1}}}],
-        "databases": [{"name": "db", "zone_delay_ms": 1,
-            "detection": {"kind": "managed", "failover_ms": {"kind": "constant", "value_ms": 10000}},
-            "primary_failures": {"mttf_ms": 200000, "mttr_ms": 100000},
-            "nodes": [{"name": "a", "region": "r", "zone": "1"}, {"name": "b", "region": "r", "zone": "2"},
-                      {"name": "c", "region": "r", "zone": "3"}],
-            "clients": {"write_fraction": 0.5}}]}"#,
-    );
+    let crashing = crashing_managed_cluster(2_000_000, 200_000, 100_000);
     for seed in 1..=3 {
         let (_, summary) = run_summary(&crashing, seed);
         let db = &summary.databases["db"];

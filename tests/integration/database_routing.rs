@@ -5,7 +5,7 @@
 //! primary, the metastability verdict of database faults, and the bad
 //! inputs of the new fields.
 
-use crate::support::{bad_fixture, run_summary, scenario};
+use crate::support::{bad_fixture, crashing_managed_cluster, run_summary, scenario};
 use sim::metrics::database::DatabaseSummary;
 use sim::metrics::summary::Summary;
 use sim::metrics::verdict::Verdict;
@@ -153,20 +153,7 @@ fn chapter_failover_promotes_on_a_policy_timeout() {
 // the unavailability, well inside the interval.
 #[test]
 fn active_passive_availability_matches_its_closed_form() {
-    let crashing = scenario(
-        r#"{"description": "d", "duration_ms": 20000000, "window_ms": 10000,
-        "services": [{"name": "api", "instances": 1, "workers": 16,
-            "service_time_ms": {"kind": "constant", "value_ms": 1},
-            "dependencies": {"calls": [{"database": "db", "policies": [{"kind": "timeout", "timeout_ms": 1000}]}]}}],
-        "clients": [{"name": "c", "target": "api",
-            "load": {"kind": "open_loop", "rate": {"kind": "constant", "rps": 1}}}],
-        "databases": [{"name": "db", "zone_delay_ms": 1,
-            "detection": {"kind": "managed", "failover_ms": {"kind": "constant", "value_ms": 10000}},
-            "primary_failures": {"mttf_ms": 2000000, "mttr_ms": 200000},
-            "nodes": [{"name": "a", "region": "r", "zone": "1"}, {"name": "b", "region": "r", "zone": "2"},
-                      {"name": "c", "region": "r", "zone": "3"}],
-            "clients": {"write_fraction": 0.5}}]}"#,
-    );
+    let crashing = crashing_managed_cluster(20_000_000, 2_000_000, 200_000);
     let seeds = 20;
     let mut failovers = 0;
     let availabilities: Vec<f64> = (1..=seeds)

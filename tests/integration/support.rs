@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: scenario builders, a library
 //! runner and a builder for driving the `sim` binary.
 
-use sim::metrics::summary::Summary;
+use sim::metrics::summary::{FaultSummary, Summary};
 use sim::model::{run, RunOutput};
 use sim::scenario::Scenario;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,36 @@ pub fn run_summary(scenario: &Scenario, seed: u64) -> (RunOutput, Summary) {
     let output = run(scenario, seed).expect("run completes");
     let summary = Summary::new(scenario, seed, &output);
     (output, summary)
+}
+
+/// The entries of the summary's `faults` whose label `keep` accepts.
+pub fn faults_where(summary: &Summary, keep: impl Fn(&str) -> bool) -> Vec<&FaultSummary> {
+    summary
+        .faults
+        .iter()
+        .filter(|fault| keep(&fault.label))
+        .collect()
+}
+
+/// One api instance writing and reading (half and half, 1 call a second,
+/// 1 s policy timeout) to database `db`: nodes `a`, `b`, `c` in three zones
+/// of one region, a managed failover of 10 s, and a crash process on the
+/// primary with the given mean times; `duration_ms` long, 10 s windows.
+pub fn crashing_managed_cluster(duration_ms: u64, mttf_ms: u64, mttr_ms: u64) -> Scenario {
+    scenario(&format!(
+        r#"{{"description": "d", "duration_ms": {duration_ms}, "window_ms": 10000,
+        "services": [{{"name": "api", "instances": 1, "workers": 16,
+            "service_time_ms": {{"kind": "constant", "value_ms": 1}},
+            "dependencies": {{"calls": [{{"database": "db", "policies": [{{"kind": "timeout", "timeout_ms": 1000}}]}}]}}}}],
+        "clients": [{{"name": "c", "target": "api",
+            "load": {{"kind": "open_loop", "rate": {{"kind": "constant", "rps": 1}}}}}}],
+        "databases": [{{"name": "db", "zone_delay_ms": 1,
+            "detection": {{"kind": "managed", "failover_ms": {{"kind": "constant", "value_ms": 10000}}}},
+            "primary_failures": {{"mttf_ms": {mttf_ms}, "mttr_ms": {mttr_ms}}},
+            "nodes": [{{"name": "a", "region": "r", "zone": "1"}}, {{"name": "b", "region": "r", "zone": "2"}},
+                      {{"name": "c", "region": "r", "zone": "3"}}],
+            "clients": {{"write_fraction": 0.5}}}}]}}"#
+    ))
 }
 
 /// A fresh empty temporary folder under the target directory.

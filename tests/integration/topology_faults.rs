@@ -5,16 +5,12 @@
 //! each with its label, start, end, recovery and verdict; by start, then in
 //! the order the scenario lists them.
 
-use crate::support::{run_summary, scenario};
+use crate::support::{faults_where, run_summary, scenario};
 use sim::metrics::summary::{FaultSummary, Summary};
 use sim::model::regions::{FAILOVERS_KEPT_MAX, FAULT_WINDOWS_KEPT_MAX};
 
 fn listed<'a>(summary: &'a Summary, label: &str) -> Vec<&'a FaultSummary> {
-    summary
-        .faults
-        .iter()
-        .filter(|fault| fault.label == label)
-        .collect()
+    faults_where(summary, |listed| listed == label)
 }
 
 // Five scheduled faults, listed in the file out of time order: each is in

@@ -485,22 +485,23 @@ impl<'a> Regions<'a> {
     /// Whether `place` is down at `now` only because a `failures` process
     /// drew a down window over it (no scheduled outage covers it).
     pub fn down_by_failures(&self, now: SimTime, place: Place) -> bool {
-        self.outages.down(now, place).is_none()
-            && self
-                .failing
-                .iter()
-                .any(|(_, scope, _)| scope.contains(place))
+        self.outages.down(now, place).is_none() && self.failing_mode(place).is_some()
     }
 
     /// How `place` is down at `now`, if it is: a scripted region or zone
     /// outage, or a failure process's down window.
     pub fn down(&self, now: SimTime, place: Place) -> Option<OutageMode> {
-        self.outages.down(now, place).or_else(|| {
-            self.failing
-                .iter()
-                .find(|(_, scope, _)| scope.contains(place))
-                .map(|&(_, _, mode)| mode)
-        })
+        self.outages
+            .down(now, place)
+            .or_else(|| self.failing_mode(place))
+    }
+
+    /// How a failure process's down window over `place` has it down, if one does.
+    fn failing_mode(&self, place: Place) -> Option<OutageMode> {
+        self.failing
+            .iter()
+            .find(|(_, scope, _)| scope.contains(place))
+            .map(|&(_, _, mode)| mode)
     }
 
     /// The instances of `service` placed in `region`, with its round-robin

@@ -89,19 +89,15 @@ pub struct RegionsSummary {
     pub failovers: Vec<FailoverRecord>,
     /// Failovers that began beyond the first `FAILOVERS_KEPT_MAX`: counted,
     /// not kept. Written only when some were dropped.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::metrics::is_zero")]
     pub failovers_not_kept: u64,
     /// Per router, by name: its counters.
     pub routers: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// Down windows the `failures` processes drew beyond the first
     /// `FAULT_WINDOWS_KEPT_MAX`, which are listed in the summary's `faults`:
     /// counted, not listed. Written only when some were.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::metrics::is_zero")]
     pub drawn_faults_not_kept: u64,
-}
-
-fn is_zero(count: &u64) -> bool {
-    *count == 0
 }
 
 impl RegionReport {
