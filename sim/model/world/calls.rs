@@ -33,26 +33,73 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Starts a call through `stack` on behalf of `parent`.
+    /// Starts a call through `stack` on behalf of `parent`: its outermost
+    /// layer's invocation, or its transport if the stack has no policies.
     pub(super) fn start_call(&mut self, stack: usize, parent: Parent) {
-        let frame = self.frames.insert(Frame::new(stack, 0, parent, self.now));
-        self.work.push_back(Work::Start(frame));
+        if self.stacks[stack].layers.is_empty() {
+            debug_assert_eq!(
+                pack_parent(parent).0,
+                self.transport_parent_kind(stack as u32)
+            );
+            let transport = self.transports.insert(Transport::new(stack, parent, 1));
+            self.work.push_back(Work::Send(transport));
+        } else {
+            let frame = self.frames.insert(Frame::new(stack, 0, parent, self.now));
+            self.work.push_back(Work::Start(frame));
+        }
     }
 
+    /// Whether the inner calls of the invocation of layer `depth` of stack
+    /// `stack` are transports (it is the stack's innermost layer).
+    pub(super) fn transport_below(&self, stack: u32, depth: u8) -> bool {
+        depth as usize + 1 == self.stacks[stack as usize].layers.len()
+    }
+
+    /// What a transport of `stack` answers to: the innermost layer's
+    /// invocation; without policies, a client's request (the first stacks
+    /// are the clients') or a job's dependency call.
+    fn transport_parent_kind(&self, stack: u32) -> ParentKind {
+        if !self.stacks[stack as usize].layers.is_empty() {
+            ParentKind::Frame
+        } else if (stack as usize) < self.scenario.clients.len() {
+            ParentKind::Request
+        } else {
+            ParentKind::Dependency
+        }
+    }
+
+    /// Who `transport` answers to.
+    pub(super) fn transport_parent(&self, transport: &Transport) -> Parent {
+        let kind = self.transport_parent_kind(transport.stack);
+        unpack_parent(kind, transport.parent_key, transport.detail)
+    }
+
+    /// `parent` starts an inner call: the next layer's invocation, or a
+    /// transport below the innermost layer.
     pub(super) fn spawn_child(&mut self, parent: FrameKey) {
-        let (stack, depth) = {
-            let frame = &self.frames[parent];
-            (frame.stack as usize, frame.depth as usize + 1)
-        };
-        let mut frame = Frame::new(stack, depth, Parent::Frame(parent), self.now);
         let parent_state = &mut self.frames[parent];
+        let (stack, depth) = (parent_state.stack, parent_state.depth);
         parent_state.call.inner_started += 1;
-        frame.ordinal = parent_state.call.inner_started;
-        let child = self.frames.insert(frame);
+        let ordinal = parent_state.call.inner_started;
+        let (child, work) = if self.transport_below(stack, depth) {
+            let transport = Transport::new(stack as usize, Parent::Frame(parent), ordinal);
+            let key = self.transports.insert(transport);
+            (key.data(), Work::Send(key))
+        } else {
+            let mut frame = Frame::new(
+                stack as usize,
+                depth as usize + 1,
+                Parent::Frame(parent),
+                self.now,
+            );
+            frame.ordinal = ordinal;
+            let key = self.frames.insert(frame);
+            (key.data(), Work::Start(key))
+        };
         let parent_state = &mut self.frames[parent];
         parent_state.children.push(child);
         parent_state.call.outstanding += 1;
-        self.work.push_back(Work::Start(child));
+        self.work.push_back(work);
     }
 
     pub(super) fn start_frame(&mut self, frame: FrameKey) {
@@ -60,12 +107,8 @@ impl<'a> World<'a> {
             return;
         };
         state.started = true;
-        if state.depth as usize == self.stacks[state.stack as usize].layers.len() {
-            self.send_attempt(frame);
-        } else {
-            let step = self.with_layer(frame, |layer, ctx| layer.on_start(ctx));
-            self.apply(frame, step);
-        }
+        let step = self.with_layer(frame, |layer, ctx| layer.on_start(ctx));
+        self.apply(frame, step);
     }
 
     /// Runs one layer hook for `frame`, records any notes it made and queues
@@ -126,10 +169,10 @@ impl<'a> World<'a> {
             }
             Step::Complete(reply) => self.complete(frame, reply),
             Step::CompleteCancelling(reply) => {
-                let children = std::mem::take(&mut self.frames[frame].children);
-                for child in children {
-                    self.cancel(child);
-                }
+                let state = &mut self.frames[frame];
+                let (stack, depth) = (state.stack, state.depth);
+                let children = std::mem::take(&mut state.children);
+                self.cancel_children(children, self.transport_below(stack, depth));
                 self.frames[frame].call.outstanding = 0;
                 self.complete(frame, reply);
             }
@@ -148,6 +191,18 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Cancels a frame's inner calls: frames, or transports when
+    /// `transports` (the frame is its stack's innermost layer).
+    fn cancel_children(&mut self, children: SmallVec<[KeyData; 2]>, transports: bool) {
+        for child in children {
+            if transports {
+                self.cancel_transport(child.into());
+            } else {
+                self.cancel(child.into());
+            }
+        }
+    }
+
     /// Cancels `frame` and everything below it: timers are dropped, each
     /// layer's `on_cancel` runs (innermost first), and an attempt still on
     /// the network or waiting in a service's queue is withdrawn.
@@ -155,13 +210,10 @@ impl<'a> World<'a> {
         let Some(state) = self.frames.get_mut(frame) else {
             return;
         };
+        let (stack, depth) = (state.stack, state.depth);
         let children = std::mem::take(&mut state.children);
-        for child in children {
-            self.cancel(child);
-        }
-        let state = &self.frames[frame];
-        if state.started && (state.depth as usize) < self.stacks[state.stack as usize].layers.len()
-        {
+        self.cancel_children(children, self.transport_below(stack, depth));
+        if self.frames[frame].started {
             self.with_layer(frame, |layer, ctx| layer.on_cancel(ctx));
         }
         let state = self.frames.remove(frame).expect("live frame");
@@ -171,11 +223,19 @@ impl<'a> World<'a> {
         if let Some(start) = state.delayed_start {
             self.queue.cancel(start);
         }
+    }
+
+    /// Cancels `transport`: its attempt, if still on the network or waiting
+    /// in a service's queue, is withdrawn.
+    pub(super) fn cancel_transport(&mut self, transport: TransportKey) {
+        let Some(state) = self.transports.remove(transport) else {
+            return;
+        };
         if let Some(job) = state.job {
             self.withdraw(job);
         }
         if self.databases.is_some() {
-            self.database_frame_ended(frame);
+            self.database_frame_ended(transport);
         }
     }
 
@@ -208,7 +268,7 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Frees the abandoned transport frames among `children` (inner calls
+    /// Frees the abandoned transports among `children` (inner calls
     /// still running when their parent completed without cancelling them,
     /// as the chapter's `Promise.race` timeout does) at once, instead of
     /// when their answer arrives. Such a frame only waits for an answer
@@ -229,27 +289,24 @@ impl<'a> World<'a> {
     /// until its answer, or freed by the adapter if that answer never comes
     /// (`release_if_abandoned`). Layer frames are kept: an abandoned breaker
     /// still records the outcome, an abandoned retry still retries.
-    fn release_abandoned(&mut self, children: &[FrameKey]) {
+    fn release_abandoned(&mut self, children: &[KeyData]) {
         let topology = self.regions.is_some();
         for &child in children {
-            let Some(state) = self.frames.get(child) else {
+            let child = TransportKey::from(child);
+            let Some(state) = self.transports.get(child) else {
                 continue;
             };
-            let stack = &self.stacks[state.stack as usize];
-            if (state.depth as usize) < stack.layers.len()
-                || (topology && state.job.is_some_and(|job| self.jobs.contains_key(job)))
-            {
+            if topology && state.job.is_some_and(|job| self.jobs.contains_key(job)) {
                 continue;
             }
-            let database = stack.database.is_some();
+            let database = self.stacks[state.stack as usize].database.is_some();
             if database && !self.database_frame_idle(child) {
                 continue;
             }
             // Its attempt keeps `reply_to`, now a stale key that finds no
-            // frame (slot-map keys are versioned): writing a null there
+            // transport (slot-map keys are versioned): writing a null there
             // instead cost a cache miss on the job per abandoned call.
-            let state = self.frames.remove(child).expect("live frame");
-            debug_assert!(state.timer.is_none() && state.delayed_start.is_none());
+            self.transports.remove(child);
             if database {
                 self.database_frame_ended(child);
             }
@@ -257,7 +314,7 @@ impl<'a> World<'a> {
     }
 
     /// Ends `frame` with `reply`, cancels its timers and hands the reply to
-    /// its parent. Inner frames still running are abandoned: when they end,
+    /// its parent. Inner calls still running are abandoned: when they end,
     /// their parent is gone and their reply is dropped.
     pub(super) fn complete(&mut self, frame: FrameKey, reply: Reply) {
         let state = self.frames.remove(frame).expect("live frame");
@@ -270,9 +327,23 @@ impl<'a> World<'a> {
         if let Some(start) = state.delayed_start {
             self.queue.cancel(start);
         }
-        if !children.is_empty() {
+        if !children.is_empty() && self.transport_below(state.stack, state.depth) {
             self.release_abandoned(&children);
         }
+        self.deliver(parent, frame.data(), ordinal, reply);
+    }
+
+    /// Ends `transport` with the reply its attempt brought back and hands
+    /// it to its parent.
+    pub(super) fn complete_transport(&mut self, transport: TransportKey, reply: Reply) {
+        let state = self.transports.remove(transport).expect("live transport");
+        let parent = self.transport_parent(&state);
+        self.deliver(parent, transport.data(), state.detail, reply);
+    }
+
+    /// Hands `reply` of inner call `child` (start order `ordinal`) to its
+    /// parent.
+    fn deliver(&mut self, parent: Parent, child: KeyData, ordinal: u32, reply: Reply) {
         match parent {
             Parent::Request(request) => self.finish_request(request, reply),
             Parent::Frame(parent) => {
@@ -281,7 +352,7 @@ impl<'a> World<'a> {
                     if let Some(position) = parent_state
                         .children
                         .iter()
-                        .position(|&child| child == frame)
+                        .position(|&sibling| sibling == child)
                     {
                         parent_state.children.swap_remove(position);
                         parent_state.call.outstanding -= 1;

@@ -8,7 +8,7 @@
 //!
 //! ## One database call
 //!
-//! The transport frame of a dependency stack whose target is a database
+//! The transport of a dependency stack whose target is a database
 //! sends an operation (`Op`) instead of a job: a write with the cluster's
 //! `write_fraction`, else a read. A write goes to the node the caller's
 //! routing points at (the proxy's current primary, the node its cached DNS
@@ -60,7 +60,7 @@
 //! windows are drawn during the run.
 //!
 //! Memory: one `Op` per call in flight (bounded by the frames that wait
-//! for them), one `Attempt` per live transport frame (forgotten when the
+//! for them), one `Attempt` per live transport (forgotten when the
 //! frame ends), waiting writes pruned when their caller gave up, one sample
 //! per node per time-series window. A frame its caller abandoned (a
 //! timeout with `on_timeout: abandon`) is freed as soon as none of its
@@ -133,7 +133,7 @@ pub(super) struct DatabaseCaller {
 }
 
 struct Op {
-    frame: FrameKey,
+    frame: TransportKey,
     cluster: u32,
     caller: u32,
     node: u32,
@@ -149,7 +149,7 @@ struct Op {
     sent_at: SimTime,
 }
 
-/// What a database transport frame's attempt was, kept from its send until
+/// What a database transport's attempt was, kept from its send until
 /// the frame ends: its operation may be gone long before (answered at the
 /// node with the answer on its way back, dropped on the way there, lost on
 /// the way back), and a timeout's `catch` must still resend the same query.
@@ -345,23 +345,24 @@ pub(super) struct Databases {
 /// first operation leaves it alone. Either one has `retry` set, so a lookup
 /// would answer the same for both.
 ///
-/// `attempts` has an entry from `begin` (the transport frame sends) to
+/// `attempts` has an entry from `begin` (the transport sends) to
 /// `end` (`World::database_frame_ended`: its answer arrived, it was
 /// cancelled, or it was abandoned with nothing left out and freed), so at
 /// most one per live frame, whether or not its operation is still out; it
 /// counts the frame's operations still out (`Attempt::out`), and `held`
 /// sums those counts: the operations whose frame is live.
 ///
-/// Memory: the maps are `SecondaryMap`s over the frames' slots, 12 and 8
-/// bytes per slot up to the frames' slot count (bounded by
-/// `limits.in_flight_max`). A transport frame is charged in
-/// `in_flight_call_bytes` for a request slot and a policy entry it does not
-/// use (88 bytes); its operation's slot (40) and both entries fit in them,
-/// so the estimate is unchanged (the sizes are pinned by a test below).
+/// Memory: the maps are `SecondaryMap`s over the transports' slots, 12 and
+/// 8 bytes per slot up to the transports' slot count (bounded by
+/// `limits.in_flight_max`). A transport is charged in
+/// `in_flight_call_bytes` as a frame, with a request slot and a policy
+/// entry it does not use (88 bytes); its operation's slot (40) and both
+/// entries fit in them, so the estimate is unchanged (the sizes are pinned
+/// by a test below).
 struct Ops {
     slots: SlotMap<OpKey, Op>,
-    by_frame: SecondaryMap<FrameKey, OpKey>,
-    attempts: SecondaryMap<FrameKey, Attempt>,
+    by_frame: SecondaryMap<TransportKey, OpKey>,
+    attempts: SecondaryMap<TransportKey, Attempt>,
     /// Operations out whose frame is live (the sum of `Attempt::out`).
     held: usize,
 }
@@ -419,7 +420,7 @@ impl Ops {
     }
 
     /// The operation the latest attempt of `frame` sent, if it is still out.
-    fn of_frame_mut(&mut self, frame: FrameKey) -> Option<&mut Op> {
+    fn of_frame_mut(&mut self, frame: TransportKey) -> Option<&mut Op> {
         let key = *self.by_frame.get(frame)?;
         let op = self.slots.get_mut(key);
         debug_assert!(op.as_ref().is_some_and(|op| op.frame == frame));
@@ -427,7 +428,7 @@ impl Ops {
     }
 
     /// Transport frame `frame` sends its attempt (one per frame).
-    fn begin(&mut self, frame: FrameKey, write: bool) {
+    fn begin(&mut self, frame: TransportKey, write: bool) {
         let previous = self.attempts.insert(
             frame,
             Attempt {
@@ -443,7 +444,7 @@ impl Ops {
     /// attempt as it was (`None` if the frame sent none) and marks it, and
     /// the operation still out for it, caught. With `abandoned`, that
     /// operation runs at its node even after the frame has ended.
-    fn catch(&mut self, frame: FrameKey, abandoned: bool) -> Option<Attempt> {
+    fn catch(&mut self, frame: TransportKey, abandoned: bool) -> Option<Attempt> {
         if let Some(op) = self.of_frame_mut(frame) {
             op.retry = true;
             op.abandoned |= abandoned;
@@ -457,14 +458,14 @@ impl Ops {
     /// `frame` has ended: forget its attempt. Its operations still out
     /// (abandoned ones, or writes waiting for acknowledgements) are no
     /// longer held by a live frame.
-    fn end(&mut self, frame: FrameKey) {
+    fn end(&mut self, frame: TransportKey) {
         if let Some(attempt) = self.attempts.remove(frame) {
             self.held -= attempt.out as usize;
         }
     }
 
     /// Whether `frame` sent its attempt and has no operation of it out.
-    fn idle(&self, frame: FrameKey) -> bool {
+    fn idle(&self, frame: TransportKey) -> bool {
         self.attempts
             .get(frame)
             .is_some_and(|attempt| attempt.out == 0)
@@ -819,9 +820,9 @@ impl<'a> World<'a> {
         self.push_db(first, DatabaseEvent::Sample);
     }
 
-    /// The transport frame of a database stack sends one operation.
-    pub(super) fn database_attempt(&mut self, frame: FrameKey, target: DatabaseCaller) {
-        let stack = self.frames[frame].stack as usize;
+    /// The transport of a database stack sends one operation.
+    pub(super) fn database_attempt(&mut self, frame: TransportKey, target: DatabaseCaller) {
+        let stack = self.transports[frame].stack as usize;
         let latency = self
             .scenario
             .network_latency
@@ -867,7 +868,7 @@ impl<'a> World<'a> {
     /// dropped it on the way.
     fn send_op(
         &mut self,
-        frame: FrameKey,
+        frame: TransportKey,
         target: DatabaseCaller,
         node: usize,
         write: bool,
@@ -902,14 +903,14 @@ impl<'a> World<'a> {
         Some(op)
     }
 
-    /// A transport frame has ended (its answer arrived, or it was
+    /// A transport has ended (its answer arrived, or it was
     /// cancelled): the adapter forgets its attempt. Called for every
-    /// transport frame of a run with databases; a no-op for the others.
-    pub(super) fn database_frame_ended(&mut self, frame: FrameKey) {
+    /// transport of a run with databases; a no-op for the others.
+    pub(super) fn database_frame_ended(&mut self, frame: TransportKey) {
         self.db().ops.end(frame);
     }
 
-    /// Whether transport frame `frame` of a database stack, abandoned by
+    /// Whether transport `frame` of a database stack, abandoned by
     /// its parent, can be freed now: it has sent its attempt and none of
     /// its operations is out. Such a frame only waits for an answer that
     /// is already on its way back (which then finds no frame and is
@@ -923,7 +924,7 @@ impl<'a> World<'a> {
     /// whose frame is gone unless it is `abandoned`. Freeing it earlier
     /// would change what the database does and what the run draws. A frame
     /// that has not started yet is kept too: it still sends its operation.
-    pub(super) fn database_frame_idle(&self, frame: FrameKey) -> bool {
+    pub(super) fn database_frame_idle(&self, frame: TransportKey) -> bool {
         self.databases
             .as_ref()
             .is_some_and(|databases| databases.ops.idle(frame))
@@ -933,19 +934,18 @@ impl<'a> World<'a> {
     /// (the last one lost on the way back, or the chapter's retry dropped
     /// on the way there): if its parent abandoned it, nothing would ever
     /// end it, so it is freed now (see `database_frame_idle`).
-    fn release_if_abandoned(&mut self, frame: FrameKey) {
-        let Some(state) = self.frames.get(frame) else {
+    fn release_if_abandoned(&mut self, frame: TransportKey) {
+        let Some(state) = self.transports.get(frame) else {
             return;
         };
-        let Parent::Frame(parent) = state.parent() else {
+        let Parent::Frame(parent) = self.transport_parent(state) else {
             return;
         };
         if self.frames.contains_key(parent) || !self.database_frame_idle(frame) {
             return;
         }
-        let state = self.frames.remove(frame).expect("live frame");
-        debug_assert!(state.timer.is_none() && state.delayed_start.is_none());
-        debug_assert!(state.job.is_none() && state.children.is_empty());
+        let state = self.transports.remove(frame).expect("live transport");
+        debug_assert!(state.job.is_none());
         self.database_frame_ended(frame);
     }
 
@@ -1020,7 +1020,10 @@ impl<'a> World<'a> {
             self.release_if_abandoned(op.frame);
             return;
         };
-        let stack = self.frames.get(op.frame).map(|frame| frame.stack as usize);
+        let stack = self
+            .transports
+            .get(op.frame)
+            .map(|frame| frame.stack as usize);
         let Some(stack) = stack else {
             // The caller gave up: nobody hears the answer.
             return;
@@ -1043,7 +1046,7 @@ impl<'a> World<'a> {
         self.queue.push(
             at,
             Event::ReplyArrive {
-                frame: op.frame,
+                transport: op.frame,
                 reply,
             },
         );
@@ -1062,7 +1065,7 @@ impl<'a> World<'a> {
             op.caller as usize,
             op.frame,
         );
-        if !op.abandoned && !self.frames.contains_key(frame) {
+        if !op.abandoned && !self.transports.contains_key(frame) {
             // Cancelled on the way: the connection closed before it arrived.
             self.db().ops.remove(key);
             return;
@@ -1140,7 +1143,7 @@ impl<'a> World<'a> {
             return self.answer(key, Reply::Error { retryable }, true);
         };
         let op = self.db().ops.remove(key).expect("live op");
-        if self.frames.contains_key(op.frame) {
+        if self.transports.contains_key(op.frame) {
             self.chapter_retry(op.frame, op.cluster, op.caller, node, op.write);
             // The retry dropped on the way leaves an abandoned frame nothing.
             self.release_if_abandoned(op.frame);
@@ -1151,13 +1154,13 @@ impl<'a> World<'a> {
     /// Its operation's key, unless the network dropped it.
     fn chapter_retry(
         &mut self,
-        frame: FrameKey,
+        frame: TransportKey,
         cluster: u32,
         caller: u32,
         node: usize,
         write: bool,
     ) -> Option<OpKey> {
-        let stack = self.frames[frame].stack as usize;
+        let stack = self.transports[frame].stack as usize;
         let latency = self
             .scenario
             .network_latency
@@ -1241,7 +1244,7 @@ impl<'a> World<'a> {
         let Some(target) = self.stacks[stack].database else {
             return;
         };
-        if state.depth as usize + 1 != self.stacks[stack].layers.len() {
+        if !self.transport_below(state.stack, state.depth) {
             return;
         }
         let (index, caller) = (target.cluster as usize, target.caller as usize);
@@ -1250,7 +1253,7 @@ impl<'a> World<'a> {
         }
         let abandoned = !cancelling;
         let children = self.frames[frame].children.clone();
-        for child in children {
+        for child in children.into_iter().map(TransportKey::from) {
             // Its `catch` runs now: a later error of the same attempt must
             // not fail over a second time.
             let Some(attempt) = self.db().ops.catch(child, abandoned) else {
@@ -1349,10 +1352,12 @@ impl<'a> World<'a> {
         if cluster.waiting.len() <= limit {
             return;
         }
-        let frames = &self.frames;
+        let transports = &self.transports;
         let ops = &mut databases.ops;
         cluster.waiting.retain(|&(_, key)| {
-            let live = ops.get(key).is_some_and(|op| frames.contains_key(op.frame));
+            let live = ops
+                .get(key)
+                .is_some_and(|op| transports.contains_key(op.frame));
             if !live {
                 ops.remove(key);
             }
@@ -1455,11 +1460,11 @@ mod tests {
     use std::mem::size_of;
 
     // An operation in flight, its index entry and its frame's attempt stay
-    // within the 88 bytes a transport frame is charged for and does not use
+    // within the 88 bytes a transport is charged for and does not use
     // (see `Ops`): a slot map stores the operation with a 4-byte version,
     // a secondary map each value with one.
     #[test]
-    fn an_operation_and_its_index_entries_fit_in_a_transport_frames_spare_charge() {
+    fn an_operation_and_its_index_entries_fit_in_a_transports_spare_charge() {
         assert_eq!(size_of::<Op>(), 32);
         assert_eq!(size_of::<OpKey>(), 8);
         assert_eq!(size_of::<Attempt>(), 3);
@@ -1471,7 +1476,7 @@ mod tests {
         assert!(op_slot + index_entry + attempt_entry <= spare);
     }
 
-    fn op(frame: FrameKey, write: bool, retry: bool) -> Op {
+    fn op(frame: TransportKey, write: bool, retry: bool) -> Op {
         Op {
             frame,
             cluster: 0,
@@ -1489,7 +1494,7 @@ mod tests {
     // `catch` still finds whether it was a write, once.
     #[test]
     fn an_attempt_is_caught_once_after_its_operation_is_gone() {
-        let mut frames: SlotMap<FrameKey, ()> = SlotMap::with_key();
+        let mut frames: SlotMap<TransportKey, ()> = SlotMap::with_key();
         let (answered, dropped) = (frames.insert(()), frames.insert(()));
         let mut ops = Ops::new();
         ops.begin(answered, true);
@@ -1525,7 +1530,7 @@ mod tests {
     // the first one's answer leaves the index naming the retry.
     #[test]
     fn a_catch_with_the_first_operation_out_keeps_the_index_on_the_retry() {
-        let mut frames: SlotMap<FrameKey, ()> = SlotMap::with_key();
+        let mut frames: SlotMap<TransportKey, ()> = SlotMap::with_key();
         let frame = frames.insert(());
         let mut ops = Ops::new();
         ops.begin(frame, true);
@@ -1549,7 +1554,7 @@ mod tests {
     // the operations of live frames only.
     #[test]
     fn a_frame_is_idle_only_with_nothing_out() {
-        let mut frames: SlotMap<FrameKey, ()> = SlotMap::with_key();
+        let mut frames: SlotMap<TransportKey, ()> = SlotMap::with_key();
         let frame = frames.insert(());
         let mut ops = Ops::new();
         assert!(!ops.idle(frame), "not sent yet");
@@ -1582,7 +1587,7 @@ mod tests {
     // afresh: the attempts held are those of live frames only.
     #[test]
     fn an_ended_frames_attempt_is_forgotten() {
-        let mut frames: SlotMap<FrameKey, ()> = SlotMap::with_key();
+        let mut frames: SlotMap<TransportKey, ()> = SlotMap::with_key();
         let mut ops = Ops::new();
         for _ in 0..1_000 {
             let frame = frames.insert(());

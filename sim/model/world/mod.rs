@@ -15,16 +15,17 @@
 //!    `Event::UserWake`): a `Request` is created and a call starts through the
 //!    client's policy stack.
 //! 2. Each layer of the stack gets a `Frame` (one invocation) and answers with
-//!    a `Step` (`policy::Layer`); below the innermost layer the *transport*
-//!    frame sends an attempt over the network (`Event::JobArrive` after the
-//!    sampled latency).
+//!    a `Step` (`policy::Layer`); below the innermost layer a `Transport`
+//!    (a smaller record of its own, as it keeps no layer state) sends an
+//!    attempt over the network (`Event::JobArrive` after the sampled
+//!    latency).
 //! 3. At the service, a fault may refuse or hold the call; otherwise the load
 //!    balancer picks an instance, which runs it on a free worker, queues it,
 //!    or rejects it when the queue is full.
 //! 4. The worker spends the service time (`Event::JobLocalDone`), then makes
 //!    the service's dependency calls, each through that instance's own policy
 //!    stack, holding the worker meanwhile.
-//! 5. The answer travels back (`Event::ReplyArrive`) to the transport frame,
+//! 5. The answer travels back (`Event::ReplyArrive`) to the transport,
 //!    then up the stack, each layer deciding to retry, record, fall back or
 //!    pass it on, until the top frame completes the request with exactly one
 //!    `Outcome`.
@@ -58,6 +59,7 @@ pub use database::{
 
 new_key_type! {
     struct FrameKey;
+    struct TransportKey;
     struct RequestKey;
     struct JobKey;
 }
@@ -134,7 +136,7 @@ enum Event {
         job: JobKey,
     },
     ReplyArrive {
-        frame: FrameKey,
+        transport: TransportKey,
         reply: Reply,
     },
     FaultBegin {
@@ -187,24 +189,41 @@ enum ParentKind {
     Dependency,
 }
 
-/// One invocation of one layer (or the transport below the innermost). Kept
-/// small, as one exists per call in flight per layer (`size_tests` pins its
-/// size): indices are `u32` or smaller (a stack has at most 16 policies),
-/// event ids are non-zero so that `Option<EventId>` costs nothing extra, and
-/// the parent is stored unpacked so that its tag and index fill padding.
+/// Packs `parent` for a frame or transport: kind, key and dependency index.
+fn pack_parent(parent: Parent) -> (ParentKind, u64, u32) {
+    match parent {
+        Parent::Request(request) => (ParentKind::Request, request.data().as_ffi(), 0),
+        Parent::Frame(frame) => (ParentKind::Frame, frame.data().as_ffi(), 0),
+        Parent::Dependency(job, index) => (ParentKind::Dependency, job.data().as_ffi(), index),
+    }
+}
+
+/// The `Parent` that `pack_parent` packed.
+fn unpack_parent(kind: ParentKind, key: u64, dependency: u32) -> Parent {
+    let key = KeyData::from_ffi(key);
+    match kind {
+        ParentKind::Request => Parent::Request(key.into()),
+        ParentKind::Frame => Parent::Frame(key.into()),
+        ParentKind::Dependency => Parent::Dependency(key.into(), dependency),
+    }
+}
+
+/// One invocation of one layer. Kept small, as one exists per call in
+/// flight per layer (`size_tests` pins its size): indices are `u32` or
+/// smaller (a stack has at most 16 policies), event ids are non-zero so
+/// that `Option<EventId>` costs nothing extra, and the parent is stored
+/// unpacked so that its tag and index fill padding. Below the innermost
+/// layer is a `Transport`, not a frame.
 struct Frame {
     call: CallState,
     /// The parent's slot-map key (`KeyData::as_ffi`); `parent_kind` says of what.
     parent_key: u64,
     timer: Option<EventId>,
     delayed_start: Option<EventId>,
-    /// Inner invocations started and not yet returned.
-    children: SmallVec<[FrameKey; 2]>,
-    /// The attempt a transport frame sent. Not cleared when the attempt ends
-    /// (answered, withdrawn or dropped): the key then finds no job (slot-map
-    /// keys are versioned), which is how `withdraw` and `release_abandoned`
-    /// tell a running attempt from a finished one.
-    job: Option<JobKey>,
+    /// Inner invocations started and not yet returned: `FrameKey`s, or
+    /// `TransportKey`s below the innermost layer (`World::transport_below`);
+    /// all of one kind, so that two keys of one list never collide.
+    children: SmallVec<[KeyData; 2]>,
     stack: u32,
     /// This frame's start order among its parent's inner calls (1 for the first).
     ordinal: u32,
@@ -212,10 +231,10 @@ struct Frame {
     dependency: u32,
     /// The layer's index in its stack (a stack has at most 16 policies).
     depth: u8,
-    /// The layer's `on_start` ran (or the transport sent its attempt): a
-    /// frame created and cancelled within one event, before its start came
-    /// up in the work list, was never seen by its layer, which so has
-    /// nothing to undo (`World::cancel` skips `on_cancel`).
+    /// The layer's `on_start` ran: a frame created and cancelled within one
+    /// event, before its start came up in the work list, was never seen by
+    /// its layer, which so has nothing to undo (`World::cancel` skips
+    /// `on_cancel`).
     started: bool,
     parent_kind: ParentKind,
     /// The armed timer is a waiting deadline, disarmed when the frame is woken.
@@ -225,11 +244,7 @@ struct Frame {
 impl Frame {
     fn new(stack: usize, depth: usize, parent: Parent, now: SimTime) -> Frame {
         debug_assert!(u32::try_from(stack).is_ok() && u8::try_from(depth).is_ok());
-        let (parent_kind, parent_key, dependency) = match parent {
-            Parent::Request(request) => (ParentKind::Request, request.data().as_ffi(), 0),
-            Parent::Frame(frame) => (ParentKind::Frame, frame.data().as_ffi(), 0),
-            Parent::Dependency(job, index) => (ParentKind::Dependency, job.data().as_ffi(), index),
-        };
+        let (parent_kind, parent_key, dependency) = pack_parent(parent);
         Frame {
             call: CallState {
                 started_at: now,
@@ -239,7 +254,6 @@ impl Frame {
             timer: None,
             delayed_start: None,
             children: SmallVec::new(),
-            job: None,
             stack: stack as u32,
             ordinal: 1,
             dependency,
@@ -252,11 +266,45 @@ impl Frame {
 
     /// Who this invocation answers to.
     fn parent(&self) -> Parent {
-        let key = KeyData::from_ffi(self.parent_key);
-        match self.parent_kind {
-            ParentKind::Request => Parent::Request(key.into()),
-            ParentKind::Frame => Parent::Frame(key.into()),
-            ParentKind::Dependency => Parent::Dependency(key.into(), self.dependency),
+        unpack_parent(self.parent_kind, self.parent_key, self.dependency)
+    }
+}
+
+/// The transport below a stack's innermost layer (or the whole call of a
+/// stack without policies): it sends one attempt and hands its answer to
+/// its parent. It keeps no layer state, no timers and no inner calls, so it
+/// is under a quarter of a `Frame`'s size (`size_tests`); one exists per
+/// attempt in flight. What its parent is follows from its stack
+/// (`World::transport_parent`), so only the parent's key is stored.
+struct Transport {
+    /// The parent's slot-map key (`KeyData::as_ffi`).
+    parent_key: u64,
+    /// The attempt it sent. Not cleared when the attempt ends (answered,
+    /// withdrawn or dropped): the key then finds no job (slot-map keys are
+    /// versioned), which is how `withdraw` and `release_abandoned` tell a
+    /// running attempt from a finished one.
+    job: Option<JobKey>,
+    stack: u32,
+    /// Under a frame, its start order among the frame's inner calls (1 for
+    /// the first); for a dependency call, the call's index in its service's
+    /// list; otherwise 1.
+    detail: u32,
+}
+
+impl Transport {
+    /// A transport of `stack` answering to `parent`, started `ordinal`-th
+    /// among its parent's inner calls.
+    fn new(stack: usize, parent: Parent, ordinal: u32) -> Transport {
+        debug_assert!(u32::try_from(stack).is_ok());
+        let (_, parent_key, dependency) = pack_parent(parent);
+        Transport {
+            parent_key,
+            job: None,
+            stack: stack as u32,
+            detail: match parent {
+                Parent::Dependency(..) => dependency,
+                Parent::Request(_) | Parent::Frame(_) => ordinal,
+            },
         }
     }
 }
@@ -274,9 +322,10 @@ enum JobState {
     Held,
     Queued,
     Running,
+    /// Waiting on its dependency calls (at most 64, `scenario::validate`).
     Dependencies {
-        next: u32,
-        pending: u32,
+        next: u8,
+        pending: u8,
     },
     /// Cancelled by its caller while still on the network.
     Withdrawn,
@@ -286,7 +335,7 @@ enum JobState {
 struct Job {
     service: u32,
     instance: u32,
-    reply_to: FrameKey,
+    reply_to: TransportKey,
     arrived_at: SimTime,
     state: JobState,
     /// Index in the instance's `running` list while it holds a worker.
@@ -378,6 +427,8 @@ struct ClientState {
 
 enum Work {
     Start(FrameKey),
+    /// A transport sends its attempt.
+    Send(TransportKey),
     /// A waiting invocation may start its inner call (a layer woke it).
     Forward(FrameKey),
     /// The attempt below this innermost-layer invocation reached an instance.
@@ -397,6 +448,7 @@ struct World<'a> {
     services: Vec<ServiceState>,
     stacks: Vec<Stack>,
     frames: SlotMap<FrameKey, Frame>,
+    transports: SlotMap<TransportKey, Transport>,
     requests: SlotMap<RequestKey, Request>,
     jobs: SlotMap<JobKey, Job>,
     work: VecDeque<Work>,
@@ -618,6 +670,7 @@ impl<'a> World<'a> {
             services,
             stacks,
             frames: SlotMap::with_key(),
+            transports: SlotMap::with_key(),
             requests: SlotMap::with_key(),
             jobs: SlotMap::with_key(),
             work: VecDeque::new(),
@@ -753,14 +806,14 @@ impl<'a> World<'a> {
             }
             Event::JobArrive { job } => self.job_arrive(job),
             Event::JobLocalDone { job } => self.job_local_done(job),
-            Event::ReplyArrive { frame, reply } => {
-                // The transport frame is gone if the run ended it; otherwise
-                // the reply completes it and climbs the stack.
-                if self.frames.contains_key(frame) {
+            Event::ReplyArrive { transport, reply } => {
+                // The transport is gone if the run ended it; otherwise the
+                // reply completes it and climbs the stack.
+                if self.transports.contains_key(transport) {
                     if self.databases.is_some() {
-                        self.database_frame_ended(frame);
+                        self.database_frame_ended(transport);
                     }
-                    self.complete(frame, reply);
+                    self.complete_transport(transport, reply);
                 }
             }
             Event::FaultBegin { fault } => self.fault_begin(fault),
@@ -776,10 +829,11 @@ impl<'a> World<'a> {
     }
 
     /// Whether more calls are in flight than `limits.in_flight_max`: live
-    /// invocations (frames) plus attempts (jobs). Open requests are not
-    /// counted apart, as each holds its top invocation.
+    /// invocations (frames and transports) plus attempts (jobs). Open
+    /// requests are not counted apart, as each holds its top invocation.
     fn over_in_flight(&self) -> bool {
-        self.frames.len() + self.jobs.len() > self.scenario.limits.in_flight_max
+        self.frames.len() + self.transports.len() + self.jobs.len()
+            > self.scenario.limits.in_flight_max
     }
 
     fn drain_work(&mut self) {
@@ -791,6 +845,11 @@ impl<'a> World<'a> {
             }
             match work {
                 Work::Start(frame) => self.start_frame(frame),
+                Work::Send(transport) => {
+                    if self.transports.contains_key(transport) {
+                        self.send_attempt(transport);
+                    }
+                }
                 Work::Forward(frame) => {
                     if let Some(state) = self.frames.get_mut(frame) {
                         if state.timer_until_woken {
@@ -867,8 +926,9 @@ impl<'a> World<'a> {
     }
 }
 
-/// The most bytes of model state one call in flight costs: a frame (or a
-/// job) with what hangs off it (its request, pending events, its entry in a
+/// The most bytes of model state one call in flight costs: a frame (a
+/// transport, a third of its size, is charged as one; or a job) with what
+/// hangs off it (its request, pending events, its entry in a
 /// parent's, a queue's or a layer's bookkeeping), counting the spare capacity
 /// of growing containers (up to as much again as is used). `scenario::memory`
 /// multiplies it by `limits.in_flight_max`.
@@ -902,15 +962,16 @@ mod size_tests {
     // one should be a decision.
     #[test]
     fn per_call_structures_stay_small() {
-        assert_eq!(size_of::<Frame>(), 112);
+        assert_eq!(size_of::<Frame>(), 104);
+        assert_eq!(size_of::<Transport>(), 24);
         assert_eq!(size_of::<CallState>(), 40);
         assert_eq!(size_of::<SmallVec<[FrameKey; 2]>>(), 24);
         assert_eq!(size_of::<Request>(), 16);
-        assert_eq!(size_of::<Job>(), 48);
+        assert_eq!(size_of::<Job>(), 40);
         assert_eq!(size_of::<Event>(), 24);
         assert_eq!(size_of::<Option<Event>>(), 24);
         assert_eq!(size_of::<Option<EventId>>(), 8);
         assert_eq!(size_of::<Work>(), 16);
-        assert_eq!(in_flight_call_bytes(), 2 * (120 + 24 + 2 * 76 + 24 + 64));
+        assert_eq!(in_flight_call_bytes(), 2 * (112 + 24 + 2 * 76 + 24 + 64));
     }
 }

@@ -10,30 +10,30 @@ use crate::topology::faults::TopologyFault;
 use crate::topology::Place;
 
 impl<'a> World<'a> {
-    /// The first request frame above `frame`, if it serves a client request.
-    fn request_of(&self, frame: FrameKey) -> Option<RequestKey> {
-        let mut key = frame;
+    /// The request above `transport`, if it serves a client request.
+    fn request_of(&self, transport: TransportKey) -> Option<RequestKey> {
+        let mut parent = self.transport_parent(self.transports.get(transport)?);
         loop {
-            match self.frames.get(key)?.parent() {
+            match parent {
                 Parent::Request(request) => return Some(request),
-                Parent::Frame(parent) => key = parent,
+                Parent::Frame(frame) => parent = self.frames.get(frame)?.parent(),
                 Parent::Dependency(..) => return None,
             }
         }
     }
 
-    /// Where an attempt of transport frame `frame` (of policy stack `stack`)
-    /// goes and its extra delay on the way; `None` when the network drops it.
+    /// Where an attempt of `transport` (of policy stack `stack`) goes and
+    /// its extra delay on the way; `None` when the network drops it.
     pub(super) fn region_leg(
         &mut self,
-        frame: FrameKey,
+        transport: TransportKey,
         stack: usize,
         from_client: bool,
     ) -> Option<(u32, SimDuration)> {
         let now = self.now;
         let mut wait = SimDuration::ZERO;
         let region = if from_client {
-            let request = self.request_of(frame);
+            let request = self.request_of(transport);
             let previous = request.map_or(NO_REGION, |key| self.requests[key].region);
             let services = &self.services;
             let regions = self.regions.as_mut().expect("a topology");
@@ -63,7 +63,7 @@ impl<'a> World<'a> {
     /// `None` when the network drops it.
     pub(super) fn reply_leg(&mut self, job: &Job, reply: Reply) -> Option<SimDuration> {
         // A caller that gave up hears nothing either way.
-        let stack = self.frames.get(job.reply_to)?.stack as usize;
+        let stack = self.transports.get(job.reply_to)?.stack as usize;
         let regions = self.regions.as_mut().expect("a topology");
         let placed = regions.instance_place(job.service as usize, job.instance as usize);
         let from = if placed.region == job.region as usize {

@@ -3,10 +3,11 @@
 use super::*;
 
 impl<'a> World<'a> {
-    pub(super) fn send_attempt(&mut self, frame: FrameKey) {
-        let stack_index = self.frames[frame].stack as usize;
+    /// `transport` sends its attempt to its stack's target.
+    pub(super) fn send_attempt(&mut self, transport: TransportKey) {
+        let stack_index = self.transports[transport].stack as usize;
         if let Some(target) = self.stacks[stack_index].database {
-            return self.database_attempt(frame, target);
+            return self.database_attempt(transport, target);
         }
         let from_client = stack_index < self.scenario.clients.len();
         let stack = &mut self.stacks[stack_index];
@@ -14,8 +15,8 @@ impl<'a> World<'a> {
         let mut latency = self.scenario.network_latency.sample(&mut stack.network);
         let mut region = 0;
         if self.regions.is_some() {
-            let Some((to, extra)) = self.region_leg(frame, stack_index, from_client) else {
-                // Dropped on the way: the frame waits for its timer, or for ever.
+            let Some((to, extra)) = self.region_leg(transport, stack_index, from_client) else {
+                // Dropped on the way: the call waits for its timer, or for ever.
                 self.recorder.attempt_sent(self.now, from_client);
                 return;
             };
@@ -25,7 +26,7 @@ impl<'a> World<'a> {
         let job = self.jobs.insert(Job {
             service: service as u32,
             instance: 0,
-            reply_to: frame,
+            reply_to: transport,
             arrived_at: self.now,
             state: JobState::InFlight,
             slot: 0,
@@ -33,7 +34,7 @@ impl<'a> World<'a> {
             region,
         });
         self.recorder.attempt_sent(self.now, from_client);
-        self.frames[frame].job = Some(job);
+        self.transports[transport].job = Some(job);
         self.queue
             .push(self.now + latency, Event::JobArrive { job });
     }
@@ -107,8 +108,9 @@ impl<'a> World<'a> {
         };
         if let Some(regions) = &mut self.regions {
             // A zone partition between the caller and this instance stops it.
-            if let Some(frame) = self.frames.get(self.jobs[job].reply_to) {
-                if regions.instance_unreachable(self.now, frame.stack as usize, service, instance) {
+            if let Some(caller) = self.transports.get(self.jobs[job].reply_to) {
+                if regions.instance_unreachable(self.now, caller.stack as usize, service, instance)
+                {
                     self.jobs.remove(job);
                     return;
                 }
@@ -135,9 +137,9 @@ impl<'a> World<'a> {
             // The instance accepts the connection (it will run, queue or 503
             // the call): tell the innermost layer of the caller's stack, if it
             // listens.
-            if let Some(frame) = self.frames.get(self.jobs[job].reply_to) {
-                if let Parent::Frame(innermost) = frame.parent() {
-                    if self.stacks[frame.stack as usize].hears_connections {
+            if let Some(caller) = self.transports.get(self.jobs[job].reply_to) {
+                if let Parent::Frame(innermost) = self.transport_parent(caller) {
+                    if self.stacks[caller.stack as usize].hears_connections {
                         self.work.push_back(Work::Connected(innermost));
                     }
                 }
@@ -286,8 +288,8 @@ impl<'a> World<'a> {
                 DependencyMode::Parallel => {
                     let calls = config.dependencies.len();
                     self.jobs[job].state = JobState::Dependencies {
-                        next: calls as u32,
-                        pending: calls as u32,
+                        next: calls as u8,
+                        pending: calls as u8,
                     };
                     for index in 0..calls {
                         self.call_dependency(job, index);
@@ -354,12 +356,12 @@ impl<'a> World<'a> {
             .len();
         if pending > 1 {
             record.state = JobState::Dependencies {
-                next: next as u32,
-                pending: (pending - 1) as u32,
+                next: next as u8,
+                pending: (pending - 1) as u8,
             };
         } else if next < calls {
             record.state = JobState::Dependencies {
-                next: (next + 1) as u32,
+                next: (next + 1) as u8,
                 pending: 1,
             };
             self.call_dependency(job, next);
@@ -430,7 +432,7 @@ impl<'a> World<'a> {
 
     /// Sends `reply` back to the job's caller and forgets the job.
     pub(super) fn respond(&mut self, job: JobKey, reply: Reply) {
-        // The caller's frame is not touched (its `job` now names a removed
+        // The caller's transport is not touched (its `job` now names a removed
         // job, which `withdraw` and `release_abandoned` see as gone): a held
         // call's frame is long out of cache, and loading it here cost a miss
         // per answer.
@@ -449,7 +451,7 @@ impl<'a> World<'a> {
         self.queue.push(
             self.now + latency,
             Event::ReplyArrive {
-                frame: record.reply_to,
+                transport: record.reply_to,
                 reply,
             },
         );
