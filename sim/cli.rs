@@ -272,6 +272,12 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
         })
     };
     let events = simulate()?.events;
+    // The warm-up run's peak, in a fresh process: later runs reuse (and
+    // fragment) the memory the first one freed, so theirs says less about
+    // what one run needs.
+    let peak = peak_rss_kib()
+        .map(|kib| format!(", peak RSS {kib} KiB (first run)"))
+        .unwrap_or_default();
     let mut seconds: Vec<f64> = Vec::with_capacity(args.repeat as usize);
     for _ in 0..args.repeat {
         let started = std::time::Instant::now();
@@ -282,15 +288,30 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
     seconds.sort_by(f64::total_cmp);
     let median = seconds[seconds.len() / 2];
     print(&format!(
-        "{}: {} events per run, {} runs: median {:.3} s (min {:.3} s, max {:.3} s), {:.2} M events/s\n",
+        "{}: {} events per run, {} runs: median {:.3} s (min {:.3} s, max {:.3} s), {:.2} M events/s{}\n",
         file,
         events,
         args.repeat,
         median,
         seconds[0],
         seconds[seconds.len() - 1],
-        events as f64 / median / 1e6
+        events as f64 / median / 1e6,
+        peak
     ))
+}
+
+/// This process's peak resident set size in KiB (`VmHWM` in
+/// `/proc/self/status`); `None` where the system does not say.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `1 service`, `2 services`.
