@@ -227,7 +227,7 @@ impl<'a> World<'a> {
 
     /// Cancels `transport`: its attempt, if still on the network or waiting
     /// in a service's queue, is withdrawn.
-    pub(super) fn cancel_transport(&mut self, transport: TransportKey) {
+    fn cancel_transport(&mut self, transport: TransportKey) {
         let Some(state) = self.transports.remove(transport) else {
             return;
         };
