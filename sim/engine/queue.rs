@@ -66,8 +66,9 @@
 //! the order is exactly `(time, sequence)` whichever structure an event went
 //! to. Each lane's front key is kept apart from the rest of the lane, in one
 //! small array (an empty lane's front is a sentinel greater than any key),
-//! so that finding the least front is a few comparisons over adjacent
-//! memory.
+//! and the queue remembers which lane's front is least. A front only moves
+//! later, so that is recomputed only when the least front itself pops or is
+//! cancelled, and `pop` compares the heap's top with one front.
 //!
 //! Memory stays bounded by the pending events, not by the cancelled ones:
 //! when stale keys outnumber live ones (and there are more than a few
@@ -198,6 +199,8 @@ pub struct EventQueue<E> {
     heap: BinaryHeap<Reverse<Key>>,
     /// The front key of each lane, `EMPTY` for an empty lane.
     fronts: [Key; LANES],
+    /// The lane whose front is the least (any lane when all are empty).
+    lane_least: usize,
     /// The keys behind each lane's front, each lane sorted by key.
     lanes: [VecDeque<Key>; LANES],
     /// The delay each lane holds; an empty lane may be claimed anew.
@@ -230,6 +233,7 @@ impl<E> EventQueue<E> {
         EventQueue {
             heap: BinaryHeap::new(),
             fronts: [EMPTY; LANES],
+            lane_least: 0,
             lanes: Default::default(),
             tags: [NO_TAG; LANES],
             lanes_used: 0,
@@ -313,6 +317,9 @@ impl<E> EventQueue<E> {
         if front.is_empty() {
             debug_assert!(self.lanes[index].is_empty());
             *front = key;
+            if key.order() < self.fronts[self.lane_least].order() {
+                self.lane_least = index;
+            }
         } else {
             let lane = &mut self.lanes[index];
             debug_assert!(lane.back().unwrap_or(front).order() < key.order());
@@ -393,6 +400,19 @@ impl<E> EventQueue<E> {
             }
         }
         self.fronts[index] = front;
+        // A front only moves later, so only the least one's move can change
+        // which is least.
+        if index == self.lane_least {
+            for (other, &front) in self.fronts.iter().enumerate() {
+                if front.order() < self.fronts[self.lane_least].order() {
+                    self.lane_least = other;
+                }
+            }
+        }
+        debug_assert!(self
+            .fronts
+            .iter()
+            .all(|front| front.order() >= self.fronts[self.lane_least].order()));
     }
 
     /// Keys held, live and stale.
@@ -406,18 +426,16 @@ impl<E> EventQueue<E> {
     /// lane's index. `EMPTY` when nothing is pending.
     #[inline(always)]
     fn earliest(&self) -> (Key, usize) {
-        let mut best = match self.heap.peek() {
+        let best = match self.heap.peek() {
             Some(&Reverse(top)) => top,
             None => EMPTY,
         };
-        let mut place = HEAP;
-        for (index, &front) in self.fronts.iter().enumerate() {
-            if front.order() < best.order() {
-                best = front;
-                place = index;
-            }
+        let front = self.fronts[self.lane_least];
+        if front.order() < best.order() {
+            (front, self.lane_least)
+        } else {
+            (best, HEAP)
         }
-        (best, place)
     }
 
     /// Removes a pending event so that it never fires. Returns the event, or
@@ -425,9 +443,12 @@ impl<E> EventQueue<E> {
     pub fn cancel(&mut self, id: EventId) -> Option<E> {
         let slot = id.slot();
         let entry = self.slots.get(slot)?;
-        if entry.generation != id.generation() || entry.event.is_none() {
+        // An id's generation matches only while its event is pending: the
+        // slot's generation changes when the event leaves.
+        if entry.generation != id.generation() {
             return None;
         }
+        debug_assert!(entry.event.is_some(), "a matching slot holds its event");
         let event = self.release(slot as u32);
         // Tops and fronts were live, so only one naming this slot (its
         // occupant's key) can have become stale.
