@@ -590,6 +590,29 @@ mod tests {
         assert!(queue.is_empty());
     }
 
+    // A slot whose generation reaches the last one is retired, not freed:
+    // the next push takes a new slot, and the retired slot's old id cancels
+    // nothing.
+    #[test]
+    fn a_slot_at_the_last_generation_is_retired() {
+        let mut queue = EventQueue::new();
+        queue.slots.push(Slot {
+            generation: u32::MAX - 1,
+            event: None,
+        });
+        queue.free.push(0);
+        let last = queue.push(SimTime(1), "last occupant");
+        assert_eq!(last.slot(), 0);
+        assert_eq!(queue.pop(), Some((SimTime(1), "last occupant")));
+        assert_eq!(queue.slots[0].generation, u32::MAX);
+        assert!(queue.free.is_empty());
+        let next = queue.push(SimTime(2), "next");
+        assert_eq!(next.slot(), 1);
+        assert_eq!(queue.cancel(last), None);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.pop(), Some((SimTime(2), "next")));
+    }
+
     // The top is always live: a cancelled earliest event does not show in
     // `peek_time`, and `len` counts only pending events.
     #[test]
