@@ -31,21 +31,20 @@
 //! value moves while the heap reorders, and there is no allocation per
 //! event once the slab and heap have grown to the run's peak.
 //!
-//! ## Keys are one `u128`
+//! ## Keys
 //!
-//! A key packs, from the most significant bit down, the time (50 bits of
-//! microseconds, 35 years), the late flag (1 bit), the sequence number within
-//! its range (45 bits, 3.5 * 10^13 pushes) and the slot (32 bits). Comparing
-//! two keys is one 128-bit comparison, which orders by `(time, late,
-//! sequence)` exactly as the `(time, sequence)` pair did (sequence numbers
-//! are unique, so the slot bits never decide), and a key moves as two words
-//! while the heap reorders (16 bytes instead of 24). The slot remembers the
-//! sequence bits of its occupant, so a key whose slot was freed (or reused)
-//! is recognised as stale. A time beyond the 50 bits (an event 35 years
-//! away, far past the end of any run: scenarios last at most 30 days plus
-//! drain) is stored as the largest time and its true time kept aside; such
-//! far-future events pop after every other event, in push order among
-//! themselves, with their true time.
+//! A key holds the time (a whole `u64` of microseconds), the sequence number
+//! (late events' numbers have the top bit set, so they sort after every
+//! ordinary one), the slot and the slot's generation when the key was made:
+//! 24 bytes. Keys compare by `(time, sequence)` as one 128-bit integer (two
+//! instructions, no branch per field); sequence numbers are unique, so slot
+//! and generation never decide. A slot's generation changes whenever its
+//! event leaves, so a key of an earlier occupant is recognised as stale by
+//! one comparison with the slot. Every time fits the key, so events however
+//! far ahead pop in `(time, sequence)` order like any other. (The previous
+//! keys packed time, late flag, sequence and slot into one `u128`: 8 bytes
+//! smaller, but packing, unpacking and keeping far-future times aside cost
+//! more instructions per event than the heap's larger moves.)
 //!
 //! ## Lanes for repeated delays
 //!
@@ -65,7 +64,11 @@
 //! outnumber everything else, and the retries of a thundering herd, wait in
 //! lanes. `pop` takes the least of the heap's top and the lanes' fronts, so
 //! the order is exactly `(time, sequence)` whichever structure an event went
-//! to.
+//! to. Each lane's front key is kept apart from the rest of the lane, in one
+//! small array (an empty lane's front is a sentinel greater than any key),
+//! and the queue remembers which lane's front is least. A front only moves
+//! later, so that is recomputed only when the least front itself pops or is
+//! cancelled, and `pop` compares the heap's top with one front.
 //!
 //! Memory stays bounded by the pending events, not by the cancelled ones:
 //! when stale keys outnumber live ones (and there are more than a few
@@ -74,13 +77,14 @@
 //!
 //! The top of the heap and the front of every lane are always live keys
 //! (stale keys are dropped as they surface after every pop and cancel), so
-//! `peek_time` needs only `&self`.
+//! `peek_time` needs only `&self`, and a cancel need only look at the top
+//! and the fronts whose slot is the cancelled event's.
 //! Ids are never reused: a slot whose generation reaches `u32::MAX` is
 //! retired instead of freed.
 
 use super::clock::{SimDuration, SimTime};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
 use std::num::NonZeroU64;
 
 /// Names one scheduled event, for cancelling it: its slot in the low 32 bits
@@ -105,42 +109,61 @@ impl EventId {
     }
 }
 
-/// Bits of a key's slot (the lowest).
-const SLOT_BITS: u32 = 32;
-/// Bits of a key's sequence number within its range (ordinary or late).
-const SEQ_BITS: u32 = 45;
-/// The late flag, just above the sequence number: late events pop after
+/// The late flag, the top bit of a sequence number: late events pop after
 /// every ordinary event of their instant.
-const LATE_FLAG: u64 = 1 << SEQ_BITS;
-/// Bits of a key's time in microseconds (the highest).
-const TIME_BITS: u32 = 128 - SLOT_BITS - SEQ_BITS - 1;
-/// The largest time a key holds; later times are kept aside (`far`).
-const TIME_KEY_MAX: u64 = (1 << TIME_BITS) - 1;
-/// The sequence bits (flag and number) of a free slot: no key has them.
-const SEQ_FREE: u64 = u64::MAX;
+const LATE_FLAG: u64 = 1 << 63;
 
-/// One heap or lane entry: time, late flag, sequence number and slot in one
-/// integer (see the module doc), so that the least key pops first.
-type Key = u128;
-
-fn key(at: u64, seq: u64, slot: u32) -> Key {
-    (u128::from(at.min(TIME_KEY_MAX)) << (128 - TIME_BITS))
-        | (u128::from(seq) << SLOT_BITS)
-        | u128::from(slot)
+/// One heap or lane entry: when the event is due and where it waits.
+#[derive(Clone, Copy, Debug)]
+struct Key {
+    /// Due time, microseconds.
+    at: u64,
+    /// Sequence number, `LATE_FLAG` set for a late event.
+    seq: u64,
+    slot: u32,
+    /// The slot's generation when this key was made; 0 only in `EMPTY`.
+    generation: u32,
 }
 
-fn key_slot(key: Key) -> u32 {
-    key as u32
+/// The front of an empty lane: ordered after every key (no key has both
+/// the largest time and the largest late sequence number) and matching no
+/// slot (generations start at 1).
+const EMPTY: Key = Key {
+    at: u64::MAX,
+    seq: u64::MAX,
+    slot: u32::MAX,
+    generation: 0,
+};
+
+impl Key {
+    /// The pop order, `(time, sequence)` as one integer, least first.
+    fn order(self) -> u128 {
+        (u128::from(self.at) << 64) | u128::from(self.seq)
+    }
+
+    fn is_empty(self) -> bool {
+        self.generation == 0
+    }
 }
 
-/// The late flag and sequence number of a key.
-fn key_seq(key: Key) -> u64 {
-    (key >> SLOT_BITS) as u64 & ((LATE_FLAG << 1) - 1)
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.order() == other.order()
+    }
 }
 
-/// The time of a key, `TIME_KEY_MAX` for a far-future event.
-fn key_at(key: Key) -> u64 {
-    (key >> (128 - TIME_BITS)) as u64
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.order().cmp(&other.order())
+    }
 }
 
 /// Stale keys are swept out of the heap only past this many, so that small
@@ -152,6 +175,10 @@ const STALE_SWEEP_MIN: usize = 4096;
 /// play at once.
 const LANES: usize = 4;
 
+/// Where the earliest key is when it is the heap's top rather than a lane's
+/// front.
+const HEAP: usize = LANES;
+
 /// A lane's tag: the delay its events were scheduled ahead (microseconds)
 /// and whether they are late.
 type Tag = (u64, bool);
@@ -160,11 +187,9 @@ type Tag = (u64, bool);
 const NO_TAG: Tag = (u64::MAX, false);
 
 /// Where one pending event waits. `generation` changes whenever the event
-/// leaves (pops or is cancelled), so ids that name an earlier occupant no
-/// longer match; `seq` holds the sequence bits of the occupant's key
-/// (`SEQ_FREE` when empty), so keys of an earlier occupant no longer match.
+/// leaves (pops or is cancelled), so ids and keys that name an earlier
+/// occupant no longer match.
 struct Slot<E> {
-    seq: u64,
     generation: u32,
     event: Option<E>,
 }
@@ -172,7 +197,11 @@ struct Slot<E> {
 /// A min-queue of events keyed by `(time, sequence)`.
 pub struct EventQueue<E> {
     heap: BinaryHeap<Reverse<Key>>,
-    /// Events scheduled a repeated delay ahead, each lane sorted by key.
+    /// The front key of each lane, `EMPTY` for an empty lane.
+    fronts: [Key; LANES],
+    /// The lane whose front is the least (any lane when all are empty).
+    lane_least: usize,
+    /// The keys behind each lane's front, each lane sorted by key.
     lanes: [VecDeque<Key>; LANES],
     /// The delay each lane holds; an empty lane may be claimed anew.
     tags: [Tag; LANES],
@@ -183,13 +212,10 @@ pub struct EventQueue<E> {
     slots: Vec<Slot<E>>,
     /// Slots free for reuse, most recently freed last (warm in cache).
     free: Vec<u32>,
-    /// The true times of pending far-future events (beyond `TIME_KEY_MAX`),
-    /// by slot.
-    far: BTreeMap<u32, SimTime>,
     /// Pending (pushed, not popped, not cancelled) events.
     live: usize,
     seq_next: u64,
-    /// The next sequence number of a late event (without the late flag).
+    /// The next sequence number of a late event (with the late flag).
     seq_late_next: u64,
     /// The time of the last popped event: nothing may be scheduled before it.
     now: SimTime,
@@ -206,16 +232,17 @@ impl<E> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
             heap: BinaryHeap::new(),
+            fronts: [EMPTY; LANES],
+            lane_least: 0,
             lanes: Default::default(),
             tags: [NO_TAG; LANES],
             lanes_used: 0,
             missed: NO_TAG,
             slots: Vec::new(),
             free: Vec::new(),
-            far: BTreeMap::new(),
             live: 0,
             seq_next: 0,
-            seq_late_next: 0,
+            seq_late_next: LATE_FLAG,
             now: SimTime::ZERO,
         }
     }
@@ -224,9 +251,9 @@ impl<E> EventQueue<E> {
     /// whose delay is drawn at random; `push_after` for a delay that repeats.
     pub fn push(&mut self, at: SimTime, event: E) -> EventId {
         let seq = self.next_seq();
-        let (key, id) = self.store(at, seq, event);
+        let key = self.store(at, seq, event);
         self.heap.push(Reverse(key));
-        id
+        EventId::new(key.slot, key.generation)
     }
 
     /// Schedules `event` `delay` after now (the time of the last popped
@@ -235,9 +262,9 @@ impl<E> EventQueue<E> {
     /// rather than the heap (see the module doc).
     pub fn push_after(&mut self, delay: SimDuration, event: E) -> EventId {
         let seq = self.next_seq();
-        let (key, id) = self.store(self.now + delay, seq, event);
+        let key = self.store(self.now + delay, seq, event);
         self.place((delay.0, false), key);
-        id
+        EventId::new(key.slot, key.generation)
     }
 
     /// Schedules `event` at `at` to pop after every ordinary event at `at`,
@@ -247,17 +274,17 @@ impl<E> EventQueue<E> {
     pub fn push_late(&mut self, at: SimTime, event: E) -> EventId {
         let seq = self.seq_late_next;
         self.seq_late_next += 1;
-        assert!(seq < LATE_FLAG, "fewer than 2^45 late events pushed");
-        let (key, id) = self.store(at, LATE_FLAG | seq, event);
+        assert!(seq < u64::MAX, "fewer than 2^63 late events pushed");
+        let key = self.store(at, seq, event);
         self.place((at.0.saturating_sub(self.now.0), true), key);
-        id
+        EventId::new(key.slot, key.generation)
     }
 
     /// The next ordinary sequence number.
     fn next_seq(&mut self) -> u64 {
         let seq = self.seq_next;
         self.seq_next += 1;
-        assert!(seq < LATE_FLAG, "fewer than 2^45 events pushed");
+        assert!(seq < LATE_FLAG, "fewer than 2^63 events pushed");
         seq
     }
 
@@ -268,15 +295,13 @@ impl<E> EventQueue<E> {
             .iter()
             .position(|&lane| lane == tag)
         {
-            let lane = &mut self.lanes[index];
-            debug_assert!(lane.back().is_none_or(|&last| last < key));
-            lane.push_back(key);
+            self.push_lane(index, key);
             return;
         }
         if self.missed == tag {
-            if let Some(index) = self.lanes.iter().position(VecDeque::is_empty) {
+            if let Some(index) = self.fronts.iter().position(|front| front.is_empty()) {
                 self.tags[index] = tag;
-                self.lanes[index].push_back(key);
+                self.push_lane(index, key);
                 self.lanes_used = self.lanes_used.max(index + 1);
                 self.missed = NO_TAG;
                 return;
@@ -286,64 +311,73 @@ impl<E> EventQueue<E> {
         self.heap.push(Reverse(key));
     }
 
-    /// Puts `event` in a free slot; returns its key and id.
-    fn store(&mut self, at: SimTime, seq: u64, event: E) -> (Key, EventId) {
+    /// Puts `key`, later than every key of lane `index`, at its back.
+    fn push_lane(&mut self, index: usize, key: Key) {
+        let front = &mut self.fronts[index];
+        if front.is_empty() {
+            debug_assert!(self.lanes[index].is_empty());
+            *front = key;
+            if key.order() < self.fronts[self.lane_least].order() {
+                self.lane_least = index;
+            }
+        } else {
+            let lane = &mut self.lanes[index];
+            debug_assert!(lane.back().unwrap_or(front).order() < key.order());
+            lane.push_back(key);
+        }
+    }
+
+    /// Puts `event` in a free slot; returns its key.
+    #[inline(always)]
+    fn store(&mut self, at: SimTime, seq: u64, event: E) -> Key {
         debug_assert!(
             at >= self.now,
             "event scheduled in the past: {at:?} < {:?}",
             self.now
         );
-        let slot = match self.free.pop() {
+        let (slot, generation) = match self.free.pop() {
             Some(slot) => {
                 let entry = &mut self.slots[slot as usize];
                 debug_assert!(entry.event.is_none(), "a free slot holds an event");
                 entry.event = Some(event);
-                entry.seq = seq;
-                slot
+                (slot, entry.generation)
             }
             None => {
                 let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 pending events");
                 self.slots.push(Slot {
-                    seq,
                     generation: 1,
                     event: Some(event),
                 });
-                slot
+                (slot, 1)
             }
         };
-        if at.0 >= TIME_KEY_MAX {
-            self.far.insert(slot, at);
-        }
         self.live += 1;
-        let id = EventId::new(slot, self.slots[slot as usize].generation);
-        (key(at.0, seq, slot), id)
+        Key {
+            at: at.0,
+            seq,
+            slot,
+            generation,
+        }
     }
 
     /// Takes the event out of `slot` and frees the slot, bumping its
-    /// generation so that older ids no longer match it.
+    /// generation so that older ids and keys no longer match it.
     fn release(&mut self, slot: u32) -> E {
         let entry = &mut self.slots[slot as usize];
         let event = entry.event.take().expect("a live slot holds an event");
-        entry.seq = SEQ_FREE;
         self.live -= 1;
+        // Occupied slots are below the last generation, so this never
+        // overflows; a slot that reaches it is retired, never occupied
+        // again, so no id is ever reused and no key ever matches it.
+        entry.generation += 1;
         if entry.generation < u32::MAX {
-            entry.generation += 1;
             self.free.push(slot);
         }
-        // A slot at the last generation is retired, so no id is ever reused.
         event
     }
 
     fn is_stale(&self, key: Key) -> bool {
-        self.slots[key_slot(key) as usize].seq != key_seq(key)
-    }
-
-    /// The time of a live key.
-    fn time_of(&self, key: Key) -> SimTime {
-        match key_at(key) {
-            TIME_KEY_MAX => self.far[&key_slot(key)],
-            at => SimTime(at),
-        }
+        self.slots[key.slot as usize].generation != key.generation
     }
 
     /// Drops stale keys from the top of the heap, so that the top is live.
@@ -356,38 +390,52 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// Drops stale keys from the front of lane `index`.
-    fn clean_lane(&mut self, index: usize) {
-        while let Some(&front) = self.lanes[index].front() {
-            if !self.is_stale(front) {
+    /// Makes the next live key of lane `index` its front (`EMPTY` if none).
+    fn advance_lane(&mut self, index: usize) {
+        let mut front = EMPTY;
+        while let Some(next) = self.lanes[index].pop_front() {
+            if !self.is_stale(next) {
+                front = next;
                 break;
             }
-            self.lanes[index].pop_front();
         }
+        self.fronts[index] = front;
+        // A front only moves later, so only the least one's move can change
+        // which is least.
+        if index == self.lane_least {
+            for (other, &front) in self.fronts.iter().enumerate() {
+                if front.order() < self.fronts[self.lane_least].order() {
+                    self.lane_least = other;
+                }
+            }
+        }
+        debug_assert!(self
+            .fronts
+            .iter()
+            .all(|front| front.order() >= self.fronts[self.lane_least].order()));
     }
 
     /// Keys held, live and stale.
     fn keys(&self) -> usize {
         self.heap.len()
-            + self.lanes[..self.lanes_used]
-                .iter()
-                .map(VecDeque::len)
-                .sum::<usize>()
+            + self.lanes.iter().map(VecDeque::len).sum::<usize>()
+            + self.fronts.iter().filter(|front| !front.is_empty()).count()
     }
 
-    /// The earliest pending key and where it is: `None` for the heap's top,
-    /// `Some(index)` for a lane's front.
-    fn earliest(&self) -> Option<(Key, Option<usize>)> {
-        let mut best: Option<(Key, Option<usize>)> =
-            self.heap.peek().map(|&Reverse(top)| (top, None));
-        for (index, lane) in self.lanes[..self.lanes_used].iter().enumerate() {
-            if let Some(&front) = lane.front() {
-                if best.is_none_or(|(key, _)| front < key) {
-                    best = Some((front, Some(index)));
-                }
-            }
+    /// The earliest key and where it is: `HEAP` for the heap's top, or a
+    /// lane's index. `EMPTY` when nothing is pending.
+    #[inline(always)]
+    fn earliest(&self) -> (Key, usize) {
+        let best = match self.heap.peek() {
+            Some(&Reverse(top)) => top,
+            None => EMPTY,
+        };
+        let front = self.fronts[self.lane_least];
+        if front.order() < best.order() {
+            (front, self.lane_least)
+        } else {
+            (best, HEAP)
         }
-        best
     }
 
     /// Removes a pending event so that it never fires. Returns the event, or
@@ -395,21 +443,29 @@ impl<E> EventQueue<E> {
     pub fn cancel(&mut self, id: EventId) -> Option<E> {
         let slot = id.slot();
         let entry = self.slots.get(slot)?;
-        if entry.generation != id.generation() || entry.event.is_none() {
+        // An id's generation matches only while its event is pending: the
+        // slot's generation changes when the event leaves.
+        if entry.generation != id.generation() {
             return None;
         }
+        debug_assert!(entry.event.is_some(), "a matching slot holds its event");
         let event = self.release(slot as u32);
-        if !self.far.is_empty() {
-            self.far.remove(&(slot as u32));
-        }
-        self.clean_heap();
-        for index in 0..self.lanes_used {
-            self.clean_lane(index);
+        // Tops and fronts were live, so only one naming this slot (its
+        // occupant's key) can have become stale.
+        let slot = slot as u32;
+        if self
+            .heap
+            .peek()
+            .is_some_and(|&Reverse(top)| top.slot == slot)
+        {
+            self.clean_heap();
+        } else if let Some(index) = self.fronts.iter().position(|front| front.slot == slot) {
+            self.advance_lane(index);
         }
         let stale = self.keys() - self.live;
         if stale > STALE_SWEEP_MIN && stale > self.live {
             let slots = &self.slots;
-            let live = |key: Key| slots[key_slot(key) as usize].seq == key_seq(key);
+            let live = |key: Key| slots[key.slot as usize].generation == key.generation;
             self.heap.retain(|&Reverse(key)| live(key));
             for lane in &mut self.lanes {
                 lane.retain(|&key| live(key));
@@ -428,37 +484,27 @@ impl<E> EventQueue<E> {
     /// `end`; leaves the queue as it is otherwise. One search for the
     /// earliest key where `peek_time` then `pop` would make two.
     pub fn pop_until(&mut self, end: SimTime) -> Option<(SimTime, E)> {
-        let (key, place) = self.earliest()?;
-        let at = self.time_of(key);
-        if at > end {
+        let (key, place) = self.earliest();
+        if key.at > end.0 || key.is_empty() {
             return None;
         }
-        match place {
-            None => {
-                self.heap.pop();
-            }
-            Some(index) => {
-                self.lanes[index].pop_front();
-            }
-        }
         debug_assert!(!self.is_stale(key), "the earliest key is live");
-        debug_assert!(at >= self.now, "event popped from the past");
-        self.now = at;
-        let slot = key_slot(key);
-        let event = self.release(slot);
-        if key_at(key) == TIME_KEY_MAX {
-            self.far.remove(&slot);
+        debug_assert!(key.at >= self.now.0, "event popped from the past");
+        let event = self.release(key.slot);
+        if place == HEAP {
+            self.heap.pop();
+            self.clean_heap();
+        } else {
+            self.advance_lane(place);
         }
-        match place {
-            None => self.clean_heap(),
-            Some(index) => self.clean_lane(index),
-        }
-        Some((at, event))
+        self.now = SimTime(key.at);
+        Some((self.now, event))
     }
 
     /// The time of the earliest pending event.
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.earliest().map(|(key, _)| self.time_of(key))
+        let (key, _) = self.earliest();
+        (!key.is_empty()).then_some(SimTime(key.at))
     }
 
     /// How many events are pending.
@@ -474,6 +520,12 @@ impl<E> EventQueue<E> {
     /// The time of the last popped event.
     pub fn now(&self) -> SimTime {
         self.now
+    }
+
+    /// Keys in lane `index`, its front included.
+    #[cfg(test)]
+    fn lane_len(&self, index: usize) -> usize {
+        self.lanes[index].len() + usize::from(!self.fronts[index].is_empty())
     }
 }
 #[cfg(test)]
@@ -536,6 +588,29 @@ mod tests {
         assert_eq!(queue.len(), 1);
         assert_eq!(queue.cancel(new), Some("new"));
         assert!(queue.is_empty());
+    }
+
+    // A slot whose generation reaches the last one is retired, not freed:
+    // the next push takes a new slot, and the retired slot's old id cancels
+    // nothing.
+    #[test]
+    fn a_slot_at_the_last_generation_is_retired() {
+        let mut queue = EventQueue::new();
+        queue.slots.push(Slot {
+            generation: u32::MAX - 1,
+            event: None,
+        });
+        queue.free.push(0);
+        let last = queue.push(SimTime(1), "last occupant");
+        assert_eq!(last.slot(), 0);
+        assert_eq!(queue.pop(), Some((SimTime(1), "last occupant")));
+        assert_eq!(queue.slots[0].generation, u32::MAX);
+        assert!(queue.free.is_empty());
+        let next = queue.push(SimTime(2), "next");
+        assert_eq!(next.slot(), 1);
+        assert_eq!(queue.cancel(last), None);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.pop(), Some((SimTime(2), "next")));
     }
 
     // The top is always live: a cancelled earliest event does not show in
@@ -606,8 +681,8 @@ mod tests {
         // of each and the random events.
         assert_eq!(queue.lanes_used, 2);
         assert_eq!(queue.tags[..2], [(50, true), (30, false)]);
-        assert_eq!(queue.lanes[0].len(), 5);
-        assert_eq!(queue.lanes[1].len(), 5);
+        assert_eq!(queue.lane_len(0), 5);
+        assert_eq!(queue.lane_len(1), 5);
         assert_eq!(queue.heap.len(), 5);
         // Late events pop after the ordinary events of their instant, each
         // kind in push order: a stable sort by (time, late) gives that.
@@ -656,25 +731,26 @@ mod tests {
         assert!(queue.is_empty());
     }
 
-    // Times beyond the key's 50 bits keep their true value and pop after
-    // everything else, in push order among themselves; cancelling one
-    // forgets it.
+    // Times up to the largest one keep their order: events however far
+    // ahead pop by `(time, sequence)`, late ones last within their instant;
+    // cancelling one forgets it.
     #[test]
-    fn far_future_events_pop_last_with_their_true_time() {
+    fn far_future_events_pop_in_time_order() {
         let mut queue = EventQueue::new();
-        let far = SimTime(u64::MAX);
-        let farther_pushed_first = SimTime(TIME_KEY_MAX + 5);
-        queue.push(farther_pushed_first, "far 1");
-        let cancelled = queue.push(far, "cancelled");
-        queue.push_late(far, "far 2");
-        queue.push(SimTime(TIME_KEY_MAX - 1), "near");
+        let last = SimTime(u64::MAX);
+        queue.push_late(last, "late at the end");
+        queue.push(last, "at the end");
+        let cancelled = queue.push(SimTime(1 << 62), "cancelled");
+        queue.push(SimTime((1 << 50) + 5), "far");
+        queue.push(SimTime(1 << 40), "near");
         assert_eq!(queue.cancel(cancelled), Some("cancelled"));
-        assert_eq!(queue.peek_time(), Some(SimTime(TIME_KEY_MAX - 1)));
-        assert_eq!(queue.pop(), Some((SimTime(TIME_KEY_MAX - 1), "near")));
-        assert_eq!(queue.pop_until(SimTime(TIME_KEY_MAX)), None);
-        assert_eq!(queue.pop(), Some((farther_pushed_first, "far 1")));
-        assert_eq!(queue.pop(), Some((far, "far 2")));
-        assert!(queue.far.is_empty());
+        assert_eq!(queue.peek_time(), Some(SimTime(1 << 40)));
+        assert_eq!(queue.pop(), Some((SimTime(1 << 40), "near")));
+        assert_eq!(queue.pop(), Some((SimTime((1 << 50) + 5), "far")));
+        assert_eq!(queue.pop_until(SimTime(u64::MAX - 1)), None);
+        assert_eq!(queue.pop(), Some((last, "at the end")));
+        assert_eq!(queue.pop(), Some((last, "late at the end")));
+        assert_eq!(queue.pop(), None);
         assert!(queue.is_empty());
     }
 
