@@ -55,13 +55,19 @@ impl<'a> World<'a> {
         depth as usize + 1 == self.stacks[stack as usize].layers.len()
     }
 
+    /// Whether `stack` is a client's (the first stacks are the clients',
+    /// one each; the rest are the service instances' dependency calls).
+    pub(super) fn is_client_stack(&self, stack: usize) -> bool {
+        stack < self.scenario.clients.len()
+    }
+
     /// What a transport of `stack` answers to: the innermost layer's
-    /// invocation; without policies, a client's request (the first stacks
-    /// are the clients') or a job's dependency call.
+    /// invocation; without policies, a client's request or a job's
+    /// dependency call.
     fn transport_parent_kind(&self, stack: u32) -> ParentKind {
         if !self.stacks[stack as usize].layers.is_empty() {
             ParentKind::Frame
-        } else if (stack as usize) < self.scenario.clients.len() {
+        } else if self.is_client_stack(stack as usize) {
             ParentKind::Request
         } else {
             ParentKind::Dependency

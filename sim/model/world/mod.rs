@@ -296,14 +296,15 @@ impl Transport {
     /// among its parent's inner calls.
     fn new(stack: usize, parent: Parent, ordinal: u32) -> Transport {
         debug_assert!(u32::try_from(stack).is_ok());
-        let (_, parent_key, dependency) = pack_parent(parent);
+        let (kind, parent_key, dependency) = pack_parent(parent);
         Transport {
             parent_key,
             job: None,
             stack: stack as u32,
-            detail: match parent {
-                Parent::Dependency(..) => dependency,
-                Parent::Request(_) | Parent::Frame(_) => ordinal,
+            detail: if kind == ParentKind::Dependency {
+                dependency
+            } else {
+                ordinal
             },
         }
     }

@@ -9,7 +9,7 @@ impl<'a> World<'a> {
         if let Some(target) = self.stacks[stack_index].database {
             return self.database_attempt(transport, target);
         }
-        let from_client = stack_index < self.scenario.clients.len();
+        let from_client = self.is_client_stack(stack_index);
         let stack = &mut self.stacks[stack_index];
         let service = stack.target;
         let mut latency = self.scenario.network_latency.sample(&mut stack.network);
