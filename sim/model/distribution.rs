@@ -104,20 +104,54 @@ impl Distribution {
 
     /// Draws one duration. Draws are capped at `SAMPLE_MS_MAX`.
     pub fn sample(&self, rng: &mut SimRng) -> SimDuration {
-        let ms = match self {
-            Distribution::Constant { value_ms } => *value_ms,
+        self.sampler().sample(rng)
+    }
+
+    /// This distribution ready to draw from, its derived parameters (a
+    /// log-normal's `ln(median)`, an exponential's rate) computed once: for
+    /// the distributions drawn on every call.
+    pub fn sampler(&self) -> Sampler<'_> {
+        match self {
+            Distribution::Constant { value_ms } => Sampler::Constant(*value_ms),
+            // Validated > 0, so the rate is finite and positive.
             Distribution::Exponential { mean_ms } => {
-                // Validated > 0, so the rate is finite and positive.
-                let exp = Exp::new(1.0 / mean_ms).expect("validated exponential mean");
-                exp.sample(rng.raw())
+                Sampler::Exponential(Exp::new(1.0 / mean_ms).expect("validated exponential mean"))
             }
-            Distribution::Lognormal { median_ms, sigma } => {
-                let lognormal =
-                    LogNormal::new(median_ms.ln(), *sigma).expect("validated lognormal");
-                lognormal.sample(rng.raw())
-            }
-            Distribution::Uniform { min_ms, max_ms } => min_ms + (max_ms - min_ms) * rng.unit(),
-            Distribution::Empirical { quantiles } => interpolate(quantiles, rng.unit()),
+            Distribution::Lognormal { median_ms, sigma } => Sampler::Lognormal(
+                LogNormal::new(median_ms.ln(), *sigma).expect("validated lognormal"),
+            ),
+            Distribution::Uniform { min_ms, max_ms } => Sampler::Uniform(*min_ms, *max_ms),
+            Distribution::Empirical { quantiles } => Sampler::Empirical(quantiles),
+        }
+    }
+}
+
+/// A `Distribution` ready to draw from (`Distribution::sampler`): the same
+/// draws from the same stream, without recomputing its parameters.
+#[derive(Clone, Copy, Debug)]
+pub enum Sampler<'a> {
+    /// Always this many milliseconds.
+    Constant(f64),
+    /// Exponential, at rate `1 / mean_ms`.
+    Exponential(Exp<f64>),
+    /// Log-normal, from a normal of mean `ln(median_ms)`.
+    Lognormal(LogNormal<f64>),
+    /// Uniform between a minimum and a maximum.
+    Uniform(f64, f64),
+    /// A table of `[quantile, value_ms]` points.
+    Empirical(&'a [(f64, f64)]),
+}
+
+impl Sampler<'_> {
+    /// Draws one duration. Draws are capped at `SAMPLE_MS_MAX`.
+    #[inline]
+    pub fn sample(&self, rng: &mut SimRng) -> SimDuration {
+        let ms = match *self {
+            Sampler::Constant(value_ms) => value_ms,
+            Sampler::Exponential(exp) => exp.sample(rng.raw()),
+            Sampler::Lognormal(lognormal) => lognormal.sample(rng.raw()),
+            Sampler::Uniform(min_ms, max_ms) => min_ms + (max_ms - min_ms) * rng.unit(),
+            Sampler::Empirical(quantiles) => interpolate(quantiles, rng.unit()),
         };
         SimDuration::from_ms_f64(ms.min(SAMPLE_MS_MAX))
     }

@@ -480,7 +480,7 @@ impl Databases {
         scenario: &Scenario,
         rngs: &RngFactory,
         stacks: &mut [Stack],
-        services: &[ServiceState],
+        services: &[ServiceState<'_>],
     ) -> Option<Box<Databases>> {
         if scenario.databases.is_empty() {
             return None;
@@ -823,10 +823,7 @@ impl<'a> World<'a> {
     /// The transport of a database stack sends one operation.
     pub(super) fn database_attempt(&mut self, frame: TransportKey, target: DatabaseCaller) {
         let stack = self.transports[frame].stack as usize;
-        let latency = self
-            .scenario
-            .network_latency
-            .sample(&mut self.stacks[stack].network);
+        let latency = self.network_latency.sample(&mut self.stacks[stack].network);
         self.recorder.attempt_sent(self.now, false);
         let config = &self.scenario.databases[target.cluster as usize];
         let cluster = &mut self.db().clusters[target.cluster as usize];
@@ -1028,10 +1025,7 @@ impl<'a> World<'a> {
             // The caller gave up: nobody hears the answer.
             return;
         };
-        let latency = self
-            .scenario
-            .network_latency
-            .sample(&mut self.stacks[stack].network);
+        let latency = self.network_latency.sample(&mut self.stacks[stack].network);
         let at = now + work + back + latency;
         let window = (at.as_micros() / self.scenario.window.as_micros().max(1)) as usize;
         let cluster = &mut self.db().clusters[op.cluster as usize];
@@ -1161,10 +1155,7 @@ impl<'a> World<'a> {
         write: bool,
     ) -> Option<OpKey> {
         let stack = self.transports[frame].stack as usize;
-        let latency = self
-            .scenario
-            .network_latency
-            .sample(&mut self.stacks[stack].network);
+        let latency = self.network_latency.sample(&mut self.stacks[stack].network);
         let target = DatabaseCaller { cluster, caller };
         self.send_op(frame, target, node, write, true, latency)
     }

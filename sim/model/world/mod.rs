@@ -37,6 +37,7 @@
 use crate::engine::{EventId, EventQueue, RngFactory, SimDuration, SimRng, SimTime};
 use crate::metrics::{Outcome, Recorder, WindowRow};
 use crate::model::arrivals::ArrivalProcess;
+use crate::model::distribution::Sampler;
 use crate::model::flags::Flag;
 use crate::model::health::{Liveness, Readiness, RotationChange, SheddingMode};
 use crate::model::regions::{RegionEvent, RegionReport, Regions, NO_REGION};
@@ -396,8 +397,10 @@ struct Instance {
     queue: VecDeque<JobKey>,
 }
 
-struct ServiceState {
+struct ServiceState<'a> {
     instances: Vec<Instance>,
+    /// The configured service time (`service_time_ms`), ready to draw.
+    service_time: Sampler<'a>,
     round_robin_next: usize,
     held: VecDeque<JobKey>,
     work_rng: SimRng,
@@ -442,11 +445,14 @@ enum Work {
 
 struct World<'a> {
     scenario: &'a Scenario,
+    /// The scenario's `network_latency`, ready to draw (every attempt and
+    /// every answer draws it).
+    network_latency: Sampler<'a>,
     now: SimTime,
     end_of_load: SimTime,
     queue: EventQueue<Event>,
     clients: Vec<ClientState>,
-    services: Vec<ServiceState>,
+    services: Vec<ServiceState<'a>>,
     stacks: Vec<Stack>,
     frames: SlotMap<FrameKey, Frame>,
     transports: SlotMap<TransportKey, Transport>,
@@ -617,6 +623,7 @@ impl<'a> World<'a> {
                 }
             }
             services.push(ServiceState {
+                service_time: service.service_time.sampler(),
                 instances: (0..service.instances)
                     .map(|_| Instance {
                         crashes: 0,
@@ -664,6 +671,7 @@ impl<'a> World<'a> {
         let databases = database::Databases::new(scenario, &rngs, &mut stacks, &services);
         let mut world = World {
             scenario,
+            network_latency: scenario.network_latency.sampler(),
             now: SimTime::ZERO,
             end_of_load,
             queue: EventQueue::new(),

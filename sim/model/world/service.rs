@@ -12,7 +12,7 @@ impl<'a> World<'a> {
         let from_client = self.is_client_stack(stack_index);
         let stack = &mut self.stacks[stack_index];
         let service = stack.target;
-        let mut latency = self.scenario.network_latency.sample(&mut stack.network);
+        let mut latency = self.network_latency.sample(&mut stack.network);
         let mut region = 0;
         if self.regions.is_some() {
             let Some((to, extra)) = self.region_leg(transport, stack_index, from_client) else {
@@ -220,7 +220,10 @@ impl<'a> World<'a> {
                     .then_some(flag.service_time_off_ms.as_ref())
                     .flatten()
             })
-            .unwrap_or(&config.service_time);
+            .map_or(
+                state.service_time,
+                crate::model::distribution::Distribution::sampler,
+            );
         let mut work = if chaos_failed {
             SimDuration::ZERO
         } else {
@@ -438,7 +441,6 @@ impl<'a> World<'a> {
         // per answer.
         let record = self.jobs.remove(job).expect("live job");
         let mut latency = self
-            .scenario
             .network_latency
             .sample(&mut self.services[record.service as usize].network);
         if self.regions.is_some() {
