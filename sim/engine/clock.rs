@@ -53,6 +53,10 @@ impl SimTime {
     }
 }
 
+/// 2^53: below it every integer is an `f64`, and every `f64` with a
+/// fraction has its whole part and its fraction exact.
+const EXACT_INTEGERS_MAX: f64 = 9_007_199_254_740_992.0;
+
 impl SimDuration {
     /// No time at all.
     pub const ZERO: SimDuration = SimDuration(0);
@@ -66,7 +70,16 @@ impl SimDuration {
     /// microsecond. Negative and NaN inputs give zero; validation rejects them
     /// before they get here.
     pub fn from_ms_f64(ms: f64) -> SimDuration {
-        let micros = (ms * MICROS_PER_MS as f64).round();
+        let micros = ms * MICROS_PER_MS as f64;
+        if micros > 0.0 && micros < EXACT_INTEGERS_MAX {
+            // What `round` gives (half away from zero), without its library
+            // call: below 2^53 the truncation and the rest `micros - whole`
+            // are exact, so the rest says which way to round.
+            let whole = micros as u64;
+            let rest = micros - whole as f64;
+            return SimDuration(whole + u64::from(rest >= 0.5));
+        }
+        let micros = micros.round();
         if micros.is_nan() || micros <= 0.0 {
             SimDuration::ZERO
         } else if micros >= u64::MAX as f64 {
@@ -138,6 +151,53 @@ mod tests {
             SimDuration::from_ms_f64(f64::INFINITY),
             SimDuration(u64::MAX)
         );
+    }
+
+    /// The old conversion, `round` then saturate, which the fast path must
+    /// match exactly.
+    fn by_round(ms: f64) -> SimDuration {
+        let micros = (ms * MICROS_PER_MS as f64).round();
+        if micros.is_nan() || micros <= 0.0 {
+            SimDuration::ZERO
+        } else if micros >= u64::MAX as f64 {
+            SimDuration(u64::MAX)
+        } else {
+            SimDuration(micros as u64)
+        }
+    }
+
+    #[test]
+    fn halves_round_away_from_zero_like_round() {
+        let below_half = 0.5 - f64::EPSILON / 4.0;
+        for micros in [
+            0.5,
+            below_half,
+            1.5,
+            2.5,
+            1.0 - f64::EPSILON / 2.0,
+            4_503_599_627_370_495.5,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            f64::MIN_POSITIVE,
+            1e300,
+        ] {
+            let ms = micros / 1_000.0;
+            assert_eq!(SimDuration::from_ms_f64(ms), by_round(ms), "{micros}");
+        }
+        assert_eq!(SimDuration::from_ms_f64(0.0025), SimDuration(3));
+        assert_eq!(
+            SimDuration::from_ms_f64(below_half / 1_000.0),
+            SimDuration(0)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rounds_exactly_as_round(bits in proptest::prelude::any::<u64>(), ms in 0.0..1e12f64) {
+            let any = f64::from_bits(bits);
+            proptest::prop_assert_eq!(SimDuration::from_ms_f64(any), by_round(any));
+            proptest::prop_assert_eq!(SimDuration::from_ms_f64(ms), by_round(ms));
+        }
     }
 
     #[test]
