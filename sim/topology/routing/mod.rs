@@ -103,21 +103,27 @@ pub fn choose(
     };
     let chosen = match policy {
         Policy::Weighted { weights } => {
-            let candidates: Vec<usize> = (0..regions.len())
-                .filter(|&e| up(e) && weights[e] > 0)
-                .collect();
-            if candidates.is_empty() {
+            // Two passes over the endpoints rather than a list of the
+            // candidates: a router picks once per request.
+            let candidate = |endpoint: usize| up(endpoint) && weights[endpoint] > 0;
+            let candidates = || (0..regions.len()).filter(|&e| candidate(e));
+            let (count, total, last) = candidates().fold((0, 0, 0), |(count, total, _), e| {
+                (count + 1, total + u64::from(weights[e]), e)
+            });
+            if count == 0 {
                 // Only zero-weight endpoints are healthy: Route 53 then
                 // answers among them with equal chance.
-                let healthy_ones: Vec<usize> = (0..regions.len()).filter(|&e| up(e)).collect();
-                healthy_ones[rng.index(healthy_ones.len())]
-            } else if candidates.len() == 1 {
-                candidates[0]
+                let healthy_ones = || (0..regions.len()).filter(|&e| up(e));
+                let nth = rng.index(healthy_ones().count());
+                healthy_ones()
+                    .nth(nth)
+                    .expect("an endpoint is up when all read as up")
+            } else if count == 1 {
+                last
             } else {
-                let total: u64 = candidates.iter().map(|&e| u64::from(weights[e])).sum();
                 let mut ticket = rng.between(0, total - 1);
-                let mut pick = candidates[candidates.len() - 1];
-                for &e in &candidates {
+                let mut pick = last;
+                for e in candidates() {
                     let weight = u64::from(weights[e]);
                     if ticket < weight {
                         pick = e;

@@ -35,6 +35,7 @@
 use crate::engine::{SimRng, SimTime};
 use crate::topology::RegionId;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 /// Envoy's default overprovisioning factor.
 pub const OVERPROVISIONING_FACTOR_DEFAULT: f64 = 1.4;
@@ -161,7 +162,8 @@ impl Priority {
         }
         let panic = self.loads.panic[level];
         let overprovisioning = f64::from(self.settings.overprovisioning_percent) / 100.0;
-        let weights: Vec<f64> = self.settings.levels[level]
+        // On the stack: a router picks once per request.
+        let weights: SmallVec<[f64; 8]> = self.settings.levels[level]
             .iter()
             .zip(&self.hosts[level])
             .map(|(locality, &(healthy, total))| {
