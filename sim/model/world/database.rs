@@ -1286,7 +1286,9 @@ impl<'a> World<'a> {
                 cluster.semi_sync_fallbacks += 1;
             }
         }
-        let mut done = Vec::new();
+        // Answered after the loop (answering borrows the world); on the
+        // stack, as this runs after every replication step.
+        let mut done: SmallVec<[_; 16]> = SmallVec::new();
         while let Some(&(lsn, key)) = cluster.waiting.front() {
             if lsn > committed {
                 break;
