@@ -303,11 +303,13 @@ impl Calendar {
         self.refresh_from(Calendar::index(self.least), live);
     }
 
+    /// Removes the key at `at` of bucket `index`, moving its last key there.
+    #[inline(always)]
     fn swap_remove(&mut self, index: usize, at: usize) {
-        let bucket = self.bucket(index);
-        let last = bucket.len() - 1;
-        bucket[at] = bucket[last];
-        self.lens[index] -= 1;
+        let start = index * BUCKET_KEYS_MAX;
+        let last = self.lens[index] - 1;
+        self.keys[start + at] = self.keys[start + usize::from(last)];
+        self.lens[index] = last;
         self.count -= 1;
     }
 
