@@ -206,6 +206,11 @@ const CALENDAR_SHIFT: u32 = 8;
 /// most network and service times.
 const CALENDAR_BUCKETS: usize = 256;
 
+/// The calendar's block of keys, allocated with the queue whatever the run
+/// (part of the memory estimate's fixed base).
+pub const CALENDAR_BYTES: u64 =
+    (CALENDAR_BUCKETS * BUCKET_KEYS_MAX * std::mem::size_of::<Key>()) as u64;
+
 /// Keys a calendar bucket holds at most: more (a burst due at one instant)
 /// go to the heap, so finding a bucket's least stays cheap.
 const BUCKET_KEYS_MAX: usize = 16;

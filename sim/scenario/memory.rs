@@ -48,8 +48,9 @@ use crate::policy::PolicySpec;
 
 /// One MiB, the unit of `limits.memory_mb`.
 pub const MIB: u64 = 1024 * 1024;
-/// The program, its allocator, the whole-run and per-window histograms and
-/// the chart bitmaps: a fixed base whatever the scenario.
+/// The program, its allocator, the whole-run and per-window histograms, the
+/// event queue's calendar and the chart bitmaps: a fixed base whatever the
+/// scenario.
 pub const BASE_BYTES: u64 = 48 * MIB;
 /// A policy stack's fixed part: its two random streams, name, layer list
 /// and counters in the summary.
@@ -535,7 +536,8 @@ mod tests {
     }
 
     // The fixed constants really bound what they stand for: every layer
-    // type, boxed, fits `LAYER_BYTES`; the histograms fit well in the base.
+    // type, boxed, fits `LAYER_BYTES`; the histograms and the event queue's
+    // calendar fit well in the base.
     #[test]
     fn constants_bound_what_they_stand_for() {
         let specs: Vec<PolicySpec> = serde_json::from_str(
@@ -565,6 +567,7 @@ mod tests {
                 * 8
         };
         assert!(histogram_bytes(3) + histogram_bytes(2) < BASE_BYTES / 8);
+        assert!(crate::engine::queue::CALENDAR_BYTES < BASE_BYTES / 64);
         assert!(2 * std::mem::size_of::<crate::engine::SimRng>() as u64 + 256 <= STACK_BYTES);
     }
 }
