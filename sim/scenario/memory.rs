@@ -567,7 +567,7 @@ mod tests {
                 * 8
         };
         assert!(histogram_bytes(3) + histogram_bytes(2) < BASE_BYTES / 8);
-        assert!(crate::engine::queue::CALENDAR_BYTES < BASE_BYTES / 64);
+        const { assert!(crate::engine::queue::CALENDAR_BYTES < BASE_BYTES / 64) };
         assert!(2 * std::mem::size_of::<crate::engine::SimRng>() as u64 + 256 <= STACK_BYTES);
     }
 }
