@@ -199,11 +199,12 @@ const LANES: usize = 4;
 /// front.
 const HEAP: usize = LANES;
 
-/// A calendar bucket spans `2^CALENDAR_SHIFT` microseconds (about 1 ms).
+/// A calendar bucket spans `2^CALENDAR_SHIFT` microseconds (256 µs).
 const CALENDAR_SHIFT: u32 = 8;
 
-/// Calendar buckets: with 1 ms buckets they reach about 262 ms ahead, past
-/// most network and service times.
+/// Calendar buckets: with 256 µs buckets they reach about 65 ms ahead, past
+/// most network latencies and typical service times (later events go to the
+/// heap).
 const CALENDAR_BUCKETS: usize = 256;
 
 /// The calendar's block of keys, allocated with the queue whatever the run
@@ -390,6 +391,14 @@ fn least_of(keys: &[Key]) -> Option<(usize, Key)> {
         }
     }
     Some(least)
+}
+
+/// Whether `key` names the current occupant of its slot (else it is stale:
+/// its event popped or was cancelled). A free function, so that the calendar
+/// can be handed it while the slots are borrowed apart from the rest.
+#[inline(always)]
+fn is_live<E>(slots: &[Slot<E>], key: Key) -> bool {
+    slots[key.slot as usize].generation == key.generation
 }
 
 /// Where one pending event waits. `generation` changes whenever the event
@@ -596,7 +605,7 @@ impl<E> EventQueue<E> {
     }
 
     fn is_stale(&self, key: Key) -> bool {
-        self.slots[key.slot as usize].generation != key.generation
+        !is_live(&self.slots, key)
     }
 
     /// Drops stale keys from the top of the heap, so that the top is live.
@@ -686,15 +695,14 @@ impl<E> EventQueue<E> {
             self.clean_heap();
         } else if self.calendar.least.slot == slot {
             let slots = &self.slots;
-            self.calendar
-                .refresh(|key| slots[key.slot as usize].generation == key.generation);
+            self.calendar.refresh(|key| is_live(slots, key));
         } else if let Some(index) = self.fronts.iter().position(|front| front.slot == slot) {
             self.advance_lane(index);
         }
         let stale = self.keys() - self.live;
         if stale > STALE_SWEEP_MIN && stale > self.live {
             let slots = &self.slots;
-            let live = |key: Key| slots[key.slot as usize].generation == key.generation;
+            let live = |key: Key| is_live(slots, key);
             self.heap.retain(|&Reverse(key)| live(key));
             for lane in &mut self.lanes {
                 lane.retain(|&key| live(key));
@@ -726,8 +734,7 @@ impl<E> EventQueue<E> {
             self.clean_heap();
         } else if place == CALENDAR {
             let slots = &self.slots;
-            self.calendar
-                .remove_least(|key| slots[key.slot as usize].generation == key.generation);
+            self.calendar.remove_least(|key| is_live(slots, key));
         } else {
             self.advance_lane(place);
         }
