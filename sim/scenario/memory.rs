@@ -402,7 +402,6 @@ pub fn check(scenario: &Scenario) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::histogram::LATENCY_US_MAX;
 
     fn scenario(json: &str) -> Scenario {
         Scenario::from_bytes("t.json", "t", json.as_bytes()).expect("valid")
@@ -560,12 +559,7 @@ mod tests {
                 assert!(bytes <= LAYER_BYTES, "{}: {bytes} bytes", layer.kind());
             }
         }
-        let histogram_bytes = |digits| {
-            hdrhistogram::Histogram::<u64>::new_with_bounds(1, LATENCY_US_MAX, digits)
-                .expect("bounds")
-                .distinct_values() as u64
-                * 8
-        };
+        let histogram_bytes = crate::metrics::histogram::LatencyHistogram::counts_bytes;
         assert!(histogram_bytes(3) + histogram_bytes(2) < BASE_BYTES / 8);
         const { assert!(crate::engine::queue::CALENDAR_BYTES < BASE_BYTES / 64) };
         assert!(2 * std::mem::size_of::<crate::engine::SimRng>() as u64 + 256 <= STACK_BYTES);
