@@ -135,9 +135,12 @@ impl<'a> World<'a> {
             wake: &mut self.wake,
         };
         let step = hook(stack.layers[state.depth as usize].as_mut(), &mut ctx);
-        for woken in self.wake.drain(..) {
-            let key = FrameKey::from(KeyData::from_ffi(woken.0));
-            self.work.push_back(Work::Forward(key));
+        // Most hooks wake nobody: an empty drain still costs its setup.
+        if !self.wake.is_empty() {
+            for woken in self.wake.drain(..) {
+                let key = FrameKey::from(KeyData::from_ffi(woken.0));
+                self.work.push_back(Work::Forward(key));
+            }
         }
         if !self.notes.is_empty() {
             let name = &stack.name;
