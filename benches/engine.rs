@@ -11,10 +11,21 @@
 //! "within 2x of a bare event loop" is measured against.
 //! `bare-loop/event-queue` is this crate's queue, `bare-loop/indexed-queue`
 //! the priority-queue crate's indexed heap it replaced.
+//!
+//! `bare-loop/model-floor` is the plain heap's loop plus the work the breaker
+//! scenario cannot do without, whatever its engine: per request (one in
+//! four events) the draws it makes (a Poisson arrival, a log-normal
+//! service time, a log-normal network latency each way, an error chance),
+//! from the same ChaCha streams and samplers, and the three latency
+//! histograms it records into. What it costs above `bare-loop/binary-heap`
+//! is the part of the "within 2x" budget that the model's randomness and
+//! metrics alone take.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sim::engine::indexed_queue::IndexedQueue;
-use sim::engine::{EventQueue, SimTime};
+use sim::engine::{EventQueue, RngFactory, SimDuration, SimTime};
+use sim::metrics::histogram::LatencyHistogram;
+use sim::model::distribution::Distribution;
 use sim::scenario::Scenario;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -50,6 +61,58 @@ fn bare_binary_heap() -> u64 {
         seq += 1;
     }
     sum
+}
+
+/// The plain heap's loop, plus per request (every fourth event) the draws
+/// and histogram records of one request of the breaker scenario: its
+/// distributions, drawn with the engine's samplers from ChaCha streams.
+fn model_floor() -> u64 {
+    let service_time = Distribution::Lognormal {
+        median_ms: 40.0,
+        sigma: 0.4,
+    };
+    let network = Distribution::Lognormal {
+        median_ms: 1.0,
+        sigma: 0.3,
+    };
+    let (service_time, network) = (service_time.sampler(), network.sampler());
+    let rngs = RngFactory::new(42);
+    let mut arrivals = rngs.stream("client/users/arrivals");
+    let mut work = rngs.stream("service/api/work");
+    let mut errors = rngs.stream("service/api/errors");
+    let mut latency = rngs.stream("client/users/network");
+    let mut histograms = [
+        LatencyHistogram::new(),
+        LatencyHistogram::new_coarse(),
+        LatencyHistogram::new_coarse(),
+    ];
+    let mut heap = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..BARE_PENDING {
+        heap.push(Reverse((next_delay(&mut rng), seq)));
+        seq += 1;
+    }
+    let mut sum = 0u64;
+    for event in 0..BARE_EVENTS {
+        let Reverse((now, _)) = heap.pop().expect("pending");
+        sum = sum.wrapping_add(now);
+        match event % 4 {
+            0 => sum = sum.wrapping_add((-(1.0 - arrivals.unit()).ln() * 1e3) as u64),
+            1 => sum = sum.wrapping_add(network.sample(&mut latency).0),
+            2 => sum = sum.wrapping_add(service_time.sample(&mut work).0),
+            _ => {
+                let took = SimDuration(sum % 100_000) + network.sample(&mut latency);
+                sum = sum.wrapping_add(u64::from(errors.chance(0.001)));
+                for histogram in &mut histograms {
+                    histogram.record(took);
+                }
+            }
+        }
+        heap.push(Reverse((now + next_delay(&mut rng), seq)));
+        seq += 1;
+    }
+    sum.wrapping_add(histograms[0].len())
 }
 
 /// The bare loop over a queue with the engine's API (`EventQueue` and the
@@ -109,6 +172,9 @@ fn bare_loops(c: &mut Criterion) {
     });
     group.bench_function("indexed-queue", |bencher| {
         bencher.iter(|| black_box(bare_indexed_queue()))
+    });
+    group.bench_function("model-floor", |bencher| {
+        bencher.iter(|| black_box(model_floor()))
     });
     group.finish();
 }
