@@ -401,6 +401,14 @@ fn is_live<E>(slots: &[Slot<E>], key: Key) -> bool {
     slots[key.slot as usize].generation == key.generation
 }
 
+/// The most bytes one pending event of type `E` costs the queue: its slot,
+/// its free-list entry and two keys (a cancelled event's key stays until
+/// swept, and the sweep waits for stale keys to outnumber live ones). The
+/// memory estimate charges it per event.
+pub const fn pending_event_bytes<E>() -> u64 {
+    (std::mem::size_of::<Slot<E>>() + 4 + 2 * std::mem::size_of::<Key>()) as u64
+}
+
 /// Where one pending event waits. `generation` changes whenever the event
 /// leaves (pops or is cancelled), so ids and keys that name an earlier
 /// occupant no longer match.

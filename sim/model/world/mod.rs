@@ -947,11 +947,8 @@ pub fn in_flight_call_bytes() -> u64 {
     fn slot<T>() -> u64 {
         (size_of::<T>() as u64 + 4).next_multiple_of(8)
     }
-    // One pending event in `engine::queue`: its slab slot (sequence bits,
-    // generation, the event), its free-list entry, and two 16-byte keys (a
-    // cancelled event's key stays until swept, and the sweep waits for stale
-    // keys to outnumber live ones).
-    let event = (8 + 4 + size_of::<Option<Event>>() as u64).next_multiple_of(8) + 4 + 2 * 16;
+    // One pending event in `engine::queue`.
+    let event = crate::engine::queue::pending_event_bytes::<Event>();
     // A bulkhead's or a concurrency limit's ordered-map entry for the call.
     let policy_entry = 64;
     // An id in a parent's children, a queue and the work list.
@@ -981,6 +978,6 @@ mod size_tests {
         assert_eq!(size_of::<Option<Event>>(), 24);
         assert_eq!(size_of::<Option<EventId>>(), 8);
         assert_eq!(size_of::<Work>(), 16);
-        assert_eq!(in_flight_call_bytes(), 2 * (112 + 24 + 2 * 76 + 24 + 64));
+        assert_eq!(in_flight_call_bytes(), 2 * (112 + 24 + 2 * 84 + 24 + 64));
     }
 }
