@@ -1,5 +1,6 @@
-//! Instruction-count benchmarks (issue 11): the simulation loop of two
-//! committed scenarios, shortened, runs under callgrind, and the count of
+//! Instruction-count benchmarks (issue 11): the simulation loop of four
+//! committed scenarios (a single service, the herd, regions, a database),
+//! shortened, runs under callgrind, and the count of
 //! instructions executed inside `sim::model::world::run` must stay within a
 //! few percent of the baseline committed in `tests/fixtures/instructions.json`.
 //!
@@ -62,6 +63,27 @@ const CASES: &[Case] = &[
             scenario["duration_ms"] = json!(40_000);
             scenario["faults"][0]["start_ms"] = json!(10_000);
             scenario["faults"][0]["end_ms"] = json!(20_000);
+        },
+    },
+    // Three regions behind an anycast router, one of them lost for a while:
+    // the regions adapter's routing, legs and failover.
+    Case {
+        name: "regions-active-active-50-60s",
+        scenario: "regions-active-active-50",
+        changes: |scenario| {
+            scenario["duration_ms"] = json!(60_000);
+            scenario["topology"]["faults"][0]["start_ms"] = json!(20_000);
+            scenario["topology"]["faults"][0]["end_ms"] = json!(45_000);
+        },
+    },
+    // A replicated database whose primary crashes: the database adapter's
+    // replication, lease detection and promotion.
+    Case {
+        name: "db-async-lease-crash-16s",
+        scenario: "db-async-lease-crash",
+        changes: |scenario| {
+            scenario["duration_ms"] = json!(16_000);
+            scenario["faults"][0]["at_ms"] = json!(8_000);
         },
     },
 ];
