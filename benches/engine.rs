@@ -45,7 +45,11 @@ fn next_delay(state: &mut u64) -> u64 {
     1 + *state % 100_000
 }
 
-fn bare_binary_heap() -> u64 {
+/// The plain heap's loop: pops `BARE_EVENTS` events, each time scheduling
+/// the next one a pseudo-random delay later, and adds to its checksum what
+/// `work` returns for each (given the event's index and the checksum).
+#[inline(always)]
+fn heap_loop(mut work: impl FnMut(u64, u64) -> u64) -> u64 {
     let mut heap = BinaryHeap::new();
     let mut seq = 0u64;
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -54,13 +58,18 @@ fn bare_binary_heap() -> u64 {
         seq += 1;
     }
     let mut sum = 0u64;
-    for _ in 0..BARE_EVENTS {
+    for event in 0..BARE_EVENTS {
         let Reverse((now, _)) = heap.pop().expect("pending");
         sum = sum.wrapping_add(now);
+        sum = sum.wrapping_add(work(event, sum));
         heap.push(Reverse((now + next_delay(&mut rng), seq)));
         seq += 1;
     }
     sum
+}
+
+fn bare_binary_heap() -> u64 {
+    heap_loop(|_, _| 0)
 }
 
 /// The plain heap's loop, plus per request (every fourth event) the draws
@@ -86,32 +95,18 @@ fn model_floor() -> u64 {
         LatencyHistogram::new_coarse(),
         LatencyHistogram::new_coarse(),
     ];
-    let mut heap = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    for _ in 0..BARE_PENDING {
-        heap.push(Reverse((next_delay(&mut rng), seq)));
-        seq += 1;
-    }
-    let mut sum = 0u64;
-    for event in 0..BARE_EVENTS {
-        let Reverse((now, _)) = heap.pop().expect("pending");
-        sum = sum.wrapping_add(now);
-        match event % 4 {
-            0 => sum = sum.wrapping_add((-(1.0 - arrivals.unit()).ln() * 1e3) as u64),
-            1 => sum = sum.wrapping_add(network.sample(&mut latency).0),
-            2 => sum = sum.wrapping_add(service_time.sample(&mut work).0),
-            _ => {
-                let took = SimDuration(sum % 100_000) + network.sample(&mut latency);
-                sum = sum.wrapping_add(u64::from(errors.chance(0.001)));
-                for histogram in &mut histograms {
-                    histogram.record(took);
-                }
+    let sum = heap_loop(|event, sum| match event % 4 {
+        0 => (-(1.0 - arrivals.unit()).ln() * 1e3) as u64,
+        1 => network.sample(&mut latency).0,
+        2 => service_time.sample(&mut work).0,
+        _ => {
+            let took = SimDuration(sum % 100_000) + network.sample(&mut latency);
+            for histogram in &mut histograms {
+                histogram.record(took);
             }
+            u64::from(errors.chance(0.001))
         }
-        heap.push(Reverse((now + next_delay(&mut rng), seq)));
-        seq += 1;
-    }
+    });
     sum.wrapping_add(histograms[0].len())
 }
 
