@@ -159,9 +159,10 @@ impl LatencyHistogram {
 }
 
 /// HdrHistogram's counts for values in `[1, LATENCY_US_MAX]` (its lowest
-/// discernible value 1, so its unit magnitude 0): bucket `b` holds values
-/// in `[2^b * half, 2^(b+1) * half * 2)` at a resolution of `2^b`, in `half`
-/// sub-buckets (bucket 0 also holds the values below `half`, at resolution 1).
+/// discernible value 1, so its unit magnitude 0): bucket 0 holds the values
+/// below `2 * half` at a resolution of 1, and each bucket `b` after it the
+/// values in `[half * 2^b, half * 2^(b+1))` at a resolution of `2^b`, in
+/// `half` counts.
 #[derive(Clone, Debug)]
 struct Buckets {
     counts: Box<[u64]>,
