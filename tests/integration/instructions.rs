@@ -44,26 +44,25 @@ struct Case {
     changes: fn(&mut Value),
 }
 
+/// The two herd scenarios shortened to 40 s, their api hung from 10 s to 20 s.
+fn hang_of_40_s(scenario: &mut Value) {
+    scenario["duration_ms"] = json!(40_000);
+    scenario["faults"][0]["start_ms"] = json!(10_000);
+    scenario["faults"][0]["end_ms"] = json!(20_000);
+}
+
 const CASES: &[Case] = &[
     // A single service with retries, a breaker and a timeout, through a hang.
     Case {
         name: "thundering-herd-breaker-40s",
         scenario: "thundering-herd-breaker",
-        changes: |scenario| {
-            scenario["duration_ms"] = json!(40_000);
-            scenario["faults"][0]["start_ms"] = json!(10_000);
-            scenario["faults"][0]["end_ms"] = json!(20_000);
-        },
+        changes: hang_of_40_s,
     },
     // The herd: deep queues and retry storms, the queue's worst case.
     Case {
         name: "thundering-herd-40s",
         scenario: "thundering-herd",
-        changes: |scenario| {
-            scenario["duration_ms"] = json!(40_000);
-            scenario["faults"][0]["start_ms"] = json!(10_000);
-            scenario["faults"][0]["end_ms"] = json!(20_000);
-        },
+        changes: hang_of_40_s,
     },
     // Three regions behind an anycast router, one of them lost for a while:
     // the regions adapter's routing, legs and failover.
