@@ -1,5 +1,6 @@
-//! Criterion benchmark of the simulation loop: the committed scenarios,
-//! simulated without writing reports. `cargo bench` prints time per run;
+//! Criterion benchmark of the simulation loop: committed scenarios (the
+//! breaker, the herd, a region outage, a database crash), simulated without
+//! writing reports. `cargo bench` prints time per run;
 //! divide the event counts printed first by it for events per second.
 //!
 //! Beside them, in the same run, bare event loops with no model at all: each
@@ -143,7 +144,15 @@ bare_queue_loop!(bare_indexed_queue, IndexedQueue<u64>);
 fn scenarios(c: &mut Criterion) {
     let mut group = c.benchmark_group("run");
     group.sample_size(10);
-    for name in ["thundering-herd-breaker", "thundering-herd"] {
+    // The single-service scenarios of issue 11's targets, and one each of
+    // regions (an outage with active-active failover) and databases (a
+    // primary crash with lease detection and promotion).
+    for name in [
+        "thundering-herd-breaker",
+        "thundering-herd",
+        "regions-active-active-50",
+        "db-async-lease-crash",
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.json"));
         let scenario = Scenario::load(&path).expect("committed scenario is valid");
         let events = sim::model::run(&scenario, 42).expect("runs").events;
