@@ -429,6 +429,7 @@ struct ClientState {
     think_rng: SimRng,
 }
 
+#[derive(Clone, Copy)]
 enum Work {
     Start(FrameKey),
     /// A transport sends its attempt.
@@ -441,6 +442,37 @@ enum Work {
     /// call's start order among the parent's inner calls (1 for the first).
     Deliver(FrameKey, Reply, u32),
     DependencyDone(JobKey, u32, Reply),
+}
+
+/// The work one event sets off, first in first out. `drain_work` empties
+/// it after every event, so it needs no ring: items are pushed at the back
+/// of a `Vec` and read from a cursor, and both are reset when the cursor
+/// reaches the end. Its length is bounded by what one event sets off.
+#[derive(Default)]
+struct WorkList {
+    items: Vec<Work>,
+    /// The next item to take.
+    next: usize,
+}
+
+impl WorkList {
+    fn push_back(&mut self, work: Work) {
+        self.items.push(work);
+    }
+
+    fn pop_front(&mut self) -> Option<Work> {
+        match self.items.get(self.next) {
+            Some(&work) => {
+                self.next += 1;
+                Some(work)
+            }
+            None => {
+                self.items.clear();
+                self.next = 0;
+                None
+            }
+        }
+    }
 }
 
 struct World<'a> {
@@ -458,7 +490,7 @@ struct World<'a> {
     transports: SlotMap<TransportKey, Transport>,
     requests: SlotMap<RequestKey, Request>,
     jobs: SlotMap<JobKey, Job>,
-    work: VecDeque<Work>,
+    work: WorkList,
     notes: Vec<Note>,
     wake: Vec<CallId>,
     recorder: Recorder,
@@ -682,7 +714,7 @@ impl<'a> World<'a> {
             transports: SlotMap::with_key(),
             requests: SlotMap::with_key(),
             jobs: SlotMap::with_key(),
-            work: VecDeque::new(),
+            work: WorkList::default(),
             notes: Vec::new(),
             wake: Vec::new(),
             recorder: Recorder::new(
