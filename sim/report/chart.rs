@@ -26,6 +26,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::thick_path::ThickPath;
+
 /// One time-series window, already converted to chart units.
 #[derive(Clone, Debug)]
 pub struct ChartRow {
@@ -720,11 +722,7 @@ where
 {
     let style = color.stroke_width(width_px);
     chart
-        .draw_series(
-            lines
-                .iter()
-                .map(|line| PathElement::new(line.clone(), style)),
-        )
+        .draw_series(lines.iter().map(|line| ThickPath::new(line.clone(), style)))
         .map_err(draw_error)?
         .label(name)
         .legend(move |(x, y)| {

@@ -13,6 +13,7 @@
 //! - the table gets one line per failover (`table_lines`).
 
 use super::chart::{draw_error, render_png, text_style, ChartError};
+use super::thick_path::ThickPath;
 use super::RenderedFile;
 use crate::database::ledger::WindowCounts;
 use crate::metrics::database::DatabaseSummary;
@@ -311,12 +312,13 @@ fn draw_cluster(
                 ((index + 1) as f64 * window_s, sample.lag_ms[node])
             })
             .collect();
-        lag.draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(draw_error)?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+        lag.draw_series(std::iter::once(ThickPath::new(
+            points,
+            color.stroke_width(2),
+        )))
+        .map_err(draw_error)?
+        .label(name.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     lag.configure_series_labels()
         .label_font(text_style(13.0, &BLACK))

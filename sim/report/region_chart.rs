@@ -16,6 +16,7 @@
 //! per kind, with its count and its places.
 
 use super::chart::{draw_error, render_png, text_style, ChartError};
+use super::thick_path::ThickPath;
 use crate::metrics::topology::{TopologyWindow, WindowKind};
 use crate::model::regions::RegionReport;
 use plotters::coord::Shift;
@@ -298,7 +299,7 @@ fn draw_series(
             }
         }
         chart
-            .draw_series(std::iter::once(PathElement::new(
+            .draw_series(std::iter::once(ThickPath::new(
                 points,
                 color.stroke_width(2),
             )))
