@@ -12,7 +12,7 @@ pub mod region_chart;
 pub mod region_table;
 pub mod sweep_chart;
 pub mod table;
-pub mod thick_path;
+mod thick_path;
 
 use crate::metrics::summary::Summary;
 use crate::metrics::{TransitionRecord, WindowRow};
