@@ -233,10 +233,14 @@ const NO_TAG: Tag = (u64::MAX, false);
 /// onwards, wrapping around, follow each other in time, and the least key
 /// is in the first bucket that holds one. The buckets share one block of
 /// `BUCKET_KEYS_MAX` keys each, so a bucket is a few cache lines next to the
-/// bucket after it.
+/// bucket after it. Bucket indices and positions are reduced modulo the
+/// arrays' sizes (and lengths capped at `BUCKET_KEYS_MAX`) where the
+/// invariants already keep them in range, which lets the compiler drop the
+/// bounds checks on every push and pop (about 2% of a run's instructions);
+/// debug builds assert the invariants instead.
 struct Calendar {
-    /// Bucket `i`'s keys are `keys[i * BUCKET_KEYS_MAX..][..lens[i]]`.
-    keys: Box<[Key]>,
+    /// Bucket `i`'s keys are `keys[i][..lens[i]]`.
+    keys: Box<[[Key; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]>,
     lens: [u8; CALENDAR_BUCKETS],
     /// One bit per bucket: set when it holds a key.
     occupied: [u64; CALENDAR_BUCKETS / 64],
@@ -251,7 +255,7 @@ struct Calendar {
 impl Calendar {
     fn new() -> Calendar {
         Calendar {
-            keys: vec![EMPTY; CALENDAR_BUCKETS * BUCKET_KEYS_MAX].into_boxed_slice(),
+            keys: Box::new([[EMPTY; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]),
             lens: [0; CALENDAR_BUCKETS],
             occupied: [0; CALENDAR_BUCKETS / 64],
             least: EMPTY,
@@ -272,8 +276,11 @@ impl Calendar {
 
     /// Bucket `index`'s keys.
     fn bucket(&mut self, index: usize) -> &mut [Key] {
-        let start = index * BUCKET_KEYS_MAX;
-        &mut self.keys[start..start + usize::from(self.lens[index])]
+        debug_assert!(index < CALENDAR_BUCKETS);
+        let index = index % CALENDAR_BUCKETS;
+        debug_assert!(usize::from(self.lens[index]) <= BUCKET_KEYS_MAX);
+        let len = usize::from(self.lens[index]).min(BUCKET_KEYS_MAX);
+        &mut self.keys[index][..len]
     }
 
     /// Takes `key`, due at or after `now`, if it is within reach and its
@@ -283,10 +290,10 @@ impl Calendar {
         let number = key.at >> CALENDAR_SHIFT;
         let index = number as usize % CALENDAR_BUCKETS;
         let len = usize::from(self.lens[index]);
-        if number >= (now >> CALENDAR_SHIFT) + CALENDAR_BUCKETS as u64 || len == BUCKET_KEYS_MAX {
+        if number >= (now >> CALENDAR_SHIFT) + CALENDAR_BUCKETS as u64 || len >= BUCKET_KEYS_MAX {
             return false;
         }
-        self.keys[index * BUCKET_KEYS_MAX + len] = key;
+        self.keys[index][len] = key;
         self.lens[index] += 1;
         self.occupied[index / 64] |= 1 << (index % 64);
         self.count += 1;
@@ -312,9 +319,12 @@ impl Calendar {
     /// Removes the key at `at` of bucket `index`, moving its last key there.
     #[inline(always)]
     fn swap_remove(&mut self, index: usize, at: usize) {
-        let start = index * BUCKET_KEYS_MAX;
+        debug_assert!(index < CALENDAR_BUCKETS);
+        let index = index % CALENDAR_BUCKETS;
         let last = self.lens[index] - 1;
-        self.keys[start + at] = self.keys[start + usize::from(last)];
+        debug_assert!(at <= usize::from(last) && usize::from(last) < BUCKET_KEYS_MAX);
+        let bucket = &mut self.keys[index];
+        bucket[at % BUCKET_KEYS_MAX] = bucket[usize::from(last) % BUCKET_KEYS_MAX];
         self.lens[index] = last;
         self.count -= 1;
     }
@@ -639,11 +649,13 @@ impl<E> EventQueue<E> {
         // A front only moves later, so only the least one's move can change
         // which is least.
         if index == self.lane_least {
+            let mut least = (index, front);
             for (other, &front) in self.fronts.iter().enumerate() {
-                if front.order() < self.fronts[self.lane_least].order() {
-                    self.lane_least = other;
+                if front.order() < least.1.order() {
+                    least = (other, front);
                 }
             }
+            self.lane_least = least.0;
         }
         debug_assert!(self
             .fronts
@@ -672,7 +684,9 @@ impl<E> EventQueue<E> {
         } else {
             (best, HEAP)
         };
-        let front = self.fronts[self.lane_least];
+        // `% LANES` (always `lane_least` itself) spares a bounds check.
+        debug_assert!(self.lane_least < LANES);
+        let front = self.fronts[self.lane_least % LANES];
         if front.order() < best.order() {
             (front, self.lane_least)
         } else {
