@@ -650,9 +650,9 @@ impl<E> EventQueue<E> {
         // which is least.
         if index == self.lane_least {
             let mut least = (index, front);
-            for (other, &front) in self.fronts.iter().enumerate() {
-                if front.order() < least.1.order() {
-                    least = (other, front);
+            for (other, &candidate) in self.fronts.iter().enumerate() {
+                if candidate.order() < least.1.order() {
+                    least = (other, candidate);
                 }
             }
             self.lane_least = least.0;

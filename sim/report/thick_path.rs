@@ -229,30 +229,25 @@ pub fn fill_polygon<DB: DrawingBackend>(
                 second = None;
                 continue;
             }
-            if horizontal_sweep {
-                back.draw_line(
-                    (sweep_line, from.ceil() as i32),
-                    (sweep_line, to.floor() as i32),
-                    color,
-                )?;
-                back.draw_pixel(
-                    (sweep_line, from.floor() as i32),
-                    color.mix(from.ceil() - from),
-                )?;
-                back.draw_pixel((sweep_line, to.ceil() as i32), color.mix(to - to.floor()))?;
+            // A pixel at `slave` across the sweep line.
+            let pixel = |slave: i32| {
+                if horizontal_sweep {
+                    (sweep_line, slave)
+                } else {
+                    (slave, sweep_line)
+                }
+            };
+            // As plotters has it, the far end's coverage is `to.floor() - to`
+            // in a vertical sweep (not positive, so that pixel is left as
+            // it is), `to - to.floor()` in a horizontal one.
+            let far_alpha = if horizontal_sweep {
+                to - to.floor()
             } else {
-                back.draw_line(
-                    (from.ceil() as i32, sweep_line),
-                    (to.floor() as i32, sweep_line),
-                    color,
-                )?;
-                back.draw_pixel(
-                    (from.floor() as i32, sweep_line),
-                    color.mix(from.ceil() - from),
-                )?;
-                // As plotters has it: `to.floor() - to`, not `to - to.floor()`.
-                back.draw_pixel((to.ceil() as i32, sweep_line), color.mix(to.floor() - to))?;
-            }
+                to.floor() - to
+            };
+            back.draw_line(pixel(from.ceil() as i32), pixel(to.floor() as i32), color)?;
+            back.draw_pixel(pixel(from.floor() as i32), color.mix(from.ceil() - from))?;
+            back.draw_pixel(pixel(to.ceil() as i32), color.mix(far_alpha))?;
             first = None;
             second = None;
         }
