@@ -486,6 +486,7 @@ impl<E> EventQueue<E> {
 
     /// Schedules `event` at `at`, which must not be in the past. For events
     /// whose delay is drawn at random; `push_after` for a delay that repeats.
+    #[inline(always)]
     pub fn push(&mut self, at: SimTime, event: E) -> EventId {
         let seq = self.next_seq();
         let key = self.store(at, seq, event);
@@ -517,6 +518,7 @@ impl<E> EventQueue<E> {
     /// even those pushed after it (see the module doc); FIFO among late
     /// events. A deadline: its delay from now usually repeats, so it goes
     /// to a lane like `push_after`'s events.
+    #[inline(always)]
     pub fn push_late(&mut self, at: SimTime, event: E) -> EventId {
         let seq = self.seq_late_next;
         self.seq_late_next += 1;
@@ -743,6 +745,7 @@ impl<E> EventQueue<E> {
     /// Removes and returns the earliest event if it is due at or before
     /// `end`; leaves the queue as it is otherwise. One search for the
     /// earliest key where `peek_time` then `pop` would make two.
+    #[inline(always)]
     pub fn pop_until(&mut self, end: SimTime) -> Option<(SimTime, E)> {
         let (key, place) = self.earliest();
         if key.at > end.0 || key.is_empty() {
