@@ -35,6 +35,7 @@ impl<'a> World<'a> {
 
     /// Starts a call through `stack` on behalf of `parent`: its outermost
     /// layer's invocation, or its transport if the stack has no policies.
+    #[inline(always)]
     pub(super) fn start_call(&mut self, stack: usize, parent: Parent) {
         if self.stacks[stack].layers.is_empty() {
             debug_assert_eq!(
@@ -155,6 +156,7 @@ impl<'a> World<'a> {
         step
     }
 
+    #[inline(always)]
     pub(super) fn apply(&mut self, frame: FrameKey, step: Step) {
         match step {
             Step::Forward => self.spawn_child(frame),
@@ -325,6 +327,7 @@ impl<'a> World<'a> {
     /// Ends `frame` with `reply`, cancels its timers and hands the reply to
     /// its parent. Inner calls still running are abandoned: when they end,
     /// their parent is gone and their reply is dropped.
+    #[inline(always)]
     pub(super) fn complete(&mut self, frame: FrameKey, reply: Reply) {
         let state = self.frames.remove(frame).expect("live frame");
         // The fields used below, taken apart: lending the whole frame to
@@ -344,6 +347,7 @@ impl<'a> World<'a> {
 
     /// Ends `transport` with the reply its attempt brought back and hands
     /// it to its parent.
+    #[inline(always)]
     pub(super) fn complete_transport(&mut self, transport: TransportKey, reply: Reply) {
         let state = self.transports.remove(transport).expect("live transport");
         let parent = self.transport_parent(&state);
@@ -352,6 +356,7 @@ impl<'a> World<'a> {
 
     /// Hands `reply` of inner call `child` (start order `ordinal`) to its
     /// parent.
+    #[inline(always)]
     fn deliver(&mut self, parent: Parent, child: KeyData, ordinal: u32, reply: Reply) {
         match parent {
             Parent::Request(request) => self.finish_request(request, reply),

@@ -163,6 +163,7 @@ impl<'a> World<'a> {
         }
     }
 
+    #[inline(always)]
     pub(super) fn start_job(&mut self, job: JobKey) {
         let (service, instance, arrived_at) = {
             let state = &self.jobs[job];
