@@ -101,6 +101,12 @@
 //! only look at those that name the cancelled event's slot.
 //! Ids are never reused: a slot whose generation reaches `u32::MAX` is
 //! retired instead of freed.
+//!
+//! `push`, `push_late` and `pop_until` are `#[inline(always)]`: as calls
+//! they paid a large function's prologue and epilogue, about 18
+//! instructions each, and `pop_until` copied its event out
+//! (`benches/queue-share.sh` still counts their inlined instructions as the
+//! queue's).
 
 use super::clock::{SimDuration, SimTime};
 use std::cmp::{Ordering, Reverse};

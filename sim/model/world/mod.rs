@@ -37,10 +37,9 @@
 //! A handful of handlers on every request's path (`handle`, `start_call`,
 //! `apply`, `complete`, `complete_transport`, `deliver`, `start_job`) are
 //! `#[inline(always)]`: each call cost about 18 instructions of prologue and
-//! epilogue, and each was kept only where callgrind counted fewer
-//! instructions with it on the breaker and herd scenarios (README, tenth
-//! round; `route`, `spawn_child` and `drain_work` counted more and stay
-//! calls).
+//! epilogue. Each was kept only where callgrind counted clearly fewer
+//! instructions on the breaker and herd scenarios together (README, tenth
+//! round); `route`, `spawn_child` and `drain_work` did not and stay calls.
 
 use crate::engine::{EventId, EventQueue, RngFactory, SimDuration, SimRng, SimTime};
 use crate::metrics::{Outcome, Recorder, WindowRow};
