@@ -8,9 +8,11 @@
 //! time this can fail CI on a 3% regression without flaking. Only the
 //! simulation loop is counted (`--toggle-collect`), so process start-up,
 //! scenario parsing and report writing (and the C library's version) stay
-//! out of it. The counts depend on the compiler and the build profile: the
-//! baseline records the `rustc -V` and the profile it was taken with, and the
-//! test skips, saying why, under another. Skips too, saying why, when
+//! out of it. The counts depend on the compiler, the build profile and the
+//! flags `rustc` was given (the repository's `.cargo/config.toml` raises
+//! LLVM's inlining threshold; a `RUSTFLAGS` variable replaces it): the
+//! baseline records the `rustc -V`, the profile and the flags it was taken
+//! with, and the test skips, saying why, under others. Skips too, saying why, when
 //! valgrind is absent and cannot be installed (.ci/install-system-deps
 //! installs Debian's).
 //!
@@ -35,6 +37,9 @@ const PROFILE: &str = if cfg!(debug_assertions) {
 } else {
     "release"
 };
+
+/// The flags `rustc` compiled this package with (`build.rs`).
+const RUSTFLAGS: &str = env!("SIM_RUSTFLAGS");
 
 /// One measured case: a committed scenario with some top-level fields
 /// replaced, to keep a run under valgrind to a few seconds.
@@ -155,10 +160,14 @@ fn simulation_loop_instructions_stay_within_three_percent_of_the_baseline() {
             .expect("baseline JSON");
     let rustc = rustc_version();
     let update = std::env::var_os("UPDATE_INSTRUCTIONS").is_some();
-    if !update && (baseline["rustc"] != json!(rustc) || baseline["profile"] != json!(PROFILE)) {
+    if !update
+        && (baseline["rustc"] != json!(rustc)
+            || baseline["profile"] != json!(PROFILE)
+            || baseline["rustflags"] != json!(RUSTFLAGS))
+    {
         eprintln!(
-            "skipping the instruction-count benchmarks: the baseline was recorded with {} ({} profile), this is {rustc} ({PROFILE} profile); record one with UPDATE_INSTRUCTIONS=1",
-            baseline["rustc"], baseline["profile"]
+            "skipping the instruction-count benchmarks: the baseline was recorded with {} ({} profile, rustflags {}), this is {rustc} ({PROFILE} profile, rustflags {:?}); record one with UPDATE_INSTRUCTIONS=1",
+            baseline["rustc"], baseline["profile"], baseline["rustflags"], RUSTFLAGS
         );
         return;
     }
@@ -222,6 +231,7 @@ fn simulation_loop_instructions_stay_within_three_percent_of_the_baseline() {
         let recorded = json!({
             "rustc": rustc,
             "profile": PROFILE,
+            "rustflags": RUSTFLAGS,
             "tolerance": "fails above +3% (a regression) and below -10% (re-record)",
             "cases": counts,
         });
