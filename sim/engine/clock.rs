@@ -74,10 +74,13 @@ impl SimDuration {
         if micros > 0.0 && micros < EXACT_INTEGERS_MAX {
             // What `round` gives (half away from zero), without its library
             // call: below 2^53 the truncation and the rest `micros - whole`
-            // are exact, so the rest says which way to round.
-            let whole = micros as u64;
+            // are exact, so the rest says which way to round. Through `i64`,
+            // the same values in range: x86-64 converts between floats and
+            // signed integers in one instruction, and takes several for
+            // unsigned ones.
+            let whole = micros as i64;
             let rest = micros - whole as f64;
-            return SimDuration(whole + u64::from(rest >= 0.5));
+            return SimDuration(whole as u64 + u64::from(rest >= 0.5));
         }
         // `as` saturates: NaN and negatives give 0, beyond `u64` its largest.
         SimDuration(micros.round() as u64)
