@@ -187,6 +187,14 @@ mod tests {
             proptest::prop_assert_eq!(SimDuration::from_ms_f64(any), by_round(any));
             proptest::prop_assert_eq!(SimDuration::from_ms_f64(ms), by_round(ms));
         }
+
+        #[test]
+        fn rounds_halves_as_round(whole in 0u64..1 << 52, scale in 0u32..4) {
+            // Halves up to 2^52 microseconds (`scale` 1: at or next to a tie
+            // once multiplied back; the others, other fractions).
+            let ms = (whole as f64 + 0.5) / 1_000f64.powi(scale as i32);
+            proptest::prop_assert_eq!(SimDuration::from_ms_f64(ms), by_round(ms));
+        }
     }
 
     #[test]

@@ -12,9 +12,9 @@
 //! flags `rustc` was given (the repository's `.cargo/config.toml` raises
 //! LLVM's inlining threshold; a `RUSTFLAGS` variable replaces it): the
 //! baseline records the `rustc -V`, the profile and the flags it was taken
-//! with, and the test skips, saying why, under others. Skips too, saying why, when
-//! valgrind is absent and cannot be installed (.ci/install-system-deps
-//! installs Debian's).
+//! with, and the test skips, saying why, under others. Skips too, saying
+//! why, when valgrind is absent and cannot be installed
+//! (.ci/install-system-deps installs Debian's).
 //!
 //! After an intended change (or a compiler upgrade):
 //! `UPDATE_INSTRUCTIONS=1 cargo test --locked --test integration instructions`
