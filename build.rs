@@ -10,7 +10,7 @@ fn main() {
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     println!(
         "cargo:rustc-env=SIM_RUSTFLAGS={}",
-        flags.split('\x1f').collect::<Vec<_>>().join(" ")
+        flags.replace('\x1f', " ")
     );
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
