@@ -430,7 +430,9 @@ pub const fn pending_event_bytes<E>() -> u64 {
 /// occupant no longer match.
 struct Slot<E> {
     generation: u32,
-    event: Option<E>,
+    /// The pending event while `generation` matches its key; left in place
+    /// (and never read again) once it pops or is cancelled.
+    event: E,
 }
 
 /// A min-queue of events keyed by `(time, sequence)`.
@@ -456,6 +458,12 @@ pub struct EventQueue<E> {
     free: Vec<u32>,
     /// Pending (pushed, not popped, not cancelled) events.
     live: usize,
+    /// At least as many as the stale keys held: each cancel leaves at most
+    /// one, nothing else makes any, and the count is set exact whenever it
+    /// is computed. Counting the keys (`keys`) is done only once this
+    /// passes `STALE_SWEEP_MIN`, where a sweep may be due, rather than on
+    /// every cancel.
+    stale_most: usize,
     seq_next: u64,
     /// The next sequence number of a late event (with the late flag).
     seq_late_next: u64,
@@ -463,13 +471,13 @@ pub struct EventQueue<E> {
     now: SimTime,
 }
 
-impl<E> Default for EventQueue<E> {
+impl<E: Copy> Default for EventQueue<E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E> EventQueue<E> {
+impl<E: Copy> EventQueue<E> {
     /// An empty queue at time zero.
     pub fn new() -> Self {
         EventQueue {
@@ -484,6 +492,7 @@ impl<E> EventQueue<E> {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
+            stale_most: 0,
             seq_next: 0,
             seq_late_next: LATE_FLAG,
             now: SimTime::ZERO,
@@ -592,15 +601,14 @@ impl<E> EventQueue<E> {
         let (slot, generation) = match self.free.pop() {
             Some(slot) => {
                 let entry = &mut self.slots[slot as usize];
-                debug_assert!(entry.event.is_none(), "a free slot holds an event");
-                entry.event = Some(event);
+                entry.event = event;
                 (slot, entry.generation)
             }
             None => {
                 let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 pending events");
                 self.slots.push(Slot {
                     generation: 1,
-                    event: Some(event),
+                    event,
                 });
                 (slot, 1)
             }
@@ -618,7 +626,7 @@ impl<E> EventQueue<E> {
     /// generation so that older ids and keys no longer match it.
     fn release(&mut self, slot: u32) -> E {
         let entry = &mut self.slots[slot as usize];
-        let event = entry.event.take().expect("a live slot holds an event");
+        let event = entry.event;
         self.live -= 1;
         // Occupied slots are below the last generation, so this never
         // overflows; a slot that reaches it is retired, never occupied
@@ -712,7 +720,6 @@ impl<E> EventQueue<E> {
         if entry.generation != id.generation() {
             return None;
         }
-        debug_assert!(entry.event.is_some(), "a matching slot holds its event");
         let event = self.release(slot as u32);
         // Tops and fronts were live, so only one naming this slot (its
         // occupant's key) can have become stale.
@@ -729,8 +736,15 @@ impl<E> EventQueue<E> {
         } else if let Some(index) = self.fronts.iter().position(|front| front.slot == slot) {
             self.advance_lane(index);
         }
+        self.stale_most += 1;
+        debug_assert!(self.keys() - self.live <= self.stale_most);
+        if self.stale_most <= STALE_SWEEP_MIN {
+            return Some(event);
+        }
         let stale = self.keys() - self.live;
+        self.stale_most = stale;
         if stale > STALE_SWEEP_MIN && stale > self.live {
+            self.stale_most = 0;
             let slots = &self.slots;
             let live = |key: Key| is_live(slots, key);
             self.heap.retain(|&Reverse(key)| live(key));
@@ -870,7 +884,7 @@ mod tests {
         let mut queue = EventQueue::new();
         queue.slots.push(Slot {
             generation: u32::MAX - 1,
-            event: None,
+            event: "an earlier occupant",
         });
         queue.free.push(0);
         let last = queue.push(SimTime(1), "last occupant");
