@@ -113,7 +113,9 @@ fn model_floor() -> u64 {
 
 /// The bare loop over a queue with the engine's API (`EventQueue` and the
 /// old `IndexedQueue` share it but no trait): each event re-arms a deadline
-/// that is cancelled by the next one, as a timeout usually is.
+/// that is cancelled by the next one, as a timeout usually is, and is
+/// scheduled again (`schedule`: as the model's network and service times,
+/// never cancelled).
 macro_rules! bare_queue_loop {
     ($name:ident, $queue:ty) => {
         fn $name() -> u64 {
@@ -131,7 +133,7 @@ macro_rules! bare_queue_loop {
                     queue.cancel(id);
                 }
                 timer = Some(queue.push_late(SimTime(now.0 + 1_000_000), u64::MAX));
-                queue.push(SimTime(now.0 + next_delay(&mut rng)), event);
+                queue.schedule(SimTime(now.0 + next_delay(&mut rng)), event);
             }
             sum
         }

@@ -98,6 +98,12 @@ impl<E> IndexedQueue<E> {
         IndexedEventId(NonZeroU64::MIN.saturating_add(seq))
     }
 
+    /// `push` for an event that will not be cancelled (`EventQueue::schedule`'s
+    /// counterpart; here it costs the same as `push`).
+    pub fn schedule(&mut self, at: SimTime, event: E) {
+        self.push(at, event);
+    }
+
     /// Schedules `event` at `at` to pop after every ordinary event at `at`,
     /// even those pushed after it (see the module doc); FIFO among late
     /// events.

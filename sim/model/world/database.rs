@@ -1037,7 +1037,7 @@ impl<'a> World<'a> {
             entry.0 += at.saturating_since(op.sent_at).as_micros();
             entry.1 += 1;
         }
-        self.queue.push(
+        self.queue.schedule(
             at,
             Event::ReplyArrive {
                 transport: op.frame,

@@ -818,7 +818,7 @@ impl<'a> World<'a> {
                 // in this same microsecond.
                 if let Some(next) = process.next(&mut state.arrival_rng) {
                     debug_assert!(next >= self.now);
-                    self.queue.push(next, Event::Arrival { client });
+                    self.queue.schedule(next, Event::Arrival { client });
                 }
             }
             Event::Burst { client, count } => {

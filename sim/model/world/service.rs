@@ -36,7 +36,7 @@ impl<'a> World<'a> {
         self.recorder.attempt_sent(self.now, from_client);
         self.transports[transport].job = Some(job);
         self.queue
-            .push(self.now + latency, Event::JobArrive { job });
+            .schedule(self.now + latency, Event::JobArrive { job });
     }
 
     pub(super) fn job_arrive(&mut self, job: JobKey) {
@@ -251,7 +251,7 @@ impl<'a> World<'a> {
         record.slot = slot as u32;
         record.chaos_failed = chaos_failed;
         self.queue
-            .push(self.now + work, Event::JobLocalDone { job });
+            .schedule(self.now + work, Event::JobLocalDone { job });
     }
 
     pub(super) fn job_local_done(&mut self, job: JobKey) {
@@ -451,7 +451,7 @@ impl<'a> World<'a> {
                 None => return,
             }
         }
-        self.queue.push(
+        self.queue.schedule(
             self.now + latency,
             Event::ReplyArrive {
                 transport: record.reply_to,
