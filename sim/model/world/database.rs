@@ -896,7 +896,11 @@ impl<'a> World<'a> {
             abandoned: false,
             sent_at: now,
         });
-        self.push_db(now + latency + hop, DatabaseEvent::Op { op });
+        // Never cancelled: an abandoned operation is marked, not withdrawn.
+        self.queue.schedule(
+            now + latency + hop,
+            Event::Database(DatabaseEvent::Op { op }),
+        );
         Some(op)
     }
 
