@@ -501,6 +501,9 @@ struct World<'a> {
     requests: SlotMap<RequestKey, Request>,
     jobs: SlotMap<JobKey, Job>,
     work: WorkList,
+    /// `limits.in_flight_max`, kept here: it is checked before every work
+    /// item and after every event.
+    in_flight_max: usize,
     notes: Vec<Note>,
     wake: Vec<CallId>,
     recorder: Recorder,
@@ -725,6 +728,7 @@ impl<'a> World<'a> {
             requests: SlotMap::with_key(),
             jobs: SlotMap::with_key(),
             work: WorkList::default(),
+            in_flight_max: scenario.limits.in_flight_max,
             notes: Vec::new(),
             wake: Vec::new(),
             recorder: Recorder::new(
@@ -884,8 +888,7 @@ impl<'a> World<'a> {
     /// invocations (frames and transports) plus attempts (jobs). Open
     /// requests are not counted apart, as each holds its top invocation.
     fn over_in_flight(&self) -> bool {
-        self.frames.len() + self.transports.len() + self.jobs.len()
-            > self.scenario.limits.in_flight_max
+        self.frames.len() + self.transports.len() + self.jobs.len() > self.in_flight_max
     }
 
     fn drain_work(&mut self) {
