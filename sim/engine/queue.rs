@@ -101,9 +101,9 @@
 //! key's event is kept there, so a pop from the calendar reads it there).
 //! That spares such an event the slot's free-list pop and push, its
 //! generation and its copy into and out of the slot: about 1% of a whole
-//! run's instructions on each of the four measured scenarios, and the
-//! queue's share of the breaker scenario's from 23.6% to 21.7%. An event
-//! `schedule`d beyond the calendar's reach takes a slot like `push`'s.
+//! run's instructions on each of the four measured scenarios (README,
+//! twelfth round). An event `schedule`d beyond the calendar's reach takes a
+//! slot like `push`'s.
 //!
 //! Memory stays bounded by the pending events, not by the cancelled ones:
 //! when stale keys outnumber live ones (and there are more than a few
@@ -228,15 +228,13 @@ const CALENDAR_SHIFT: u32 = 8;
 /// heap).
 const CALENDAR_BUCKETS: usize = 256;
 
-/// The calendar's block of keys, allocated with the queue whatever the run
-/// (part of the memory estimate's fixed base).
-pub const CALENDAR_BYTES: u64 =
-    (CALENDAR_BUCKETS * BUCKET_KEYS_MAX * (std::mem::size_of::<Key>() + CALENDAR_EVENT_BYTES_MAX))
-        as u64;
-
-/// The largest event the calendar's block is sized for here (the model's
-/// `Event` is 24 bytes; `model::world`'s size test pins it).
-const CALENDAR_EVENT_BYTES_MAX: usize = 32;
+/// The calendar's blocks of keys and of their events of type `E`, allocated
+/// with the queue whatever the run (part of the memory estimate's fixed
+/// base).
+pub const fn calendar_bytes<E>() -> u64 {
+    let entry = std::mem::size_of::<Key>() + std::mem::size_of::<Option<E>>();
+    (CALENDAR_BUCKETS * BUCKET_KEYS_MAX * entry) as u64
+}
 
 /// Keys a calendar bucket holds at most: more (a burst due at one instant)
 /// go to the heap, so finding a bucket's least stays cheap.
@@ -1047,7 +1045,8 @@ mod tests {
 
     // Scheduled events (no id) pop in `(time, sequence)` order with pushed
     // ones, within the calendar's reach and beyond it (where they take a
-    // slot), and survive the sweeps of the stale keys around them.
+    // slot), and survive the sweeps of the stale keys around them (three
+    // events in five are cancelled, so the stale keys outnumber the rest).
     #[test]
     fn scheduled_events_pop_in_order_among_pushed_ones() {
         let mut queue = EventQueue::new();
@@ -1055,7 +1054,7 @@ mod tests {
         for index in 0..20_000u64 {
             // Within one bucket, across the calendar and past its reach.
             let at = SimTime(1 + index * 7_919 % 90_000);
-            match index % 3 {
+            match index % 5 {
                 0 => {
                     queue.schedule(at, index);
                     expected.push((at, index));
@@ -1070,7 +1069,10 @@ mod tests {
                 }
             }
         }
+        // The sweeps ran: stale keys are at most as many as the live ones
+        // (8,000), where without sweeps 12,000 would stay.
         assert_eq!(queue.len(), expected.len());
+        assert!(queue.keys() <= 2 * queue.len().max(STALE_SWEEP_MIN));
         // Sequence numbers break ties: sorting by (time, index) is push order.
         expected.sort();
         let popped: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();

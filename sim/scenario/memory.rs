@@ -561,7 +561,7 @@ mod tests {
         }
         let histogram_bytes = crate::metrics::histogram::LatencyHistogram::counts_bytes;
         assert!(histogram_bytes(3) + histogram_bytes(2) < BASE_BYTES / 8);
-        const { assert!(crate::engine::queue::CALENDAR_BYTES < BASE_BYTES / 64) };
+        const { assert!(crate::model::world::CALENDAR_BYTES < BASE_BYTES / 64) };
         assert!(2 * std::mem::size_of::<crate::engine::SimRng>() as u64 + 256 <= STACK_BYTES);
     }
 }

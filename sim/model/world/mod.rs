@@ -526,6 +526,12 @@ fn shed_on_arrival(config: &crate::scenario::Service, queued: usize) -> bool {
     }
 }
 
+/// The event queue's calendar blocks, for the model's events: allocated with
+/// every run whatever it does (part of the memory estimate's fixed base,
+/// which `scenario::memory`'s tests check covers them).
+#[cfg(test)]
+pub(crate) const CALENDAR_BYTES: u64 = crate::engine::queue::calendar_bytes::<Event>();
+
 /// Runs `scenario` with `seed` to completion. Never inlined, so that the
 /// instruction-count benchmark (`tests/integration/instructions.rs`) can
 /// count what runs inside it.
