@@ -501,6 +501,10 @@ struct World<'a> {
     requests: SlotMap<RequestKey, Request>,
     jobs: SlotMap<JobKey, Job>,
     work: WorkList,
+    /// Whether any stack's innermost layer hears that its attempt connected
+    /// (`Stack::hears_connections`): when none does, an attempt reaching an
+    /// instance need not look up its caller to ask.
+    any_hears_connections: bool,
     /// `limits.in_flight_max`, kept here: it is checked before every work
     /// item and after every event.
     in_flight_max: usize,
@@ -720,6 +724,7 @@ impl<'a> World<'a> {
             })
             .collect();
         let databases = database::Databases::new(scenario, &rngs, &mut stacks, &services);
+        let any_hears_connections = stacks.iter().any(|stack| stack.hears_connections);
         let mut world = World {
             scenario,
             network_latency: scenario.network_latency.sampler(),
@@ -734,6 +739,7 @@ impl<'a> World<'a> {
             requests: SlotMap::with_key(),
             jobs: SlotMap::with_key(),
             work: WorkList::default(),
+            any_hears_connections,
             in_flight_max: scenario.limits.in_flight_max,
             notes: Vec::new(),
             wake: Vec::new(),

@@ -133,7 +133,7 @@ impl<'a> World<'a> {
         // Queue wait counts from here: time held by a hang outage is not queueing.
         record.arrived_at = self.now;
         let target = &mut state.instances[instance];
-        if target.crashes == 0 {
+        if target.crashes == 0 && self.any_hears_connections {
             // The instance accepts the connection (it will run, queue or 503
             // the call): tell the innermost layer of the caller's stack, if it
             // listens.
