@@ -431,6 +431,9 @@ struct ServiceState<'a> {
     flags: Vec<Flag>,
     /// Whether a request makes a call with a probability below 1.
     call_rng: SimRng,
+    /// How long a queued call may have waited and still be started: set
+    /// for load shedding that drops stale calls (`SheddingMode::DropStale`).
+    stale_after: Option<SimDuration>,
 }
 
 struct ClientState {
@@ -707,6 +710,12 @@ impl<'a> World<'a> {
                 kill_rng: rngs.stream(&format!("{base}/kills")),
                 flags: vec![Flag::default(); service.feature_flags.len()],
                 call_rng: rngs.stream(&format!("{base}/calls")),
+                stale_after: match &service.load_shedding {
+                    Some(shedding) if shedding.mode == SheddingMode::DropStale => {
+                        Some(SimDuration::from_ms(shedding.max_queue_wait_ms))
+                    }
+                    _ => None,
+                },
             });
         }
         let clients = scenario

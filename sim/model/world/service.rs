@@ -408,12 +408,7 @@ impl<'a> World<'a> {
     }
 
     pub(super) fn start_next_queued(&mut self, service: usize, instance: usize) {
-        let stale_after = match &self.scenario.services[service].load_shedding {
-            Some(shedding) if shedding.mode == SheddingMode::DropStale => {
-                Some(SimDuration::from_ms(shedding.max_queue_wait_ms))
-            }
-            _ => None,
-        };
+        let stale_after = self.services[service].stale_after;
         loop {
             let target = &mut self.services[service].instances[instance];
             if target.crashes > 0 {
