@@ -100,10 +100,13 @@
 //! beside its key, in a second block the shape of the keys' (every calendar
 //! key's event is kept there, so a pop from the calendar reads it there).
 //! That spares such an event the slot's free-list pop and push, its
-//! generation and its copy into and out of the slot: about 1% of a whole
-//! run's instructions on each of the four measured scenarios (README,
-//! twelfth round). An event `schedule`d beyond the calendar's reach takes a
-//! slot like `push`'s.
+//! generation and its copy into the slot (the copy out comes from the
+//! calendar instead): about 1% of a whole run's instructions on each of the
+//! four measured scenarios (README, twelfth round). An event `schedule`d
+//! beyond the calendar's reach takes a slot like `push`'s. A cancellable
+//! event `push`ed into the calendar is written both to its slot and beside
+//! its key, so that `cancel` can still return it; such events are few (a
+//! fault's edges, a jittered backoff due within the calendar's reach).
 //!
 //! Memory stays bounded by the pending events, not by the cancelled ones:
 //! when stale keys outnumber live ones (and there are more than a few
