@@ -16,7 +16,7 @@ use sim::scenario::Scenario;
 #[test]
 fn huge_fallback_caches_are_refused_at_validation() {
     let file = "tests/fixtures/bad/huge-fallback-caches.json";
-    let message = format!("error: {file}: services[0].dependencies.calls[0].policies[0].cache.keys: needs up to 457764 MiB of the 458603 MiB the scenario may need (an upper bound), more than limits.memory_mb 2048; lower it, or raise limits.memory_mb (at most 1048576)\n");
+    let message = format!("error: {file}: services[0].dependencies.calls[0].policies[0].cache.keys: needs up to 457764 MiB of the 458541 MiB the scenario may need (an upper bound), more than limits.memory_mb 2048; lower it, or raise limits.memory_mb (at most 1048576)\n");
     Sim::new()
         .args(["validate", file])
         .code(2)
@@ -162,7 +162,7 @@ fn memory_limits_are_range_checked() {
     // A large in-flight limit is paid for in the budget.
     assert_eq!(
         invalid(&with_limits(r#"{"in_flight_max": 100000000}"#)),
-        "test.json: limits.in_flight_max: needs up to 74769 MiB of the 74817 MiB the scenario may need (an upper bound), more than limits.memory_mb 2048; lower it, or raise limits.memory_mb (at most 1048576)"
+        "test.json: limits.in_flight_max: needs up to 68665 MiB of the 68713 MiB the scenario may need (an upper bound), more than limits.memory_mb 2048; lower it, or raise limits.memory_mb (at most 1048576)"
     );
 }
 

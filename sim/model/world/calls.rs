@@ -28,7 +28,8 @@ impl<'a> World<'a> {
         if let Load::ClosedLoop { think_time, .. } = &self.scenario.clients[client].load {
             let at = self.now + think_time.sample(&mut self.clients[client].think_rng);
             if at < self.end_of_load {
-                self.queue.schedule(at, Event::UserWake { client });
+                self.queue
+                    .schedule(at, Event::UserWake { client: ix(client) });
             }
         }
     }

@@ -91,11 +91,12 @@ new_key_type! {
     pub(super) struct OpKey;
 }
 
-/// A database event; `cluster` is an index into `Scenario::databases`.
+/// A database event; `cluster` is an index into `Scenario::databases`
+/// (at most `DATABASES_MAX`, so a `u16` where two indices share the event).
+/// Eight bytes, so that `Event` stays at twelve: an operation's arrival,
+/// which needs a whole key, is `Event::DatabaseOp`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum DatabaseEvent {
-    /// An operation reaches its node.
-    Op { op: OpKey },
     /// Replication has a delivery or a semi-sync timeout due.
     Replication { cluster: u32 },
     /// The next Patroni HA loop of the cluster's nodes.
@@ -107,10 +108,10 @@ pub(super) enum DatabaseEvent {
     /// A decided promotion's replay is done.
     PromotionReady { cluster: u32 },
     /// A caller's proxy checks which node is primary.
-    RouteCheck { cluster: u32, caller: u32 },
+    RouteCheck { cluster: u16, caller: u32 },
     /// A database fault begins or ends.
     Fault {
-        cluster: u32,
+        cluster: u16,
         fault: u32,
         begin: bool,
     },
@@ -121,7 +122,7 @@ pub(super) enum DatabaseEvent {
     /// The primary's crash process (`primary_failures`) crashes the primary.
     PrimaryFailure { cluster: u32 },
     /// A node the crash process took down is repaired.
-    NodeRepair { cluster: u32, node: u32 },
+    NodeRepair { cluster: u16, node: u16 },
 }
 
 /// A dependency stack's database target: the cluster and the caller's index
@@ -761,6 +762,7 @@ impl<'a> World<'a> {
         }
         for (index, config) in scenario.databases.iter().enumerate() {
             let cluster = index as u32;
+            let fault_cluster = index as u16;
             match &self.db().clusters[index].detector {
                 Detector::Lease(lease) => {
                     let at = lease.next_loop().1;
@@ -778,7 +780,7 @@ impl<'a> World<'a> {
                 self.push_db(
                     start,
                     DatabaseEvent::Fault {
-                        cluster,
+                        cluster: fault_cluster,
                         fault,
                         begin: true,
                     },
@@ -787,7 +789,7 @@ impl<'a> World<'a> {
                     self.push_db(
                         end,
                         DatabaseEvent::Fault {
-                            cluster,
+                            cluster: fault_cluster,
                             fault,
                             begin: false,
                         },
@@ -897,10 +899,8 @@ impl<'a> World<'a> {
             sent_at: now,
         });
         // Never cancelled: an abandoned operation is marked, not withdrawn.
-        self.queue.schedule(
-            now + latency + hop,
-            Event::Database(DatabaseEvent::Op { op }),
-        );
+        self.queue
+            .schedule(now + latency + hop, Event::DatabaseOp { op });
         Some(op)
     }
 
@@ -952,7 +952,6 @@ impl<'a> World<'a> {
 
     pub(super) fn database_event(&mut self, event: DatabaseEvent) {
         match event {
-            DatabaseEvent::Op { op } => self.op_arrive(op),
             DatabaseEvent::Replication { cluster } => {
                 let index = cluster as usize;
                 self.db().clusters[index].replication_due = None;
@@ -1050,7 +1049,7 @@ impl<'a> World<'a> {
         );
     }
 
-    fn op_arrive(&mut self, key: OpKey) {
+    pub(super) fn op_arrive(&mut self, key: OpKey) {
         let now = self.now;
         let Some(op) = self.db().ops.get(key) else {
             return;

@@ -25,12 +25,14 @@ impl<'a> World<'a> {
                 ..
             } => {
                 state.instances[*instance as usize].draining = true;
-                self.queue
-                    .push(self.now + *drain_timeout, Event::ShutdownDeadline { fault });
+                self.queue.push(
+                    self.now + *drain_timeout,
+                    Event::ShutdownDeadline { fault: ix(fault) },
+                );
             }
             Fault::KillInstances { interval, .. } => {
                 self.queue
-                    .push(self.now + *interval, Event::KillDraw { fault });
+                    .push(self.now + *interval, Event::KillDraw { fault: ix(fault) });
             }
         }
     }
@@ -157,14 +159,22 @@ impl<'a> World<'a> {
             self.recorder.services[service].reset += reset;
             self.queue.push(
                 self.now + restart_after,
-                Event::InstanceRestart { service, instance },
+                Event::InstanceRestart {
+                    service: ix(service),
+                    instance: ix(instance),
+                },
             );
         }
         // Probing goes on while there is load or work in flight, not through
         // an idle drain period (which would only stretch the report).
         let next = self.now + SimDuration::from_ms(check.interval_ms);
         if next <= self.end_of_load || !self.requests.is_empty() {
-            self.queue.push(next, Event::HealthCheck { service });
+            self.queue.push(
+                next,
+                Event::HealthCheck {
+                    service: ix(service),
+                },
+            );
         }
     }
 
@@ -185,7 +195,10 @@ impl<'a> World<'a> {
         if let Some(restart_after) = restart_after {
             self.queue.push(
                 self.now + *restart_after,
-                Event::InstanceRestart { service, instance },
+                Event::InstanceRestart {
+                    service: ix(service),
+                    instance: ix(instance),
+                },
             );
         }
     }
@@ -215,7 +228,13 @@ impl<'a> World<'a> {
         }
         let next = self.now + SimDuration::from_ms(config.check_interval_ms);
         if next <= self.end_of_load || !self.requests.is_empty() {
-            self.queue.push(next, Event::FlagCheck { service, flag });
+            self.queue.push(
+                next,
+                Event::FlagCheck {
+                    service: ix(service),
+                    flag: ix(flag),
+                },
+            );
         }
     }
 
@@ -241,14 +260,14 @@ impl<'a> World<'a> {
             self.queue.push(
                 self.now + *restart_after,
                 Event::InstanceRestart {
-                    service,
-                    instance: victim,
+                    service: ix(service),
+                    instance: ix(victim),
                 },
             );
         }
         let next = self.now + *interval;
         if next < *end {
-            self.queue.push(next, Event::KillDraw { fault });
+            self.queue.push(next, Event::KillDraw { fault: ix(fault) });
         }
     }
 }

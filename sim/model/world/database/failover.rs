@@ -301,7 +301,7 @@ impl<'a> World<'a> {
             self.push_db(
                 at,
                 DatabaseEvent::RouteCheck {
-                    cluster: index as u32,
+                    cluster: index as u16,
                     caller: caller as u32,
                 },
             );
@@ -336,7 +336,7 @@ impl<'a> World<'a> {
         self.push_db(
             now + cache,
             DatabaseEvent::RouteCheck {
-                cluster: index as u32,
+                cluster: index as u16,
                 caller: caller as u32,
             },
         );
@@ -390,8 +390,8 @@ impl<'a> World<'a> {
         self.push_db(
             repair,
             DatabaseEvent::NodeRepair {
-                cluster: index as u32,
-                node: primary as u32,
+                cluster: index as u16,
+                node: primary as u16,
             },
         );
     }
@@ -422,7 +422,7 @@ impl<'a> World<'a> {
         self.push_db(
             now + config.routing.check_interval,
             DatabaseEvent::RouteCheck {
-                cluster: index as u32,
+                cluster: index as u16,
                 caller: caller as u32,
             },
         );
