@@ -44,9 +44,11 @@ impl<'a> World<'a> {
                 self.transport_parent_kind(stack as u32)
             );
             let transport = self.transports.insert(Transport::new(stack, parent, 1));
+            self.grown = true;
             self.work.push_back(Work::Send(transport));
         } else {
             let frame = self.frames.insert(Frame::new(stack, 0, parent, self.now));
+            self.grown = true;
             self.work.push_back(Work::Start(frame));
         }
     }
@@ -104,6 +106,7 @@ impl<'a> World<'a> {
             let key = self.frames.insert(frame);
             (key.data(), Work::Start(key))
         };
+        self.grown = true;
         let parent_state = &mut self.frames[parent];
         parent_state.children.push(child);
         parent_state.call.outstanding += 1;

@@ -528,6 +528,10 @@ struct World<'a> {
     /// `limits.in_flight_max`, kept here: it is checked before every work
     /// item and after every event.
     in_flight_max: usize,
+    /// A frame, transport or job was added since the in-flight count was
+    /// last found within `in_flight_max` (`grown_over_in_flight`). Every
+    /// insertion into `frames`, `transports` or `jobs` sets it.
+    grown: bool,
     notes: Vec<Note>,
     wake: Vec<CallId>,
     recorder: Recorder,
@@ -649,7 +653,7 @@ pub fn run_observed<O: Observer>(
         if !world.work.is_empty() {
             world.drain_work();
         }
-        if world.over_in_flight() {
+        if world.grown_over_in_flight() {
             return Err(RunError::InFlightLimit {
                 in_flight_max: scenario.limits.in_flight_max,
                 at,
@@ -771,6 +775,7 @@ impl<'a> World<'a> {
             work: WorkList::default(),
             any_hears_connections,
             in_flight_max: scenario.limits.in_flight_max,
+            grown: false,
             notes: Vec::new(),
             wake: Vec::new(),
             recorder: Recorder::new(
@@ -940,9 +945,26 @@ impl<'a> World<'a> {
         self.frames.len() + self.transports.len() + self.jobs.len() > self.in_flight_max
     }
 
+    /// `over_in_flight`, counted only if a call was added since it was last
+    /// found false (`grown`): nothing else raises the count, so until then
+    /// it is still false.
+    #[inline(always)]
+    fn grown_over_in_flight(&mut self) -> bool {
+        if !self.grown {
+            debug_assert!(!self.over_in_flight());
+            return false;
+        }
+        if self.over_in_flight() {
+            // Left set: the run loop's check after the drain sees it too.
+            return true;
+        }
+        self.grown = false;
+        false
+    }
+
     fn drain_work(&mut self) {
         while let Some(work) = self.work.pop_front() {
-            if self.over_in_flight() {
+            if self.grown_over_in_flight() {
                 // Each work item adds a bounded number of calls, so stopping
                 // here bounds the peak; `run` then stops the run.
                 return;

@@ -33,6 +33,7 @@ impl<'a> World<'a> {
             chaos_failed: false,
             region,
         });
+        self.grown = true;
         self.recorder.attempt_sent(self.now, from_client);
         self.transports[transport].job = Some(job);
         self.queue
