@@ -470,13 +470,12 @@ enum Work {
 
 /// The work one event sets off, first in first out. `drain_work` empties
 /// it after every event, so it needs no ring: items are pushed at the back
-/// of a `Vec` and read from a cursor, and both are reset when the cursor
+/// of a `Vec`, and `drain_work` reads them with a cursor of its own (kept
+/// in a register rather than here) and clears the list when the cursor
 /// reaches the end. Its length is bounded by what one event sets off.
 #[derive(Default)]
 struct WorkList {
     items: Vec<Work>,
-    /// The next item to take.
-    next: usize,
 }
 
 impl WorkList {
@@ -488,20 +487,6 @@ impl WorkList {
 
     fn push_back(&mut self, work: Work) {
         self.items.push(work);
-    }
-
-    fn pop_front(&mut self) -> Option<Work> {
-        match self.items.get(self.next) {
-            Some(&work) => {
-                self.next += 1;
-                Some(work)
-            }
-            None => {
-                self.items.clear();
-                self.next = 0;
-                None
-            }
-        }
     }
 }
 
@@ -963,7 +948,9 @@ impl<'a> World<'a> {
     }
 
     fn drain_work(&mut self) {
-        while let Some(work) = self.work.pop_front() {
+        let mut next = 0;
+        while let Some(&work) = self.work.items.get(next) {
+            next += 1;
             if self.grown_over_in_flight() {
                 // Each work item adds a bounded number of calls, so stopping
                 // here bounds the peak; `run` then stops the run.
@@ -1005,6 +992,7 @@ impl<'a> World<'a> {
                 }
             }
         }
+        self.work.items.clear();
     }
 
     /// Ends the run: open requests become unfinished; gathers the output.
