@@ -541,15 +541,21 @@ impl Ring {
         (0..self.len).map(move |i| self.buf[(self.head + i) & mask])
     }
 
-    /// Keeps only the keys `keep` accepts, in order.
+    /// Keeps only the keys `keep` accepts, in order, in place: each kept key
+    /// moves to the next place after the last kept one, never ahead of
+    /// where it is read. Out of line: it runs only in a sweep.
+    #[inline(never)]
     fn retain(&mut self, keep: impl Fn(&Key) -> bool) {
-        let kept: Vec<Key> = self.iter().filter(|key| keep(key)).collect();
-        let capacity = self.buf.len();
-        self.buf.clear();
-        self.buf.extend(&kept);
-        self.buf.resize(capacity, EMPTY);
-        self.head = 0;
-        self.len = kept.len();
+        let mask = self.buf.len().wrapping_sub(1);
+        let mut kept = 0;
+        for read in 0..self.len {
+            let key = self.buf[(self.head + read) & mask];
+            if keep(&key) {
+                self.buf[(self.head + kept) & mask] = key;
+                kept += 1;
+            }
+        }
+        self.len = kept;
     }
 }
 

@@ -479,7 +479,8 @@ struct WorkList {
 }
 
 impl WorkList {
-    /// Whether the list holds no item. A drain ends by emptying it, so
+    /// Whether the list holds no item. A drain that runs to its end
+    /// empties it (one that stops at the in-flight limit ends the run), so
     /// between events it is empty unless the event pushed work.
     fn is_empty(&self) -> bool {
         self.items.is_empty()
