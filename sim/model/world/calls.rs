@@ -43,13 +43,11 @@ impl<'a> World<'a> {
                 pack_parent(parent).0,
                 self.transport_parent_kind(stack as u32)
             );
-            let transport = self.transports.insert(Transport::new(stack, parent, 1));
-            self.grown = true;
-            self.work.push_back(Work::Send(transport));
+            let transport = self.add_transport(Transport::new(stack, parent, 1));
+            self.work.push(Work::Send(transport));
         } else {
-            let frame = self.frames.insert(Frame::new(stack, 0, parent, self.now));
-            self.grown = true;
-            self.work.push_back(Work::Start(frame));
+            let frame = self.add_frame(Frame::new(stack, 0, parent, self.now));
+            self.work.push(Work::Start(frame));
         }
     }
 
@@ -93,7 +91,7 @@ impl<'a> World<'a> {
         let ordinal = parent_state.call.inner_started;
         let (child, work) = if self.transport_below(stack, depth) {
             let transport = Transport::new(stack as usize, Parent::Frame(parent), ordinal);
-            let key = self.transports.insert(transport);
+            let key = self.add_transport(transport);
             (key.data(), Work::Send(key))
         } else {
             let mut frame = Frame::new(
@@ -103,14 +101,13 @@ impl<'a> World<'a> {
                 self.now,
             );
             frame.ordinal = ordinal;
-            let key = self.frames.insert(frame);
+            let key = self.add_frame(frame);
             (key.data(), Work::Start(key))
         };
-        self.grown = true;
         let parent_state = &mut self.frames[parent];
         parent_state.children.push(child);
         parent_state.call.outstanding += 1;
-        self.work.push_back(work);
+        self.work.push(work);
     }
 
     pub(super) fn start_frame(&mut self, frame: FrameKey) {
@@ -144,7 +141,7 @@ impl<'a> World<'a> {
         if !self.wake.is_empty() {
             for woken in self.wake.drain(..) {
                 let key = FrameKey::from(KeyData::from_ffi(woken.0));
-                self.work.push_back(Work::Forward(key));
+                self.work.push(Work::Forward(key));
             }
         }
         if !self.notes.is_empty() {
@@ -375,11 +372,11 @@ impl<'a> World<'a> {
                         parent_state.children.swap_remove(position);
                         parent_state.call.outstanding -= 1;
                     }
-                    self.work.push_back(Work::Deliver(parent, reply, ordinal));
+                    self.work.push(Work::Deliver(parent, reply, ordinal));
                 }
             }
             Parent::Dependency(job, index) => {
-                self.work.push_back(Work::DependencyDone(job, index, reply))
+                self.work.push(Work::DependencyDone(job, index, reply))
             }
         }
     }

@@ -762,7 +762,6 @@ impl<'a> World<'a> {
         }
         for (index, config) in scenario.databases.iter().enumerate() {
             let cluster = index as u32;
-            let fault_cluster = index as u16;
             match &self.db().clusters[index].detector {
                 Detector::Lease(lease) => {
                     let at = lease.next_loop().1;
@@ -780,7 +779,7 @@ impl<'a> World<'a> {
                 self.push_db(
                     start,
                     DatabaseEvent::Fault {
-                        cluster: fault_cluster,
+                        cluster: index as u16,
                         fault,
                         begin: true,
                     },
@@ -789,7 +788,7 @@ impl<'a> World<'a> {
                     self.push_db(
                         end,
                         DatabaseEvent::Fault {
-                            cluster: fault_cluster,
+                            cluster: index as u16,
                             fault,
                             begin: false,
                         },

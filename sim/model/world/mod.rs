@@ -468,29 +468,6 @@ enum Work {
     DependencyDone(JobKey, u32, Reply),
 }
 
-/// The work one event sets off, first in first out. `drain_work` empties
-/// it after every event, so it needs no ring: items are pushed at the back
-/// of a `Vec`, and `drain_work` reads them with a cursor of its own (kept
-/// in a register rather than here) and clears the list when the cursor
-/// reaches the end. Its length is bounded by what one event sets off.
-#[derive(Default)]
-struct WorkList {
-    items: Vec<Work>,
-}
-
-impl WorkList {
-    /// Whether the list holds no item. A drain that runs to its end
-    /// empties it (one that stops at the in-flight limit ends the run), so
-    /// between events it is empty unless the event pushed work.
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    fn push_back(&mut self, work: Work) {
-        self.items.push(work);
-    }
-}
-
 struct World<'a> {
     scenario: &'a Scenario,
     /// The scenario's `network_latency`, ready to draw (every attempt and
@@ -506,7 +483,14 @@ struct World<'a> {
     transports: SlotMap<TransportKey, Transport>,
     requests: SlotMap<RequestKey, Request>,
     jobs: SlotMap<JobKey, Job>,
-    work: WorkList,
+    /// The work one event sets off, first in first out. `drain_work`
+    /// empties it after every event, so it needs no ring: items are pushed
+    /// at the back, and `drain_work` reads them with a cursor of its own
+    /// and clears the list when the cursor reaches the end. A drain that
+    /// stops at the in-flight limit leaves items, and the run ends; so
+    /// between events the list is empty unless the event pushed work. Its
+    /// length is bounded by what one event sets off.
+    work: Vec<Work>,
     /// Whether any stack's innermost layer hears that its attempt connected
     /// (`Stack::hears_connections`): when none does, an attempt reaching an
     /// instance need not look up its caller to ask.
@@ -515,8 +499,9 @@ struct World<'a> {
     /// item and after every event.
     in_flight_max: usize,
     /// A frame, transport or job was added since the in-flight count was
-    /// last found within `in_flight_max` (`grown_over_in_flight`). Every
-    /// insertion into `frames`, `transports` or `jobs` sets it.
+    /// last found within `in_flight_max` (`grown_over_in_flight`). Set by
+    /// `add_frame`, `add_transport` and `add_job`, the only insertions
+    /// into those maps.
     grown: bool,
     notes: Vec<Note>,
     wake: Vec<CallId>,
@@ -758,7 +743,7 @@ impl<'a> World<'a> {
             transports: SlotMap::with_key(),
             requests: SlotMap::with_key(),
             jobs: SlotMap::with_key(),
-            work: WorkList::default(),
+            work: Vec::new(),
             any_hears_connections,
             in_flight_max: scenario.limits.in_flight_max,
             grown: false,
@@ -931,6 +916,27 @@ impl<'a> World<'a> {
         self.frames.len() + self.transports.len() + self.jobs.len() > self.in_flight_max
     }
 
+    /// Adds a frame (`grown` notes that the in-flight count rose).
+    #[inline(always)]
+    fn add_frame(&mut self, frame: Frame) -> FrameKey {
+        self.grown = true;
+        self.frames.insert(frame)
+    }
+
+    /// Adds a transport (`grown` notes that the in-flight count rose).
+    #[inline(always)]
+    fn add_transport(&mut self, transport: Transport) -> TransportKey {
+        self.grown = true;
+        self.transports.insert(transport)
+    }
+
+    /// Adds an attempt (`grown` notes that the in-flight count rose).
+    #[inline(always)]
+    fn add_job(&mut self, job: Job) -> JobKey {
+        self.grown = true;
+        self.jobs.insert(job)
+    }
+
     /// `over_in_flight`, counted only if a call was added since it was last
     /// found false (`grown`): nothing else raises the count, so until then
     /// it is still false.
@@ -950,7 +956,7 @@ impl<'a> World<'a> {
 
     fn drain_work(&mut self) {
         let mut next = 0;
-        while let Some(&work) = self.work.items.get(next) {
+        while let Some(&work) = self.work.get(next) {
             next += 1;
             if self.grown_over_in_flight() {
                 // Each work item adds a bounded number of calls, so stopping
@@ -993,7 +999,7 @@ impl<'a> World<'a> {
                 }
             }
         }
-        self.work.items.clear();
+        self.work.clear();
     }
 
     /// Ends the run: open requests become unfinished; gathers the output.

@@ -23,7 +23,7 @@ impl<'a> World<'a> {
             region = to;
             latency = latency + extra;
         }
-        let job = self.jobs.insert(Job {
+        let job = self.add_job(Job {
             service: service as u32,
             instance: 0,
             reply_to: transport,
@@ -33,7 +33,6 @@ impl<'a> World<'a> {
             chaos_failed: false,
             region,
         });
-        self.grown = true;
         self.recorder.attempt_sent(self.now, from_client);
         self.transports[transport].job = Some(job);
         self.queue
@@ -141,7 +140,7 @@ impl<'a> World<'a> {
             if let Some(caller) = self.transports.get(self.jobs[job].reply_to) {
                 if let Parent::Frame(innermost) = self.transport_parent(caller) {
                     if self.stacks[caller.stack as usize].hears_connections {
-                        self.work.push_back(Work::Connected(innermost));
+                        self.work.push(Work::Connected(innermost));
                     }
                 }
             }
@@ -317,7 +316,7 @@ impl<'a> World<'a> {
             // The feature is off: the handler answers without this call.
             self.recorder.services[record.service as usize].calls_skipped += 1;
             self.work
-                .push_back(Work::DependencyDone(job, index as u32, Reply::Success));
+                .push(Work::DependencyDone(job, index as u32, Reply::Success));
             return;
         }
         let probability = config.dependencies[index].probability;
@@ -328,7 +327,7 @@ impl<'a> World<'a> {
         {
             // This request is of a type that does not make this call.
             self.work
-                .push_back(Work::DependencyDone(job, index as u32, Reply::Success));
+                .push(Work::DependencyDone(job, index as u32, Reply::Success));
             return;
         }
         let calls = config.dependencies.len();
