@@ -8,7 +8,7 @@
 //! benchmarks (`benches/engine.rs`). Nothing in the simulation uses it: the
 //! lazy heap of `EventQueue` does the same work with about half the
 //! instructions, because it neither hashes nor keeps heap positions in an
-//! index (measured in README.md, "Speed").
+//! index (measured in docs/performance.md, first round).
 
 use super::clock::SimTime;
 use priority_queue::PriorityQueue;

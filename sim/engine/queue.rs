@@ -102,7 +102,7 @@
 //! That spares such an event the slot's free-list pop and push, its
 //! generation and its copy into the slot (the copy out comes from the
 //! calendar instead): about 1% of a whole run's instructions on each of the
-//! four measured scenarios (README, twelfth round). An event `schedule`d
+//! four measured scenarios (docs/performance.md, twelfth round). An event `schedule`d
 //! beyond the calendar's reach takes a slot like `push`'s. A cancellable
 //! event `push`ed into the calendar is written both to its slot and beside
 //! its key, so that `cancel` can still return it; such events are few (a

@@ -1018,7 +1018,8 @@ fn encode_png(pixels: &[u8], width_px: u32, height_px: u32) -> Result<Vec<u8>, C
     encoder.set_filter(png::FilterType::Paeth);
     // Lossless at every level, so the pixels are the same; only size and
     // time differ. On thundering-herd-breaker's 1400x900 availability chart
-    // (README, "Speed"): `Best` 70 KB in 143 ms, `Default` 71 KB in 66 ms,
+    // (measured when the level was chosen, docs/performance.md's first
+    // round): `Best` 70 KB in 143 ms, `Default` 71 KB in 66 ms,
     // `Fast` (fdeflate) 163 KB in 12 ms. `Best` made charts 30-40% of a
     // 300 s run; `Fast` brings them under 10% for twice the bytes.
     encoder.set_compression(png::Compression::Fast);

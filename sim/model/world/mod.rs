@@ -38,11 +38,12 @@
 //! `apply`, `complete`, `complete_transport`, `deliver`, `start_job`) are
 //! `#[inline(always)]`: each call cost about 18 instructions of prologue and
 //! epilogue. Each was kept only where callgrind counted clearly fewer
-//! instructions on the breaker and herd scenarios together (README, tenth
-//! round); `route`, `spawn_child` and `drain_work` did not and stay calls.
-//! The raised inlining threshold (`.cargo/config.toml`) does not make them
-//! redundant: without these and the queue's three, the breaker scenario
-//! counted 12.6% more instructions (eleventh round).
+//! instructions on the breaker and herd scenarios together
+//! (docs/performance.md, tenth round); `route`, `spawn_child` and
+//! `drain_work` did not and stay calls. The raised inlining threshold
+//! (`.cargo/config.toml`) does not make them redundant: without these and
+//! the queue's three, the breaker scenario counted 12.6% more instructions
+//! (eleventh round).
 
 use crate::engine::{EventId, EventQueue, RngFactory, SimDuration, SimRng, SimTime};
 use crate::metrics::{Outcome, Recorder, WindowRow};
