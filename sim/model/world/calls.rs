@@ -346,11 +346,15 @@ impl<'a> World<'a> {
         self.deliver(parent, frame.data(), ordinal, reply);
     }
 
-    /// Ends `transport` with the reply its attempt brought back and hands
-    /// it to its parent.
+    /// Ends `transport`, just removed as `state`, with the reply its
+    /// attempt brought back and hands it to its parent.
     #[inline(always)]
-    pub(super) fn complete_transport(&mut self, transport: TransportKey, reply: Reply) {
-        let state = self.transports.remove(transport).expect("live transport");
+    pub(super) fn complete_transport(
+        &mut self,
+        transport: TransportKey,
+        state: Transport,
+        reply: Reply,
+    ) {
         let parent = self.transport_parent(&state);
         self.deliver(parent, transport.data(), state.detail, reply);
     }
@@ -364,12 +368,23 @@ impl<'a> World<'a> {
             Parent::Frame(parent) => {
                 // A parent that completed earlier abandoned this frame: drop the reply.
                 if let Some(parent_state) = self.frames.get_mut(parent) {
-                    if let Some(position) = parent_state
-                        .children
-                        .iter()
-                        .position(|&sibling| sibling == child)
+                    let children = &mut parent_state.children;
+                    // Most frames have one inner call at a time: no search.
+                    let found = if children.len() == 1 {
+                        let only = children[0] == child;
+                        if only {
+                            children.clear();
+                        }
+                        only
+                    } else if let Some(position) =
+                        children.iter().position(|&sibling| sibling == child)
                     {
-                        parent_state.children.swap_remove(position);
+                        children.swap_remove(position);
+                        true
+                    } else {
+                        false
+                    };
+                    if found {
                         parent_state.call.outstanding -= 1;
                     }
                     self.work.push(Work::Deliver(parent, reply, ordinal));

@@ -888,11 +888,11 @@ impl<'a> World<'a> {
             Event::ReplyArrive { transport, reply } => {
                 // The transport is gone if the run ended it; otherwise the
                 // reply completes it and climbs the stack.
-                if self.transports.contains_key(transport) {
+                if let Some(state) = self.transports.remove(transport) {
                     if self.databases.is_some() {
                         self.database_frame_ended(transport);
                     }
-                    self.complete_transport(transport, reply);
+                    self.complete_transport(transport, state, reply);
                 }
             }
             Event::FaultBegin { fault } => self.fault_begin(fault as usize),
