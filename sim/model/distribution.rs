@@ -5,7 +5,7 @@
 use crate::engine::{SimDuration, SimRng};
 use crate::scenario::check::{self, join};
 use crate::scenario::error::Invalid;
-use rand_distr::{Distribution as _, Exp, LogNormal};
+use rand_distr::{Distribution as _, Exp, Normal};
 use serde::{Deserialize, Serialize};
 
 /// The largest duration any distribution may produce: one day, so that a
@@ -117,8 +117,11 @@ impl Distribution {
             Distribution::Exponential { mean_ms } => {
                 Sampler::Exponential(Exp::new(1.0 / mean_ms).expect("validated exponential mean"))
             }
+            // `rand_distr::LogNormal` is this normal's draw through `exp`;
+            // here through `model::exp`, inlined (the same bits but in the
+            // rare last-bit case its module doc describes).
             Distribution::Lognormal { median_ms, sigma } => Sampler::Lognormal(
-                LogNormal::new(median_ms.ln(), *sigma).expect("validated lognormal"),
+                Normal::new(median_ms.ln(), *sigma).expect("validated lognormal"),
             ),
             Distribution::Uniform { min_ms, max_ms } => Sampler::Uniform(*min_ms, *max_ms),
             Distribution::Empirical { quantiles } => Sampler::Empirical(quantiles),
@@ -134,8 +137,8 @@ pub enum Sampler<'a> {
     Constant(f64),
     /// Exponential, at rate `1 / mean_ms`.
     Exponential(Exp<f64>),
-    /// Log-normal, from a normal of mean `ln(median_ms)`.
-    Lognormal(LogNormal<f64>),
+    /// Log-normal: `exp` of a normal of mean `ln(median_ms)`.
+    Lognormal(Normal<f64>),
     /// Uniform between a minimum and a maximum.
     Uniform(f64, f64),
     /// A table of `[quantile, value_ms]` points.
@@ -149,7 +152,7 @@ impl Sampler<'_> {
         let ms = match *self {
             Sampler::Constant(value_ms) => value_ms,
             Sampler::Exponential(exp) => exp.sample(rng.raw()),
-            Sampler::Lognormal(lognormal) => lognormal.sample(rng.raw()),
+            Sampler::Lognormal(normal) => super::exp::exp(normal.sample(rng.raw())),
             Sampler::Uniform(min_ms, max_ms) => min_ms + (max_ms - min_ms) * rng.unit(),
             Sampler::Empirical(quantiles) => interpolate(quantiles, rng.unit()),
         };

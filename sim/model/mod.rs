@@ -5,6 +5,7 @@
 pub mod arrivals;
 pub mod check_driver;
 pub mod distribution;
+mod exp;
 pub mod flags;
 pub mod health;
 pub mod regions;
