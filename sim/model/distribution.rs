@@ -117,9 +117,9 @@ impl Distribution {
             Distribution::Exponential { mean_ms } => {
                 Sampler::Exponential(Exp::new(1.0 / mean_ms).expect("validated exponential mean"))
             }
-            // `rand_distr::LogNormal` is this normal's draw through `exp`;
-            // here through `model::exp`, inlined (the same bits but in the
-            // rare last-bit case its module doc describes).
+            // `rand_distr::LogNormal` is this normal's draw through libm's
+            // `exp`; here it goes through `model::exp`, inlined, which is
+            // glibc's `exp` without FMA bit for bit (see its module doc).
             Distribution::Lognormal { median_ms, sigma } => Sampler::Lognormal(
                 Normal::new(median_ms.ln(), *sigma).expect("validated lognormal"),
             ),
