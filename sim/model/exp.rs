@@ -8,7 +8,7 @@
 //! two bit for bit, forcing that variant in a child process; twenty
 //! million inputs agreed when it was written), and the same on every
 //! platform. glibc's FMA variant, which x86-64 CPUs since 2013
-//! run, differs from it in the last bit for about one input in 1,500;
+//! run, differs from it in the last bit for about one input in 1,400;
 //! every draw is rounded to whole microseconds before the model sees it,
 //! so that changes no run (ARCHITECTURE.md, "Draws are rounded before
 //! use"). Inlined, it saves the library call and glibc's wrapper: about
@@ -233,7 +233,7 @@ mod tests {
             );
             same += u32::from(ours == library);
         }
-        // glibc's FMA variant differs in about one input in 1,500; any
+        // glibc's FMA variant differs in about one input in 1,400; any
         // correctly rounded libm nearly as rarely.
         assert!(same >= count - count / 200, "{same} of {count} identical");
     }
