@@ -91,11 +91,18 @@
 //! pop used to read the heap's top and the least front and compare three
 //! keys: keeping `other` cut 1.8-2.1% of the instructions of whole runs of
 //! the four measured scenarios (docs/performance.md, fifteenth round).
-//! A binary heap pops in about `log2 n` moves of a key; a
-//! bucket pop is one move and a scan of a few keys (4.7% fewer instructions
-//! on whole runs of the breaker and herd scenarios). The buckets share one
-//! block of 16 keys each (98 KB), so the buckets a run is filling sit next to
-//! each other.
+//! A binary heap pops in about `log2 n` moves of a key; a bucket pop
+//! is a scan of a few keys (4.7% fewer instructions on whole runs of the
+//! breaker and herd scenarios, when it was introduced). A key keeps its
+//! position in its bucket until it leaves: each bucket has a 16-bit mask of
+//! the positions that hold a key, a pop or a dropped stale key clears its
+//! bit, and a push takes the first free position. (Buckets kept their keys
+//! packed at the front before, and a pop moved the bucket's last key and
+//! event into the hole: masks cut 2.3-2.6% of the four scenarios'
+//! instructions; fifteenth round.) Which position a key holds never decides
+//! the order: the least key of a bucket is found by comparing keys. The
+//! buckets share one block of 16 keys each (98 KB), so the buckets a run is
+//! filling sit next to each other.
 //!
 //! ## Events nothing will cancel
 //!
@@ -248,7 +255,10 @@ pub const fn calendar_bytes<E>() -> u64 {
 
 /// Keys a calendar bucket holds at most: more (a burst due at one instant)
 /// go to the heap, so finding a bucket's least stays cheap.
-const BUCKET_KEYS_MAX: usize = 16;
+const BUCKET_KEYS_MAX: usize = Mask::BITS as usize;
+
+/// A bucket's occupied positions, one bit each.
+type Mask = u16;
 
 /// Where the earliest key is when it is the calendar's least.
 const CALENDAR: usize = LANES + 1;
@@ -268,18 +278,21 @@ const NO_TAG: Tag = (u64::MAX, false);
 /// is in the first bucket that holds one. The buckets share one block of
 /// `BUCKET_KEYS_MAX` keys each, so a bucket is a few cache lines next to the
 /// bucket after it. Bucket indices and positions are reduced modulo the
-/// arrays' sizes (and lengths capped at `BUCKET_KEYS_MAX`) where the
-/// invariants already keep them in range, which lets the compiler drop the
-/// bounds checks on every push and pop (about 2% of a run's instructions);
-/// debug builds assert the invariants instead.
+/// arrays' sizes where the invariants already keep them in range, which
+/// lets the compiler drop the bounds checks on every push and pop (about
+/// 2% of a run's instructions); debug builds assert the invariants instead.
 struct Calendar<E> {
-    /// Bucket `i`'s keys are `keys[i][..lens[i]]`.
+    /// Bucket `i`'s keys are those of `keys[i]` whose bits are set in
+    /// `masks[i]`.
     keys: Box<[[Key; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]>,
     /// Each key's event, beside it: a key of a `schedule`d event has no
     /// slot (`PINNED`), so its event is only here. Apart from the keys, so
     /// that finding a bucket's least reads keys alone.
     events: Box<[[Option<E>; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]>,
-    lens: [u8; CALENDAR_BUCKETS],
+    /// Which positions of each bucket hold a key: popping or dropping a key
+    /// clears its bit, moving no other key, and a push takes the first
+    /// free position.
+    masks: [Mask; CALENDAR_BUCKETS],
     /// One bit per bucket: set when it holds a key.
     occupied: [u64; CALENDAR_BUCKETS / 64],
     /// The least key, live (`EMPTY` when no key is live), and its position
@@ -293,33 +306,27 @@ impl<E: Copy> Calendar<E> {
         Calendar {
             keys: Box::new([[EMPTY; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]),
             events: Box::new([[None; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]),
-            lens: [0; CALENDAR_BUCKETS],
+            masks: [0; CALENDAR_BUCKETS],
             occupied: [0; CALENDAR_BUCKETS / 64],
             least: EMPTY,
             least_at: 0,
         }
     }
 
-    /// Keys held, live and stale: summed from the buckets' lengths, as it
+    /// Keys held, live and stale: counted from the buckets' masks, as it
     /// is needed only to decide on a sweep of stale keys (a few dozen times
     /// a run), where a count kept up to date cost two instructions on every
     /// push and pop.
     fn len(&self) -> usize {
-        self.lens.iter().map(|&len| usize::from(len)).sum()
+        self.masks
+            .iter()
+            .map(|mask| mask.count_ones() as usize)
+            .sum()
     }
 
     /// The bucket of a key within reach.
     fn index(key: Key) -> usize {
         (key.at >> CALENDAR_SHIFT) as usize % CALENDAR_BUCKETS
-    }
-
-    /// Bucket `index`'s keys.
-    fn bucket(&mut self, index: usize) -> &mut [Key] {
-        debug_assert!(index < CALENDAR_BUCKETS);
-        let index = index % CALENDAR_BUCKETS;
-        debug_assert!(usize::from(self.lens[index]) <= BUCKET_KEYS_MAX);
-        let len = usize::from(self.lens[index]).min(BUCKET_KEYS_MAX);
-        &mut self.keys[index][..len]
     }
 
     /// Takes `key`, due at or after `now`, if it is within reach and its
@@ -328,17 +335,19 @@ impl<E: Copy> Calendar<E> {
     fn push(&mut self, now: u64, key: Key, event: E) -> bool {
         let number = key.at >> CALENDAR_SHIFT;
         let index = number as usize % CALENDAR_BUCKETS;
-        let len = usize::from(self.lens[index]);
-        if number >= (now >> CALENDAR_SHIFT) + CALENDAR_BUCKETS as u64 || len >= BUCKET_KEYS_MAX {
+        let mask = self.masks[index];
+        if number >= (now >> CALENDAR_SHIFT) + CALENDAR_BUCKETS as u64 || mask == Mask::MAX {
             return false;
         }
-        self.keys[index][len] = key;
-        self.events[index][len] = Some(event);
-        self.lens[index] += 1;
+        // The first free position.
+        let at = (!mask).trailing_zeros() as usize % BUCKET_KEYS_MAX;
+        self.keys[index][at] = key;
+        self.events[index][at] = Some(event);
+        self.masks[index] = mask | 1 << at;
         self.occupied[index / 64] |= 1 << (index % 64);
         if key.order() < self.least.order() {
             self.least = key;
-            self.least_at = len;
+            self.least_at = at;
         }
         true
     }
@@ -347,8 +356,10 @@ impl<E: Copy> Calendar<E> {
     /// least key's event.
     fn remove_least(&mut self, live: impl Fn(Key) -> bool) -> E {
         let index = Self::index(self.least);
-        let event = self.events[index][self.least_at % BUCKET_KEYS_MAX];
-        self.swap_remove(index, self.least_at);
+        let at = self.least_at % BUCKET_KEYS_MAX;
+        debug_assert!(self.masks[index] & 1 << at != 0, "the least key is held");
+        let event = self.events[index][at];
+        self.masks[index] &= !(1 << at);
         self.refresh_from(index, live);
         event.expect("a calendar key has its event beside it")
     }
@@ -358,32 +369,20 @@ impl<E: Copy> Calendar<E> {
         self.refresh_from(Self::index(self.least), live);
     }
 
-    /// Removes the key at `at` of bucket `index`, moving its last key there.
-    #[inline(always)]
-    fn swap_remove(&mut self, index: usize, at: usize) {
-        debug_assert!(index < CALENDAR_BUCKETS);
-        let index = index % CALENDAR_BUCKETS;
-        let last = self.lens[index] - 1;
-        debug_assert!(at <= usize::from(last) && usize::from(last) < BUCKET_KEYS_MAX);
-        let bucket = &mut self.keys[index];
-        bucket[at % BUCKET_KEYS_MAX] = bucket[usize::from(last) % BUCKET_KEYS_MAX];
-        let events = &mut self.events[index];
-        events[at % BUCKET_KEYS_MAX] = events[usize::from(last) % BUCKET_KEYS_MAX];
-        self.lens[index] = last;
-    }
-
     /// Makes `least` the least live key of bucket `index` or, if that bucket
     /// holds none, of the next bucket that does, dropping the stale keys met
     /// on the way. No bucket before `index` (from now's) may hold a key.
     fn refresh_from(&mut self, mut index: usize, live: impl Fn(Key) -> bool) {
         loop {
-            while let Some((at, key)) = least_of(self.bucket(index)) {
+            debug_assert!(index < CALENDAR_BUCKETS);
+            let index_in = index % CALENDAR_BUCKETS;
+            while let Some((at, key)) = least_of(&self.keys[index_in], self.masks[index_in]) {
                 if live(key) {
                     self.least = key;
                     self.least_at = at;
                     return;
                 }
-                self.swap_remove(index, at);
+                self.masks[index_in] &= !(1 << at);
             }
             self.occupied[index / 64] &= !(1 << (index % 64));
             match self.next_occupied(index) {
@@ -415,15 +414,15 @@ impl<E: Copy> Calendar<E> {
     /// Drops every stale key (the least is live, so it stays).
     fn retain(&mut self, live: impl Fn(Key) -> bool) {
         for index in 0..CALENDAR_BUCKETS {
-            let mut at = 0;
-            while at < usize::from(self.lens[index]) {
-                if live(self.bucket(index)[at]) {
-                    at += 1;
-                } else {
-                    self.swap_remove(index, at);
+            let mut rest = self.masks[index];
+            while rest != 0 {
+                let at = rest.trailing_zeros() as usize % BUCKET_KEYS_MAX;
+                rest &= rest - 1;
+                if !live(self.keys[index][at]) {
+                    self.masks[index] &= !(1 << at);
                 }
             }
-            if self.lens[index] == 0 {
+            if self.masks[index] == 0 {
                 self.occupied[index / 64] &= !(1 << (index % 64));
             }
         }
@@ -433,14 +432,21 @@ impl<E: Copy> Calendar<E> {
     }
 }
 
-/// The position and value of the least key of `keys`, if any.
+/// The position and value of the least of the keys of `keys` whose bits
+/// are set in `mask`, if any.
 #[inline(always)]
-fn least_of(keys: &[Key]) -> Option<(usize, Key)> {
-    let (&first, rest) = keys.split_first()?;
-    let mut least = (0, first);
-    for (at, &key) in rest.iter().enumerate() {
-        if key.order() < least.1.order() {
-            least = (at + 1, key);
+fn least_of(keys: &[Key; BUCKET_KEYS_MAX], mask: Mask) -> Option<(usize, Key)> {
+    if mask == 0 {
+        return None;
+    }
+    let first = mask.trailing_zeros() as usize % BUCKET_KEYS_MAX;
+    let mut least = (first, keys[first]);
+    let mut rest = mask & (mask - 1);
+    while rest != 0 {
+        let at = rest.trailing_zeros() as usize % BUCKET_KEYS_MAX;
+        rest &= rest - 1;
+        if keys[at].order() < least.1.order() {
+            least = (at, keys[at]);
         }
     }
     Some(least)
