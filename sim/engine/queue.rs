@@ -101,8 +101,8 @@
 //! event into the hole: masks cut 2.3-2.6% of the four scenarios'
 //! instructions; fifteenth round.) Which position a key holds never decides
 //! the order: the least key of a bucket is found by comparing keys. The
-//! buckets share one block of 16 keys each (98 KB), so the buckets a run is
-//! filling sit next to each other.
+//! buckets share one block (144 KiB), each its 16 keys then their 16
+//! events, so the buckets a run is filling sit next to each other.
 //!
 //! ## Events nothing will cancel
 //!
@@ -282,13 +282,7 @@ const NO_TAG: Tag = (u64::MAX, false);
 /// lets the compiler drop the bounds checks on every push and pop (about
 /// 2% of a run's instructions); debug builds assert the invariants instead.
 struct Calendar<E> {
-    /// Bucket `i`'s keys are those of `keys[i]` whose bits are set in
-    /// `masks[i]`.
-    keys: Box<[[Key; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]>,
-    /// Each key's event, beside it: a key of a `schedule`d event has no
-    /// slot (`PINNED`), so its event is only here. Apart from the keys, so
-    /// that finding a bucket's least reads keys alone.
-    events: Box<[[Option<E>; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]>,
+    buckets: Box<[Bucket<E>; CALENDAR_BUCKETS]>,
     /// Which positions of each bucket hold a key: popping or dropping a key
     /// clears its bit, moving no other key, and a push takes the first
     /// free position.
@@ -301,11 +295,27 @@ struct Calendar<E> {
     least_at: usize,
 }
 
+/// One calendar bucket: bucket `i`'s keys are those of `buckets[i].keys`
+/// whose bits are set in `masks[i]`.
+#[derive(Clone, Copy)]
+struct Bucket<E> {
+    keys: [Key; BUCKET_KEYS_MAX],
+    /// Each key's event, beside it: a key of a `schedule`d event has no
+    /// slot (`PINNED`), so its event is only here. Apart from the keys, so
+    /// that finding a bucket's least reads keys alone; in one block with
+    /// them, so that a push or pop works out one address for both.
+    events: [Option<E>; BUCKET_KEYS_MAX],
+}
+
 impl<E: Copy> Calendar<E> {
     fn new() -> Calendar<E> {
         Calendar {
-            keys: Box::new([[EMPTY; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]),
-            events: Box::new([[None; BUCKET_KEYS_MAX]; CALENDAR_BUCKETS]),
+            buckets: Box::new(
+                [Bucket {
+                    keys: [EMPTY; BUCKET_KEYS_MAX],
+                    events: [None; BUCKET_KEYS_MAX],
+                }; CALENDAR_BUCKETS],
+            ),
             masks: [0; CALENDAR_BUCKETS],
             occupied: [0; CALENDAR_BUCKETS / 64],
             least: EMPTY,
@@ -341,8 +351,8 @@ impl<E: Copy> Calendar<E> {
         }
         // The first free position.
         let at = (!mask).trailing_zeros() as usize % BUCKET_KEYS_MAX;
-        self.keys[index][at] = key;
-        self.events[index][at] = Some(event);
+        self.buckets[index].keys[at] = key;
+        self.buckets[index].events[at] = Some(event);
         self.masks[index] = mask | 1 << at;
         self.occupied[index / 64] |= 1 << (index % 64);
         if key.order() < self.least.order() {
@@ -358,7 +368,7 @@ impl<E: Copy> Calendar<E> {
         let index = Self::index(self.least);
         let at = self.least_at % BUCKET_KEYS_MAX;
         debug_assert!(self.masks[index] & 1 << at != 0, "the least key is held");
-        let event = self.events[index][at];
+        let event = self.buckets[index].events[at];
         self.masks[index] &= !(1 << at);
         self.refresh_from(index, live);
         event.expect("a calendar key has its event beside it")
@@ -376,7 +386,8 @@ impl<E: Copy> Calendar<E> {
         loop {
             debug_assert!(index < CALENDAR_BUCKETS);
             let index_in = index % CALENDAR_BUCKETS;
-            while let Some((at, key)) = least_of(&self.keys[index_in], self.masks[index_in]) {
+            while let Some((at, key)) = least_of(&self.buckets[index_in].keys, self.masks[index_in])
+            {
                 if live(key) {
                     self.least = key;
                     self.least_at = at;
@@ -418,7 +429,7 @@ impl<E: Copy> Calendar<E> {
             while rest != 0 {
                 let at = rest.trailing_zeros() as usize % BUCKET_KEYS_MAX;
                 rest &= rest - 1;
-                if !live(self.keys[index][at]) {
+                if !live(self.buckets[index].keys[at]) {
                     self.masks[index] &= !(1 << at);
                 }
             }
