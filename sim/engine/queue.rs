@@ -625,9 +625,10 @@ pub struct EventQueue<E> {
     live: usize,
     /// At least as many as the stale keys held: each cancel leaves at most
     /// one, nothing else makes any, and the count is set exact whenever it
-    /// is computed. Counting the keys (`keys`) is done only once this
-    /// passes `STALE_SWEEP_MIN`, where a sweep may be due, rather than on
-    /// every cancel.
+    /// is computed. A sweep is due when the stale keys outnumber both
+    /// `STALE_SWEEP_MIN` and the live ones, so counting the keys (`keys`,
+    /// which sums the calendar's buckets) is done only once this bound
+    /// passes both, rather than on every cancel.
     stale_most: usize,
     seq_next: u64,
     /// The next sequence number of a late event (with the late flag).
@@ -968,7 +969,7 @@ impl<E: Copy> EventQueue<E> {
             self.advance_lane(index);
         }
         self.stale_most += 1;
-        if self.stale_most <= STALE_SWEEP_MIN {
+        if self.stale_most <= STALE_SWEEP_MIN.max(self.live) {
             return Some(event);
         }
         let stale = self.keys() - self.live;
