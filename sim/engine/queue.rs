@@ -630,6 +630,9 @@ pub struct EventQueue<E> {
     /// which sums the calendar's buckets) is done only once this bound
     /// passes both, rather than on every cancel.
     stale_most: usize,
+    /// How many times `cancel` counted the keys to decide on a sweep.
+    #[cfg(test)]
+    counted_for_sweep: usize,
     seq_next: u64,
     /// The next sequence number of a late event (with the late flag).
     seq_late_next: u64,
@@ -661,6 +664,8 @@ impl<E: Copy> EventQueue<E> {
             free: Vec::new(),
             live: 0,
             stale_most: 0,
+            #[cfg(test)]
+            counted_for_sweep: 0,
             seq_next: 0,
             seq_late_next: LATE_FLAG,
             now: SimTime::ZERO,
@@ -972,6 +977,10 @@ impl<E: Copy> EventQueue<E> {
         if self.stale_most <= STALE_SWEEP_MIN.max(self.live) {
             return Some(event);
         }
+        #[cfg(test)]
+        {
+            self.counted_for_sweep += 1;
+        }
         let stale = self.keys() - self.live;
         debug_assert!(stale <= self.stale_most);
         self.stale_most = stale;
@@ -1201,6 +1210,46 @@ mod tests {
         let popped: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
         assert_eq!(popped, expected);
         assert_eq!(queue.keys(), 0);
+    }
+
+    // Counting the keys sums the calendar's buckets, so `cancel` counts them
+    // only when a sweep may be due: while the live events outnumber the
+    // stale keys, never. (It once counted on every cancel past 4,096 stale
+    // keys: six times the instructions on this pattern.)
+    #[test]
+    fn keys_are_counted_for_a_sweep_only_when_one_may_be_due() {
+        let mut queue = EventQueue::new();
+        let live: Vec<_> = (0..20_000u64)
+            .map(|index| queue.push(SimTime(10_000_000_000 + index), index))
+            .collect();
+        // Deadlines, each cancelled behind an older one: 9,998 stale keys.
+        let mut armed = std::collections::VecDeque::new();
+        for step in 0..10_000u64 {
+            armed.push_back(queue.push_late(SimTime(1_000_000 + step), step));
+            if armed.len() > 2 {
+                let id = armed.remove(1).expect("three armed");
+                assert_eq!(queue.cancel(id), Some(step - 1));
+            }
+        }
+        assert_eq!(queue.len(), 20_002);
+        assert!(queue.keys() - queue.len() > STALE_SWEEP_MIN);
+        assert_eq!(queue.counted_for_sweep, 0);
+        // Cancelling the live events makes the stale keys outnumber them:
+        // swept, with the keys counted a few times on the way.
+        for (index, id) in live.into_iter().enumerate() {
+            assert_eq!(queue.cancel(id), Some(index as u64));
+        }
+        assert!(queue.keys() < 2 * STALE_SWEEP_MIN, "{} keys", queue.keys());
+        assert!(
+            (1..=100).contains(&queue.counted_for_sweep),
+            "counted {} times",
+            queue.counted_for_sweep
+        );
+        let popped: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
+        assert_eq!(
+            popped,
+            [(SimTime(1_000_000), 0), (SimTime(1_009_999), 9_999)]
+        );
     }
 
     // Scheduled events (no id) pop in `(time, sequence)` order with pushed
