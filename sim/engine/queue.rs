@@ -789,17 +789,24 @@ impl<E: Copy> EventQueue<E> {
     /// Finds `other` anew, after the heap's top or the least lane front
     /// changed.
     fn refresh_other(&mut self) {
+        (self.other, self.other_place) = self.lesser_of_heap_and_lanes();
+    }
+
+    /// The lesser of the heap's top and the least lane front, and where it
+    /// is (`HEAP` or the lane's index); `EMPTY` when both are empty.
+    #[inline(always)]
+    fn lesser_of_heap_and_lanes(&self) -> (Key, usize) {
         let top = match self.heap.peek() {
             Some(&Reverse(top)) => top,
             None => EMPTY,
         };
         debug_assert!(self.lane_least < LANES);
         let front = self.fronts[self.lane_least % LANES];
-        (self.other, self.other_place) = if front.order() < top.order() {
+        if front.order() < top.order() {
             (front, self.lane_least)
         } else {
             (top, HEAP)
-        };
+        }
     }
 
     /// Puts `key`, later than every key of lane `index`, at its back.
@@ -935,11 +942,10 @@ impl<E: Copy> EventQueue<E> {
     /// lane's index. `EMPTY` when nothing is pending.
     #[inline(always)]
     fn earliest(&self) -> (Key, usize) {
-        debug_assert!({
-            let top = self.heap.peek().map_or(EMPTY, |&Reverse(top)| top);
-            let front = self.fronts[self.lane_least];
-            self.other.order() == top.order().min(front.order())
-        });
+        debug_assert_eq!(
+            self.other.order(),
+            self.lesser_of_heap_and_lanes().0.order()
+        );
         if self.calendar.least.order() < self.other.order() {
             (self.calendar.least, CALENDAR)
         } else {
